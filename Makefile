@@ -1,0 +1,90 @@
+# Two commands for a newcomer:  `make run`  and  `make test`.
+# Everything else here is what those two are made of.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PY_RUNTIME   := 3.13
+UV_VERSION   := 0.13.9
+TOOLS        := .tools
+UV           := $(TOOLS)/uv/bin/uv
+SAM          := $(TOOLS)/sam/bin/sam
+PYTHON       := .venv/bin/python
+BUILD_DIR    ?= .aws-sam/build
+
+export PYTHONPATH := $(CURDIR)/layers/invite_lib:$(CURDIR)/local
+export SAM_CLI_TELEMETRY := 0
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: help install install-sam run test check lint typecheck pytest validate build lock requirements bench clean
+
+help:
+	@echo "make run    install what is needed, then run the API on http://127.0.0.1:3000 (PORT overrides)"
+	@echo "make test   install what is needed, then run every check: lint, types, tests, sam validate and build"
+	@echo "make lock   re-resolve uv.lock and regenerate layers/invite_lib/requirements.txt from it"
+	@echo "make bench  run the benchmarks (cold-start import cost, warm cache hit)"
+
+$(UV):
+	python3 -m venv $(TOOLS)/uv
+	$(TOOLS)/uv/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# The project's environment, exactly as uv.lock pins it, on the Lambda runtime's Python.
+.venv/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python "$$(scripts/find-python $(PY_RUNTIME))"
+	@touch $@
+
+install: .venv/.synced
+
+# aws-sam-cli pins its own boto3 and pydantic, so it lives in a virtual environment of its own.
+$(TOOLS)/sam/.synced: $(UV) tools/sam/requirements.txt
+	$(UV) venv --quiet --allow-existing --python "$$(scripts/find-python $(PY_RUNTIME))" $(TOOLS)/sam
+	$(UV) pip sync --quiet --python $(TOOLS)/sam/bin/python tools/sam/requirements.txt
+	@touch $@
+
+install-sam: $(TOOLS)/sam/.synced
+
+run: install
+	$(PYTHON) -m invite_proxy_local
+
+test: install install-sam
+	$(MAKE) --no-print-directory check
+
+check: lint typecheck requirements-check pytest
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+typecheck:
+	$(PYTHON) -m mypy
+
+requirements-check:
+	@$(UV) export --quiet --frozen --no-dev --no-emit-project --format requirements-txt \
+	  -o /tmp/invite-proxy-requirements.txt && \
+	  diff -I '^#' -q /tmp/invite-proxy-requirements.txt layers/invite_lib/requirements.txt >/dev/null || \
+	  { echo "layers/invite_lib/requirements.txt is out of date with uv.lock: run 'make lock'"; exit 1; }
+
+# The sam tests (validate --lint, build) find the CLI here.
+pytest:
+	SAM_BIN=$(CURDIR)/$(SAM) SAM_PYTHON_BIN=$$(dirname "$$(scripts/find-python $(PY_RUNTIME))") \
+	  $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+lock: $(UV)
+	$(UV) lock --python "$$(scripts/find-python $(PY_RUNTIME))"
+	$(MAKE) --no-print-directory requirements
+
+requirements: $(UV)
+	$(UV) export --quiet --frozen --no-dev --no-emit-project --format requirements-txt \
+	  -o layers/invite_lib/requirements.txt
+
+validate: install-sam
+	$(SAM) validate --lint --region us-east-1
+
+build: install-sam
+	PATH="$$(dirname "$$(scripts/find-python $(PY_RUNTIME))"):$$PATH" $(SAM) build --build-dir $(BUILD_DIR)
+
+bench: install
+	$(PYTHON) -m pytest benchmarks --benchmark-only -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .benchmarks

@@ -1,0 +1,102 @@
+"""How long a cached answer is fresh, how long it may live, and what an entry holds.
+
+Pure arithmetic on epoch seconds: no I/O, so every rule here is unit-tested.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class EntryKind(StrEnum):
+    INVITE = "invite"
+    UNKNOWN = "unknown"  # negative entry: Discord said 10006 Unknown Invite
+
+
+@dataclass(frozen=True, slots=True)
+class CachePolicy:
+    fresh_seconds: int
+    max_age_seconds: int
+    negative_seconds: int
+    stale_if_error_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    code: str
+    variant: str
+    kind: EntryKind
+    body: str  # Discord's response, byte for byte
+    etag: str
+    fetched_at: float
+    fresh_until: float
+    expires_at: int  # the DynamoDB TTL, epoch seconds: the entry never outlives this
+
+    def is_expired(self, now: float) -> bool:
+        return now >= self.expires_at
+
+    def is_fresh(self, now: float) -> bool:
+        return now < self.fresh_until and not self.is_expired(now)
+
+    def fresh_for(self, now: float) -> int:
+        """Whole seconds of freshness left, for Cache-Control's max-age."""
+        return max(0, math.floor(min(self.fresh_until, self.expires_at) - now))
+
+    def can_serve_stale(self, now: float, policy: CachePolicy) -> bool:
+        return (
+            self.kind is EntryKind.INVITE
+            and not self.is_expired(now)
+            and now - self.fresh_until <= policy.stale_if_error_seconds
+        )
+
+
+def etag_for(body: str) -> str:
+    return '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+
+
+def invite_ttl(now: float, invite_expiry: datetime | None, policy: CachePolicy) -> int:
+    """Epoch second at which a cached invite must be gone.
+
+    The invite's own end of life (expires_at, or created_at + max_age) when it
+    has one, never later than the configured maximum cache age.
+    """
+    cap = math.floor(now) + policy.max_age_seconds
+    if invite_expiry is None:
+        return cap
+    return min(cap, math.floor(invite_expiry.timestamp()))
+
+
+def invite_entry(
+    code: str, variant: str, body: str, expiry: datetime | None, now: float, policy: CachePolicy
+) -> CacheEntry:
+    ttl = invite_ttl(now, expiry, policy)
+    return CacheEntry(
+        code=code,
+        variant=variant,
+        kind=EntryKind.INVITE,
+        body=body,
+        etag=etag_for(body),
+        fetched_at=now,
+        fresh_until=min(now + policy.fresh_seconds, ttl),
+        expires_at=ttl,
+    )
+
+
+def unknown_entry(
+    code: str, variant: str, body: str, now: float, policy: CachePolicy
+) -> CacheEntry:
+    fresh_until = now + policy.negative_seconds
+    return CacheEntry(
+        code=code,
+        variant=variant,
+        kind=EntryKind.UNKNOWN,
+        body=body,
+        etag=etag_for(body),
+        fetched_at=now,
+        fresh_until=fresh_until,
+        expires_at=math.ceil(fresh_until),
+    )

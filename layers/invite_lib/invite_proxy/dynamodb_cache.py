@@ -1,0 +1,104 @@
+"""Adapter: the invite cache in DynamoDB.
+
+One item per invite code and response variant:
+
+    pk = "invite#<code>", sk = "variant#counts=<0|1>#event=<id|->"
+
+The body is Discord's response as one string attribute (a DynamoDB map would
+turn numbers into Decimals and lose exact pass-through). ``ttl`` is the table's
+TTL attribute; DynamoDB deletes expired items lazily, days later if it likes,
+so every read treats an item past its ``ttl`` as absent.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from invite_proxy.cache_policy import CacheEntry, EntryKind
+from invite_proxy.errors import CacheUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+TTL_ATTRIBUTE = "ttl"
+_ERRORS = (BotoCoreError, ClientError)
+
+
+def dynamodb_client(timeout: float) -> DynamoDBClient:
+    """A client that fails fast: the cache is an optimisation, never worth a hung request."""
+    config = Config(
+        connect_timeout=timeout,
+        read_timeout=timeout,
+        retries={"mode": "standard", "max_attempts": 2},
+    )
+    return boto3.client("dynamodb", config=config)
+
+
+def partition_key(code: str) -> str:
+    return f"invite#{code}"
+
+
+def sort_key(variant: str) -> str:
+    return f"variant#{variant}"
+
+
+class DynamoDBInviteCache:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get(self, code: str, variant: str, now: float) -> CacheEntry | None:
+        try:
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": partition_key(code)}, "sk": {"S": sort_key(variant)}},
+            )
+        except _ERRORS as exc:
+            raise CacheUnavailable(detail=f"GetItem failed: {exc}") from None
+        item = response.get("Item")
+        if item is None:
+            return None
+        entry = _entry_from_item(code, variant, item)
+        if entry is None or entry.is_expired(now):
+            return None
+        return entry
+
+    def put(self, entry: CacheEntry) -> None:
+        try:
+            self._client.put_item(TableName=self._table, Item=_item_from_entry(entry))
+        except _ERRORS as exc:
+            raise CacheUnavailable(detail=f"PutItem failed: {exc}") from None
+
+
+def _item_from_entry(entry: CacheEntry) -> dict[str, Any]:
+    return {
+        "pk": {"S": partition_key(entry.code)},
+        "sk": {"S": sort_key(entry.variant)},
+        "kind": {"S": entry.kind.value},
+        "body": {"S": entry.body},
+        "etag": {"S": entry.etag},
+        "fetched_at": {"N": repr(entry.fetched_at)},
+        "fresh_until": {"N": repr(entry.fresh_until)},
+        TTL_ATTRIBUTE: {"N": str(entry.expires_at)},
+    }
+
+
+def _entry_from_item(code: str, variant: str, item: dict[str, Any]) -> CacheEntry | None:
+    """Read an item back; one that does not have our shape counts as a miss."""
+    try:
+        return CacheEntry(
+            code=code,
+            variant=variant,
+            kind=EntryKind(item["kind"]["S"]),
+            body=item["body"]["S"],
+            etag=item["etag"]["S"],
+            fetched_at=float(item["fetched_at"]["N"]),
+            fresh_until=float(item["fresh_until"]["N"]),
+            expires_at=int(item[TTL_ATTRIBUTE]["N"]),
+        )
+    except (KeyError, ValueError):
+        return None

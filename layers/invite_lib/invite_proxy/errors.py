@@ -1,0 +1,135 @@
+"""Domain errors: what can go wrong, independent of how it reaches a caller.
+
+Each error has a stable public ``code`` and a ``public_message`` that is safe to
+show to anyone. Upstream internals (Discord's bodies, our token, stack traces)
+stay in ``detail`` which is only ever logged.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class InviteProxyError(Exception):
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Internal error."
+
+    def __init__(
+        self,
+        public_message: str | None = None,
+        *,
+        detail: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.public_message = public_message or self.default_message
+        self.detail = detail
+        self.retry_after = retry_after
+        super().__init__(detail or self.public_message)
+
+
+class InvalidInput(InviteProxyError):
+    code = "invalid_request"
+    default_message = "The request is invalid."
+
+
+class UnknownInvite(InviteProxyError):
+    code = "unknown_invite"
+    default_message = "Unknown invite."
+
+
+class CacheUnavailable(InviteProxyError):
+    """The cache failed. The service degrades around it; callers never see it."""
+
+    code = "cache_unavailable"
+    default_message = "The cache is unavailable."
+
+
+class DiscordError(InviteProxyError):
+    """Discord answered with something we cannot pass on as a result."""
+
+    code = "upstream_error"
+    default_message = "Discord returned an unexpected error."
+
+    def __init__(
+        self,
+        public_message: str | None = None,
+        *,
+        status: int | None = None,
+        discord_code: int | None = None,
+        detail: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(public_message, detail=detail, retry_after=retry_after)
+        self.status = status
+        self.discord_code = discord_code
+
+
+class DiscordUnauthorized(DiscordError):
+    code = "upstream_unauthorized"
+    default_message = "Discord rejected the proxy's credentials."
+
+
+class DiscordMissingPermissions(DiscordError):
+    code = "missing_permissions"
+    default_message = "The bot lacks the permissions or access this needs."
+
+
+class DiscordRateLimited(DiscordError):
+    code = "rate_limited"
+    default_message = "Discord is rate limiting the proxy; retry later."
+
+    def __init__(
+        self,
+        public_message: str | None = None,
+        *,
+        retry_after: float,
+        is_global: bool = False,
+        scope: str | None = None,
+        bucket: str | None = None,
+        status: int | None = 429,
+        discord_code: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(
+            public_message,
+            status=status,
+            discord_code=discord_code,
+            detail=detail,
+            retry_after=retry_after,
+        )
+        self.is_global = is_global
+        self.scope = scope
+        self.bucket = bucket
+
+
+class DiscordBlocked(DiscordError):
+    """Cloudflare, not Discord, answered: a 403/429 that is not Discord's JSON."""
+
+    code = "upstream_blocked"
+    default_message = "Discord is refusing connections from the proxy; retry later."
+
+
+class DiscordServerError(DiscordError):
+    """Discord answered 5xx: its problem, probably passing."""
+
+    code = "upstream_error"
+    default_message = "Discord returned a server error."
+
+
+class DiscordUnavailable(DiscordError):
+    """Discord could not be reached, or said it is overloaded (code 130000)."""
+
+    code = "upstream_unavailable"
+    default_message = "Discord is unavailable; retry later."
+
+
+class DiscordTimeout(DiscordUnavailable):
+    code = "upstream_timeout"
+    default_message = "Discord did not answer in time."
+
+
+class CredentialsUnavailable(InviteProxyError):
+    """The bot token could not be read (Secrets Manager failed or the secret is empty)."""
+
+    code = "credentials_unavailable"
+    default_message = "The proxy cannot read its Discord credentials."

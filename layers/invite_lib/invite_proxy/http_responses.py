@@ -1,0 +1,101 @@
+"""How results and domain errors look over HTTP: the one place errors map to statuses."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from aws_lambda_powertools.event_handler import Response
+
+from invite_proxy.errors import (
+    CredentialsUnavailable,
+    DiscordBlocked,
+    DiscordError,
+    DiscordMissingPermissions,
+    DiscordRateLimited,
+    DiscordTimeout,
+    DiscordUnavailable,
+    InvalidInput,
+    InviteProxyError,
+    UnknownInvite,
+)
+from invite_proxy.lookup_service import CacheStatus, LookupResult
+
+JSON = "application/json"
+
+# Most specific class first; the first isinstance match wins.
+_STATUS_BY_ERROR: tuple[tuple[type[InviteProxyError], int], ...] = (
+    (InvalidInput, 400),
+    (UnknownInvite, 404),
+    (DiscordRateLimited, 429),
+    (DiscordBlocked, 503),
+    (DiscordTimeout, 504),
+    (DiscordUnavailable, 503),
+    (CredentialsUnavailable, 503),
+    (DiscordMissingPermissions, 502),
+    (DiscordError, 502),
+)
+
+
+def status_for(exc: InviteProxyError) -> int:
+    for error_type, status in _STATUS_BY_ERROR:
+        if isinstance(exc, error_type):
+            return status
+    return 500
+
+
+def error_body(code: str, message: str) -> str:
+    return json.dumps({"error": {"code": code, "message": message}})
+
+
+def error_response(exc: InviteProxyError) -> Response[str]:
+    headers = {"Cache-Control": "no-store"}
+    if exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    return Response(
+        status_code=status_for(exc),
+        content_type=JSON,
+        body=error_body(exc.code, exc.public_message),
+        headers=headers,
+    )
+
+
+def plain_error(status: int, code: str, message: str) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=JSON,
+        body=error_body(code, message),
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def etag_matches(if_none_match: str | None, etag: str) -> bool:
+    """RFC 9110 weak comparison, as If-None-Match requires."""
+    if not if_none_match:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
+
+
+def lookup_response(result: LookupResult, if_none_match: str | None) -> Response[str]:
+    entry = result.entry
+    headers = {"X-Cache": result.cache_status.value, "Vary": "Origin"}
+    max_age = result.fresh_for
+    if result.cache_status is CacheStatus.STALE:
+        headers["Cache-Control"] = "public, max-age=0, must-revalidate"
+    else:
+        headers["Cache-Control"] = f"public, max-age={max_age}"
+    if not result.found:
+        unknown = UnknownInvite()
+        return Response(
+            status_code=404,
+            content_type=JSON,
+            body=error_body(unknown.code, unknown.public_message),
+            headers=headers,
+        )
+    headers["ETag"] = entry.etag
+    if etag_matches(if_none_match, entry.etag):
+        return Response(status_code=304, content_type=None, body="", headers=headers)
+    return Response(status_code=200, content_type=JSON, body=entry.body, headers=headers)

@@ -1,0 +1,109 @@
+"""Pydantic models for what crosses our edges: requests for invites and Discord's invites."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from invite_proxy.errors import InvalidInput
+
+# Random invite codes are 7-10 characters today (16 on old invites); vanity codes
+# are letters, digits and '-', 2-32 characters. Nothing else can name an invite,
+# so nothing else may reach Discord or the cache.
+INVITE_CODE_PATTERN = r"^[A-Za-z0-9-]{2,32}$"
+# Snowflakes are unsigned 64-bit integers, sent as decimal strings.
+SNOWFLAKE_PATTERN = r"^[0-9]{1,20}$"
+
+_TRUE = frozenset({"true", "1"})
+_FALSE = frozenset({"false", "0"})
+
+
+def _query_bool(value: Any) -> Any:
+    """Discord accepts true/false and 1/0; anything else is a caller's mistake."""
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+        raise ValueError("must be true or false")
+    return value
+
+
+InviteCode = Annotated[str, Field(pattern=INVITE_CODE_PATTERN)]
+Snowflake = Annotated[str, Field(pattern=SNOWFLAKE_PATTERN)]
+QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
+
+_FIELD_HINTS = {
+    "code": "must be 2 to 32 letters, digits or '-'",
+    "guild_scheduled_event_id": "must be a snowflake (1 to 20 digits)",
+    "with_counts": "must be true or false",
+}
+
+
+def invalid_input_from(exc: ValidationError, hints: dict[str, str] | None = None) -> InvalidInput:
+    """Turn pydantic's report into one clear message that names each offending field."""
+    hints = hints or {}
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"]) or "input"
+        problems.append(f"{field}: {hints.get(field, error['msg'])}")
+    return InvalidInput("Invalid " + "; ".join(problems) + ".")
+
+
+class InviteQuery(BaseModel):
+    """One invite lookup, in the terms Discord's GET /invites/{code} understands."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    code: InviteCode
+    with_counts: QueryBool = False
+    guild_scheduled_event_id: Snowflake | None = None
+
+    @classmethod
+    def parse(cls, code: str, params: dict[str, str] | None) -> InviteQuery:
+        """Validate caller input. Unknown parameters (with_expiration among them) are ignored."""
+        try:
+            return cls.model_validate({**(params or {}), "code": code})
+        except ValidationError as exc:
+            raise invalid_input_from(exc, _FIELD_HINTS) from None
+
+    @property
+    def variant(self) -> str:
+        """The part of the cache key that changes the response body."""
+        return f"counts={int(self.with_counts)}#event={self.guild_scheduled_event_id or '-'}"
+
+    def upstream_params(self) -> dict[str, str]:
+        params = {}
+        if self.with_counts:
+            params["with_counts"] = "true"
+        if self.guild_scheduled_event_id:
+            params["guild_scheduled_event_id"] = self.guild_scheduled_event_id
+        return params
+
+
+class Invite(BaseModel):
+    """The fields of Discord's invite object that decide how long we may cache it.
+
+    Everything else Discord sends is kept (extra="allow"); the proxy passes on
+    Discord's own bytes, so no field is ever lost in a round trip.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    expires_at: datetime | None = None
+    # Invite metadata: absent from GET /invites/{code}, present in guild listings.
+    created_at: datetime | None = None
+    max_age: int | None = Field(default=None, ge=0)
+
+    def expiry(self) -> datetime | None:
+        """When the invite dies, or None if it is permanent or nothing says."""
+        candidates = []
+        if self.expires_at is not None:
+            candidates.append(self.expires_at)
+        if self.created_at is not None and self.max_age:  # max_age 0 means never
+            candidates.append(self.created_at + timedelta(seconds=self.max_age))
+        return min(candidates) if candidates else None

@@ -1,0 +1,33 @@
+"""The process's Powertools Logger and Metrics, and the few metric helpers we use.
+
+Service name and namespace come from POWERTOOLS_SERVICE_NAME and
+POWERTOOLS_METRICS_NAMESPACE, set in template.yaml's Globals.
+"""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+logger = Logger()
+metrics = Metrics()
+
+
+def count(name: str, value: int = 1) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def count_by(name: str, dimension: str, label: str) -> None:
+    """A count split by one dimension (such as error kind), flushed at once as its own EMF blob."""
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+        default_dimensions=metrics.default_dimensions,
+    ) as metric:
+        metric.add_dimension(name=dimension, value=label)
+
+
+def milliseconds(name: str, value: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(value, 2))

@@ -1,0 +1,72 @@
+"""Typed configuration, parsed once from environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from invite_proxy.cache_policy import CachePolicy
+
+VERSION = "0.1.0"
+DISCORD_API_BASE_URL = "https://discord.com/api/v10"
+PROJECT_URL = "https://github.com/discord-invite-proxy/discord-invite-proxy"
+
+
+class SettingsError(ValueError):
+    """Configuration is missing or malformed; raised at start-up, never per request."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+
+    table_name: str = Field(validation_alias="CACHE_TABLE_NAME", min_length=3)
+
+    discord_api_base_url: str = Field(
+        DISCORD_API_BASE_URL, validation_alias="DISCORD_API_BASE_URL", pattern=r"^https?://"
+    )
+    # Deployed: the Secrets Manager secret whose string is the raw bot token.
+    discord_token_secret_id: str | None = Field(None, validation_alias="DISCORD_TOKEN_SECRET_ID")
+    # Local run only: the token itself. Ignored when a secret id is set.
+    discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
+    token_cache_seconds: int = Field(300, ge=0, validation_alias="TOKEN_CACHE_SECONDS")
+    user_agent_url: str = Field(PROJECT_URL, validation_alias="DISCORD_USER_AGENT_URL")
+
+    discord_connect_timeout: float = Field(
+        1.5, gt=0, le=10, validation_alias="DISCORD_CONNECT_TIMEOUT"
+    )
+    discord_read_timeout: float = Field(4.0, gt=0, le=25, validation_alias="DISCORD_READ_TIMEOUT")
+    dynamodb_timeout: float = Field(1.0, gt=0, le=10, validation_alias="DYNAMODB_TIMEOUT")
+
+    cache_fresh_seconds: int = Field(60, ge=1, validation_alias="CACHE_FRESH_SECONDS")
+    cache_max_age_seconds: int = Field(86_400, ge=1, validation_alias="CACHE_MAX_AGE_SECONDS")
+    negative_cache_seconds: int = Field(60, ge=0, validation_alias="NEGATIVE_CACHE_SECONDS")
+    stale_if_error_seconds: int = Field(3_600, ge=0, validation_alias="STALE_IF_ERROR_SECONDS")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if environ is None else environ
+        # An empty variable means "not set", as it does for SAM parameters left blank.
+        values = {key: value for key, value in source.items() if value != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors(include_url=False, include_input=False)
+            )
+            raise SettingsError(f"Invalid configuration: {problems}") from None
+
+    @property
+    def cache_policy(self) -> CachePolicy:
+        return CachePolicy(
+            fresh_seconds=self.cache_fresh_seconds,
+            max_age_seconds=self.cache_max_age_seconds,
+            negative_seconds=self.negative_cache_seconds,
+            stale_if_error_seconds=self.stale_if_error_seconds,
+        )
+
+    @property
+    def user_agent(self) -> str:
+        return f"DiscordBot ({self.user_agent_url}, {VERSION})"

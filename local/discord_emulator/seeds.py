@@ -1,0 +1,33 @@
+"""Sample guilds and invites for the local run, so a newcomer has something to look up."""
+
+from __future__ import annotations
+
+from discord_emulator.state import EmulatorState
+
+# code -> what it shows off
+SAMPLE_INVITES = {
+    "proxy-demo": "a permanent vanity invite (expires_at: null)",
+    "hourly01": "an invite that expires an hour after start-up",
+    "shortlived": "an invite that expires two minutes after start-up",
+    "futurefield": "an invite carrying a field Discord may add later (passed through untouched)",
+}
+
+
+def seed_samples(state: EmulatorState) -> None:
+    guild = state.add_guild(
+        "Invite Proxy Demo",
+        vanity_url_code="proxy-demo",
+        member_count=1234,
+        presence_count=321,
+        features=["VANITY_URL", "COMMUNITY"],
+    )
+    state.add_invite(guild, code="proxy-demo", channel_name="welcome")
+    state.add_invite(guild, code="hourly01", channel_name="events", max_age=3600)
+    state.add_invite(guild, code="shortlived", channel_name="events", max_age=120)
+    state.add_invite(
+        guild,
+        code="futurefield",
+        channel_name="lounge",
+        max_age=86400,
+        extra={"profile": {"id": guild.id, "tag": "DEMO", "badge_count": 3}},
+    )

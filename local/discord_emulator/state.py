@@ -1,0 +1,230 @@
+"""What the emulated Discord knows: guilds, invites, tokens, scripted faults, and a request log."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SNOWFLAKE_EPOCH_MS = 1_420_070_400_000
+INVITE_ALPHABET = string.ascii_letters + string.digits
+
+
+def iso(ts: float) -> str:
+    """Discord's timestamp format: ISO 8601 with microseconds and +00:00."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+
+
+@dataclass
+class Fault:
+    """A scripted answer, served instead of the normal one while ``times`` lasts.
+
+    ``route`` is "METHOD /path/pattern" in the spec's terms, e.g.
+    "GET /invites/{code}", or None for any route.
+    """
+
+    status: int = 500
+    body: str = '{"message": "500: Internal Server Error", "code": 0}'
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0  # seconds before answering
+    reset: bool = False  # drop the connection without answering
+    route: str | None = "GET /invites/{code}"
+    times: int = 1
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    route: str | None
+    status: int = 0
+
+
+@dataclass
+class Guild:
+    id: str
+    name: str
+    member_count: int = 100
+    presence_count: int = 20
+    vanity_url_code: str | None = None
+    features: list[str] = field(default_factory=list)
+
+    def partial(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "splash": None,
+            "banner": None,
+            "description": None,
+            "icon": None,
+            "features": self.features,
+            "verification_level": 1,
+            "vanity_url_code": self.vanity_url_code,
+            "nsfw_level": 0,
+            "nsfw": False,
+            "premium_subscription_count": 0,
+        }
+
+
+@dataclass
+class StoredInvite:
+    code: str
+    guild_id: str
+    channel: dict[str, Any]
+    inviter: dict[str, Any] | None
+    created_at: float
+    max_age: int = 0  # seconds; 0 = never expires
+    max_uses: int = 0
+    uses: int = 0
+    temporary: bool = False
+    # Fields Discord may add tomorrow; passed through untouched by the proxy.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def expires_at(self) -> float | None:
+        return self.created_at + self.max_age if self.max_age else None
+
+    def expired(self, now: float) -> bool:
+        expires = self.expires_at
+        return expires is not None and now >= expires
+
+
+class EmulatorState:
+    """Thread-safe; every server thread and the test that drives it share one."""
+
+    def __init__(self, *, tokens: set[str] | None = None) -> None:
+        self.lock = threading.RLock()
+        self.guilds: dict[str, Guild] = {}
+        self.invites: dict[str, StoredInvite] = {}
+        # Accepted bot tokens; None accepts any, as a stand-in for "some valid bot".
+        self.tokens = tokens
+        self.faults: list[Fault] = []
+        self.requests: list[RecordedRequest] = []
+        self.clock_offset = 0.0
+        self.rate_limit = 50  # requests per window per bucket
+        self.rate_window = 1.0  # seconds
+        self._windows: dict[str, tuple[float, int]] = {}
+        self._next_id = SNOWFLAKE_EPOCH_MS << 22
+
+    # -- time ---------------------------------------------------------------
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.clock_offset += seconds
+
+    # -- data ---------------------------------------------------------------
+    def snowflake(self) -> str:
+        with self.lock:
+            self._next_id += 1 << 22
+            return str(self._next_id)
+
+    def add_guild(self, name: str, **kwargs: Any) -> Guild:
+        guild = Guild(id=kwargs.pop("id", None) or self.snowflake(), name=name, **kwargs)
+        with self.lock:
+            self.guilds[guild.id] = guild
+        return guild
+
+    def add_invite(
+        self,
+        guild: Guild,
+        *,
+        code: str | None = None,
+        channel_name: str = "general",
+        max_age: int = 0,
+        created_at: float | None = None,
+        **kwargs: Any,
+    ) -> StoredInvite:
+        invite = StoredInvite(
+            code=code or "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8)),
+            guild_id=guild.id,
+            channel={"id": self.snowflake(), "type": 0, "name": channel_name},
+            inviter=kwargs.pop("inviter", None)
+            or {
+                "id": self.snowflake(),
+                "username": "inviter",
+                "avatar": None,
+                "discriminator": "0",
+                "public_flags": 0,
+                "flags": 0,
+                "global_name": "Inviter",
+                "primary_guild": None,
+            },
+            created_at=self.now() if created_at is None else created_at,
+            max_age=max_age,
+            **kwargs,
+        )
+        with self.lock:
+            self.invites[invite.code] = invite
+        return invite
+
+    def find_invite(self, code: str) -> StoredInvite | None:
+        with self.lock:
+            invite = self.invites.get(code)
+            if invite is None or invite.expired(self.now()):
+                return None
+            return invite
+
+    def invite_body(self, invite: StoredInvite, *, with_counts: bool) -> dict[str, Any]:
+        """GET /invites/{code}: no metadata (uses, max_age, created_at); expires_at always."""
+        guild = self.guilds[invite.guild_id]
+        expires = invite.expires_at
+        body: dict[str, Any] = {
+            "type": 0,
+            "code": invite.code,
+            "inviter": invite.inviter,
+            "expires_at": iso(expires) if expires is not None else None,
+            "flags": 0,
+            "guild": guild.partial(),
+            "guild_id": guild.id,
+            "channel": invite.channel,
+        }
+        if with_counts:
+            body["approximate_member_count"] = guild.member_count
+            body["approximate_presence_count"] = guild.presence_count
+        body.update(invite.extra)
+        return body
+
+    # -- faults, limits and the request log --------------------------------------
+    def inject(self, fault: Fault) -> None:
+        with self.lock:
+            self.faults.append(fault)
+
+    def take_fault(self, route: str | None) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.route is None or fault.route == route:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+            return None
+
+    def record(self, request: RecordedRequest) -> None:
+        with self.lock:
+            self.requests.append(request)
+
+    def requests_to(self, route: str) -> list[RecordedRequest]:
+        with self.lock:
+            return [r for r in self.requests if r.route == route]
+
+    def take_rate_limit(self, bucket: str) -> tuple[int, float, bool]:
+        """Count one request in the bucket's window: (remaining, reset_after, allowed)."""
+        now = self.now()
+        with self.lock:
+            started, used = self._windows.get(bucket, (now, 0))
+            if now - started >= self.rate_window:
+                started, used = now, 0
+            allowed = used < self.rate_limit
+            if allowed:
+                used += 1
+            self._windows[bucket] = (started, used)
+            return self.rate_limit - used, max(0.0, started + self.rate_window - now), allowed

@@ -1,0 +1,150 @@
+"""Start the whole service locally: DynamoDB, Discord (or its emulator), and the API gateway."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from invite_proxy_local.dynamodb import ensure_table, start_moto_server
+from invite_proxy_local.gateway import ExecutionEnvironment, LocalGateway
+from invite_proxy_local.template import Template
+
+DEFAULT_PORT = 3000
+DEFAULT_TABLE = "invite-proxy-local"
+# Typical front-end dev servers (Vite, webpack); set ALLOWED_ORIGINS for yours.
+DEFAULT_ALLOWED_ORIGINS = "http://localhost:5173,http://localhost:8080"
+TABLE_RESOURCE = "InviteCacheTable"
+# Deployed, the token comes from Secrets Manager; locally from DISCORD_BOT_TOKEN.
+LOCAL_ONLY_UNSET = ("DISCORD_TOKEN_SECRET_ID",)
+
+
+@dataclass
+class LocalRun:
+    url: str
+    discord_url: str
+    discord_source: str  # "emulator", "real", or "custom"
+    table_name: str
+    dynamodb_endpoint: str
+    allowed_origins: list[str]
+    gateway: LocalGateway
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for stop in reversed(self._stops):
+            stop()
+        self._stops.clear()
+
+
+def _function_environment(
+    template: Template, table_name: str, environ: MutableMapping[str, str]
+) -> dict[str, str]:
+    """template.yaml's function variables, with !Ref resolved the local way.
+
+    A variable already set in your shell wins, so any setting can be tried locally.
+    """
+    resolved: dict[str, str] = {}
+    for function in template.functions().values():
+        for name, value in function.environment.items():
+            if name in LOCAL_ONLY_UNSET or name in environ:
+                continue
+            if isinstance(value, dict) and "Ref" in value:
+                ref = value["Ref"]
+                value = table_name if ref == TABLE_RESOURCE else template.parameter_default(ref)
+            if value is not None and not isinstance(value, dict):
+                resolved[name] = str(value)
+    return resolved
+
+
+def start(
+    environ: MutableMapping[str, str] | None = None,
+    *,
+    port: int | None = None,
+    announce: Callable[[str], Any] = print,
+    template: Template | None = None,
+) -> LocalRun:
+    env = os.environ if environ is None else environ
+    template = template or Template()
+    stops: list[Callable[[], None]] = []
+
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    endpoint = env.get("AWS_ENDPOINT_URL_DYNAMODB")
+    if not endpoint:
+        # Dummy credentials keep boto3 from looking for real ones; moto ignores them.
+        env.setdefault("AWS_ACCESS_KEY_ID", "local")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+        server, endpoint = start_moto_server()
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+        stops.append(server.stop)  # type: ignore[attr-defined]
+        dynamodb_note = f"embedded moto server at {endpoint}"
+    else:
+        dynamodb_note = f"{endpoint} (AWS_ENDPOINT_URL_DYNAMODB)"
+    table_name = env.setdefault("CACHE_TABLE_NAME", DEFAULT_TABLE)
+    created = ensure_table(template, table_name, endpoint)
+
+    if env.get("DISCORD_API_BASE_URL"):
+        discord_source, discord_url = "custom", env["DISCORD_API_BASE_URL"]
+    elif env.get("DISCORD_BOT_TOKEN"):
+        discord_source, discord_url = "real", "https://discord.com/api/v10"
+    else:
+        from discord_emulator import DiscordEmulator
+        from discord_emulator.seeds import SAMPLE_INVITES, seed_samples
+
+        emulator = DiscordEmulator().start()
+        seed_samples(emulator.state)
+        stops.append(emulator.stop)
+        discord_source, discord_url = "emulator", emulator.base_url
+        env["DISCORD_API_BASE_URL"] = discord_url
+        env["DISCORD_BOT_TOKEN"] = "local-emulator-" + secrets.token_hex(8)
+
+    env.update(_function_environment(template, table_name, env))
+    origins = [
+        o.strip()
+        for o in env.get("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS).split(",")
+        if o.strip()
+    ]
+    environments = {
+        logical_id: ExecutionEnvironment(function)
+        for logical_id, function in template.functions().items()
+    }
+    gateway = LocalGateway(template, allowed_origins=origins, environments=environments)
+    listen_port = int(env.get("PORT", DEFAULT_PORT)) if port is None else port
+    httpd = gateway.server("127.0.0.1", listen_port)
+    threading.Thread(
+        target=httpd.serve_forever, args=(0.05,), name="local-gateway", daemon=True
+    ).start()
+
+    def stop_http() -> None:
+        httpd.shutdown()
+        httpd.server_close()
+
+    stops.append(stop_http)
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    run = LocalRun(
+        url=url,
+        discord_url=discord_url,
+        discord_source=discord_source,
+        table_name=table_name,
+        dynamodb_endpoint=endpoint,
+        allowed_origins=origins,
+        gateway=gateway,
+        _stops=stops,
+    )
+    announce(f"Invite proxy listening on {url}")
+    announce(
+        f"  DynamoDB: {dynamodb_note}, table {table_name!r}" + (" (created)" if created else "")
+    )
+    if discord_source == "emulator":
+        announce(f"  Discord:  BUILT-IN EMULATOR at {discord_url} (no real Discord is called)")
+        announce("            set DISCORD_BOT_TOKEN to use the real API. Sample invites:")
+        for code, what in SAMPLE_INVITES.items():
+            announce(f"              {url}/invites/{code}    {what}")
+    elif discord_source == "real":
+        announce(f"  Discord:  the real API at {discord_url} (token from DISCORD_BOT_TOKEN)")
+    else:
+        announce(f"  Discord:  {discord_url} (DISCORD_API_BASE_URL)")
+    announce(f"  CORS:     allowed origins {', '.join(origins) or '(none)'} (ALLOWED_ORIGINS)")
+    return run

@@ -1,0 +1,119 @@
+"""Shared fixtures: real local servers (moto, Discord emulator, local API) over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from discord_emulator import DiscordEmulator, EmulatorState
+from discord_emulator.state import Guild
+from invite_proxy_local import runner
+from invite_proxy_local.dynamodb import ensure_table, start_moto_server
+from invite_proxy_local.template import Template
+
+BOT_TOKEN = "test-bot-token-d5f1e0"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aws_environment() -> Iterator[None]:
+    """No test may reach real AWS: dummy credentials, one region."""
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "DISCORD_", "CACHE_", "POWERTOOLS_")):
+            del os.environ[key]
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        POWERTOOLS_SERVICE_NAME="invite-proxy",
+        POWERTOOLS_METRICS_NAMESPACE="InviteProxyTest",
+    )
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def isolated_environ() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def template() -> Template:
+    return Template()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server, endpoint = start_moto_server()
+    yield endpoint
+    server.stop()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def dynamodb(moto_endpoint: str) -> Any:
+    return boto3.client("dynamodb", endpoint_url=moto_endpoint)
+
+
+@pytest.fixture
+def table_name(template: Template, moto_endpoint: str) -> str:
+    name = f"invites-{uuid.uuid4().hex[:10]}"
+    ensure_table(template, name, moto_endpoint)
+    return name
+
+
+@pytest.fixture
+def emulator() -> Iterator[DiscordEmulator]:
+    with DiscordEmulator(EmulatorState(tokens={BOT_TOKEN})) as server:
+        yield server
+
+
+@pytest.fixture
+def guild(emulator: DiscordEmulator) -> Guild:
+    return emulator.state.add_guild("Test Guild", member_count=42, presence_count=7)
+
+
+@pytest.fixture
+def start_api(
+    moto_endpoint: str, table_name: str, emulator: DiscordEmulator
+) -> Iterator[Callable[..., runner.LocalRun]]:
+    """Start the local run (gateway + real handler) against moto and the emulator."""
+    runs: list[runner.LocalRun] = []
+
+    def start(**env: str) -> runner.LocalRun:
+        os.environ.update(
+            AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
+            CACHE_TABLE_NAME=table_name,
+            DISCORD_API_BASE_URL=emulator.base_url,
+            DISCORD_BOT_TOKEN=BOT_TOKEN,
+            ALLOWED_ORIGINS="https://app.example.org,https://admin.example.org",
+        )
+        os.environ.update(env)
+        run = runner.start(port=0, announce=lambda _: None)
+        runs.append(run)
+        return run
+
+    yield start
+    for run in runs:
+        run.stop()
+
+
+@pytest.fixture
+def api(start_api: Callable[..., runner.LocalRun]) -> runner.LocalRun:
+    return start_api()
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

@@ -1,0 +1,173 @@
+"""The Discord adapter against the emulator over real HTTP: requests sent, errors mapped."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from discord_emulator import DiscordEmulator, Fault
+from discord_emulator.state import Guild
+from invite_proxy.discord_client import DiscordClient
+from invite_proxy.errors import (
+    DiscordBlocked,
+    DiscordError,
+    DiscordMissingPermissions,
+    DiscordRateLimited,
+    DiscordServerError,
+    DiscordTimeout,
+    DiscordUnauthorized,
+    DiscordUnavailable,
+    InviteProxyError,
+    UnknownInvite,
+)
+from invite_proxy.settings import Settings
+from tests.conftest import BOT_TOKEN, closed_port
+
+CLOUDFLARE_HTML = "<!DOCTYPE html><html><body>Error 1015 You are being rate limited</body></html>"
+
+
+def client_for(
+    base_url: str, token: str | None = BOT_TOKEN, read_timeout: float = 2.0
+) -> DiscordClient:
+    return DiscordClient(
+        base_url=base_url,
+        token=lambda: token,
+        user_agent=Settings.from_env({"CACHE_TABLE_NAME": "x-table"}).user_agent,
+        connect_timeout=0.5,
+        read_timeout=read_timeout,
+    )
+
+
+def test_get_invite_sends_token_user_agent_and_params(
+    emulator: DiscordEmulator, guild: Guild
+) -> None:
+    emulator.state.add_invite(guild, code="hello-1")
+    response = client_for(emulator.base_url).get_invite(
+        "hello-1", {"with_counts": "true", "guild_scheduled_event_id": "42"}
+    )
+    assert response.status == 200
+    assert response.payload["code"] == "hello-1"
+    assert response.payload["approximate_member_count"] == 42
+    assert json.loads(response.body) == response.payload
+    [sent] = emulator.state.requests_to("GET /invites/{code}")
+    assert sent.headers["authorization"] == f"Bot {BOT_TOKEN}"
+    assert sent.headers["user-agent"].startswith("DiscordBot (https://")
+    assert sent.query == "with_counts=true&guild_scheduled_event_id=42"
+
+
+def test_code_is_percent_encoded_so_it_cannot_change_the_path(emulator: DiscordEmulator) -> None:
+    with pytest.raises(InviteProxyError):
+        client_for(emulator.base_url).get_invite("../guilds/1", {})
+    [sent] = emulator.state.requests
+    assert sent.path == "/api/v10/invites/..%2Fguilds%2F1"
+
+
+def test_body_is_passed_on_byte_for_byte(emulator: DiscordEmulator) -> None:
+    body = '{"code":"raw-1","expires_at":null,   "zzz_new":{"n":1.50}, "ü":"✓"}'
+    emulator.state.inject(Fault(status=200, body=body))
+    assert client_for(emulator.base_url).get_invite("raw-1", {}).body == body
+
+
+def discord_json(status: int, code: int, message: str, **extra: object) -> Fault:
+    return Fault(status=status, body=json.dumps({"code": code, "message": message, **extra}))
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected", "public_status"),
+    [
+        (discord_json(404, 10006, "Unknown Invite"), UnknownInvite, None),
+        (discord_json(403, 50013, "Missing Permissions"), DiscordMissingPermissions, 403),
+        (discord_json(403, 50001, "Missing Access"), DiscordMissingPermissions, 403),
+        (discord_json(401, 0, "401: Unauthorized"), DiscordUnauthorized, 401),
+        (discord_json(401, 40001, "Unauthorized"), DiscordUnauthorized, 401),
+        (discord_json(403, 40333, "internal network error"), DiscordBlocked, 403),
+        (Fault(status=403, body=CLOUDFLARE_HTML, content_type="text/html"), DiscordBlocked, 403),
+        (Fault(status=429, body=CLOUDFLARE_HTML, content_type="text/html"), DiscordBlocked, 429),
+        (discord_json(503, 130000, "API resource overloaded"), DiscordUnavailable, 503),
+        (Fault(status=500), DiscordServerError, 500),
+        (Fault(status=502, body="bad gateway", content_type="text/plain"), DiscordServerError, 502),
+        (discord_json(400, 50035, "Invalid Form Body"), DiscordError, 400),
+        (
+            Fault(status=200, body="<html>not json</html>", content_type="text/html"),
+            DiscordError,
+            200,
+        ),
+    ],
+)
+def test_discord_errors_map_to_typed_exceptions(
+    emulator: DiscordEmulator,
+    fault: Fault,
+    expected: type[InviteProxyError],
+    public_status: int | None,
+) -> None:
+    emulator.state.inject(fault)
+    with pytest.raises(expected) as caught:
+        client_for(emulator.base_url).get_invite("abc", {})
+    assert type(caught.value) is expected
+    if public_status is not None:
+        assert getattr(caught.value, "status", None) == public_status
+    assert BOT_TOKEN not in str(caught.value)
+
+
+def test_rate_limit_carries_retry_after_global_scope_and_bucket(emulator: DiscordEmulator) -> None:
+    emulator.state.inject(
+        Fault(
+            status=429,
+            body=json.dumps(
+                {
+                    "message": "You are being rate limited.",
+                    "retry_after": 1.25,
+                    "global": True,
+                    "code": 0,
+                }
+            ),
+            headers={"Retry-After": "2", "X-RateLimit-Scope": "global", "X-RateLimit-Bucket": "b1"},
+        )
+    )
+    with pytest.raises(DiscordRateLimited) as caught:
+        client_for(emulator.base_url).get_invite("abc", {})
+    error = caught.value
+    assert (error.retry_after, error.is_global, error.scope, error.bucket) == (
+        1.25,
+        True,
+        "global",
+        "b1",
+    )
+
+
+def test_emulator_rate_limit_is_reported_with_shared_bucket(emulator: DiscordEmulator) -> None:
+    emulator.state.rate_limit = 1
+    emulator.state.rate_window = 30
+    client = client_for(emulator.base_url)
+    with pytest.raises(UnknownInvite):
+        client.get_invite("first", {})
+    with pytest.raises(DiscordRateLimited) as caught:
+        client.get_invite("second", {})  # another code, same bucket
+    assert caught.value.scope == "user"
+    assert caught.value.retry_after is not None
+    assert 0 < caught.value.retry_after <= 30
+
+
+def test_wrong_token_is_unauthorized(emulator: DiscordEmulator) -> None:
+    with pytest.raises(DiscordUnauthorized):
+        client_for(emulator.base_url, token="wrong").get_invite("abc", {})
+
+
+def test_read_timeout(emulator: DiscordEmulator) -> None:
+    emulator.state.inject(Fault(status=200, body="{}", delay=1.0))
+    with pytest.raises(DiscordTimeout):
+        client_for(emulator.base_url, read_timeout=0.2).get_invite("abc", {})
+
+
+def test_connection_reset(emulator: DiscordEmulator) -> None:
+    emulator.state.inject(Fault(reset=True))
+    with pytest.raises(DiscordUnavailable) as caught:
+        client_for(emulator.base_url).get_invite("abc", {})
+    assert type(caught.value) is DiscordUnavailable
+
+
+def test_connection_refused() -> None:
+    with pytest.raises(DiscordUnavailable) as caught:
+        client_for(f"http://127.0.0.1:{closed_port()}/api/v10").get_invite("abc", {})
+    assert type(caught.value) is DiscordUnavailable

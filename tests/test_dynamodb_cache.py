@@ -1,0 +1,97 @@
+"""The DynamoDB cache adapter against a moto server, with the table from template.yaml."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from invite_proxy.cache_policy import CachePolicy, invite_entry, unknown_entry
+from invite_proxy.dynamodb_cache import DynamoDBInviteCache, partition_key, sort_key
+from invite_proxy.errors import CacheUnavailable
+from invite_proxy_local.template import Template
+from tests.conftest import closed_port
+
+POLICY = CachePolicy(
+    fresh_seconds=60, max_age_seconds=3600, negative_seconds=30, stale_if_error_seconds=60
+)
+
+
+@pytest.fixture
+def cache(dynamodb: Any, table_name: str) -> DynamoDBInviteCache:
+    return DynamoDBInviteCache(dynamodb, table_name)
+
+
+def test_table_matches_template_with_ttl_enabled(
+    dynamodb: Any, table_name: str, template: Template
+) -> None:
+    table = dynamodb.describe_table(TableName=table_name)["Table"]
+    props = template.table()
+    assert table["KeySchema"] == props["KeySchema"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    ttl = dynamodb.describe_time_to_live(TableName=table_name)["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+
+
+def test_round_trip_keeps_the_body_verbatim(cache: DynamoDBInviteCache) -> None:
+    now = time.time()
+    body = '{"code": "abc", "n": 1.50, "big": 12345678901234567890, "ü": "✓"}'
+    entry = invite_entry("abc", "counts=0#event=-", body, None, now, POLICY)
+    cache.put(entry)
+    assert cache.get("abc", "counts=0#event=-", now) == entry
+    assert cache.get("abc", "counts=1#event=-", now) is None  # other variant: separate item
+
+
+def test_item_past_its_ttl_reads_as_absent(
+    cache: DynamoDBInviteCache, dynamodb: Any, table_name: str
+) -> None:
+    now = time.time()
+    entry = invite_entry("old", "v", "{}", None, now, POLICY)
+    cache.put(entry)
+    # moto (like DynamoDB, for up to days) still returns the item after its TTL.
+    raw = dynamodb.get_item(
+        TableName=table_name, Key={"pk": {"S": partition_key("old")}, "sk": {"S": sort_key("v")}}
+    )
+    assert "Item" in raw
+    assert cache.get("old", "v", entry.expires_at + 1) is None
+    assert cache.get("old", "v", entry.expires_at - 1) == entry
+
+
+def test_negative_entry_round_trip(cache: DynamoDBInviteCache) -> None:
+    now = time.time()
+    entry = unknown_entry("dead", "v", '{"code": 10006}', now, POLICY)
+    cache.put(entry)
+    assert cache.get("dead", "v", now) == entry
+
+
+def test_foreign_item_shape_is_a_miss(
+    cache: DynamoDBInviteCache, dynamodb: Any, table_name: str
+) -> None:
+    dynamodb.put_item(
+        TableName=table_name,
+        Item={"pk": {"S": partition_key("x1")}, "sk": {"S": sort_key("v")}, "kind": {"S": "weird"}},
+    )
+    assert cache.get("x1", "v", time.time()) is None
+
+
+def test_unreachable_dynamodb_raises_cache_unavailable_quickly() -> None:
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=f"http://127.0.0.1:{closed_port()}",
+        config=Config(
+            connect_timeout=0.5, read_timeout=0.5, retries={"max_attempts": 1}
+        ),
+    )
+    cache = DynamoDBInviteCache(client, "invites")
+    with pytest.raises(CacheUnavailable):
+        cache.get("abc", "v", time.time())
+    with pytest.raises(CacheUnavailable):
+        cache.put(invite_entry("abc", "v", "{}", None, time.time(), POLICY))
+
+
+def test_missing_table_raises_cache_unavailable(dynamodb: Any) -> None:
+    with pytest.raises(CacheUnavailable):
+        DynamoDBInviteCache(dynamodb, "no-such-table").get("abc", "v", time.time())
