@@ -81,9 +81,7 @@ def test_unreachable_dynamodb_raises_cache_unavailable_quickly() -> None:
     client = boto3.client(
         "dynamodb",
         endpoint_url=f"http://127.0.0.1:{closed_port()}",
-        config=Config(
-            connect_timeout=0.5, read_timeout=0.5, retries={"max_attempts": 1}
-        ),
+        config=Config(connect_timeout=0.5, read_timeout=0.5, retries={"max_attempts": 1}),
     )
     cache = DynamoDBInviteCache(client, "invites")
     with pytest.raises(CacheUnavailable):

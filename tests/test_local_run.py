@@ -1,0 +1,187 @@
+"""The README's run command, as a user gets it: a process, a port, logs on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+import pytest
+import requests
+
+from discord_emulator import DiscordEmulator
+from tests.conftest import closed_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Process:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "invite_proxy_local"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+
+    @property
+    def stdout(self) -> IO[str]:
+        assert self.proc.stdout is not None
+        return self.proc.stdout
+
+    def wait_for(self, text: str, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.stdout.readline()
+            if not line and self.proc.poll() is not None:
+                break
+            self.lines.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} never printed; got:\n{''.join(self.lines)}")
+
+    def json_lines(self, until: str) -> list[dict[str, Any]]:
+        self.wait_for(until)
+        return [json.loads(line) for line in self.lines if line.startswith("{")]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AWS_ENDPOINT", "DISCORD_", "CACHE_", "ALLOWED_"))
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def local_run() -> Iterator[tuple[Process, str]]:
+    port = closed_port()
+    process = Process(_env(PORT=str(port)))
+    yield process, f"http://127.0.0.1:{port}"
+    process.stop()
+
+
+def test_run_defaults_to_the_emulator_and_announces_it(local_run: tuple[Process, str]) -> None:
+    process, url = local_run
+    banner = process.wait_for("CORS:")
+    text = "".join(process.lines)
+    assert f"Invite proxy listening on {url}" in text
+    assert "BUILT-IN EMULATOR" in text
+    assert "embedded moto server" in text
+    assert "CORS" in banner
+
+    first = requests.get(f"{url}/invites/proxy-demo?with_counts=true", timeout=10)
+    assert first.status_code == 200
+    assert first.headers["X-Cache"] == "MISS"
+    assert first.json()["guild"]["vanity_url_code"] == "proxy-demo"
+    assert (
+        requests.get(f"{url}/invites/proxy-demo?with_counts=true", timeout=10).headers["X-Cache"]
+        == "HIT"
+    )
+    assert requests.get(f"{url}/invites/futurefield", timeout=10).json()["profile"]["tag"] == "DEMO"
+
+    records = process.json_lines(until='"CacheHit"')
+    logs = [r for r in records if r.get("message") == "lookup complete"]
+    miss, hit = logs[0], logs[1]
+    assert miss["cache"] == "MISS"
+    assert hit["cache"] == "HIT"
+    for key in ("correlation_id", "route", "code", "cold_start", "function_request_id"):
+        assert key in miss, key
+    assert miss["route"] == "GET /invites/{code}"
+    assert miss["code"] == "proxy-demo"
+    assert miss["upstream_status"] == 200
+    assert miss["upstream_latency_ms"] > 0
+    assert "upstream_status" not in hit  # keys are cleared between requests
+    emf = [r for r in records if "_aws" in r]
+    names = {m["Name"] for r in emf for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    assert {"ColdStart", "CacheMiss", "CacheHit", "UpstreamCall", "UpstreamLatency"} <= names
+    token_lines = [line for line in process.lines if "local-emulator-" in line]
+    assert token_lines == []  # the token is never logged
+
+
+def test_port_and_origins_are_configurable() -> None:
+    port = closed_port()
+    process = Process(_env(PORT=str(port), ALLOWED_ORIGINS="https://x.example"))
+    try:
+        process.wait_for("CORS:")
+        response = requests.get(
+            f"http://127.0.0.1:{port}/invites/hourly01",
+            headers={"Origin": "https://x.example"},
+            timeout=10,
+        )
+        assert response.headers["Access-Control-Allow-Origin"] == "https://x.example"
+    finally:
+        process.stop()
+
+
+def test_external_dynamodb_endpoint_gets_the_table_created(moto_endpoint: str) -> None:
+    port = closed_port()
+    process = Process(
+        _env(
+            PORT=str(port), AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint, CACHE_TABLE_NAME="ext-table-1"
+        )
+    )
+    try:
+        line = process.wait_for("DynamoDB:")
+        assert moto_endpoint in line
+        assert "(created)" in line
+        requests.get(f"http://127.0.0.1:{port}/invites/proxy-demo", timeout=10)
+        client = boto3.client("dynamodb", endpoint_url=moto_endpoint)
+        assert client.scan(TableName="ext-table-1")["Count"] == 1
+    finally:
+        process.stop()
+
+
+def test_token_from_secrets_manager_reaches_discord_and_never_the_logs(
+    moto_endpoint: str, emulator: DiscordEmulator
+) -> None:
+    token = "sm-token-7f3a9c"
+    emulator.state.tokens = {token}
+    guild = emulator.state.add_guild("G")
+    emulator.state.add_invite(guild, code="secret-1")
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_endpoint)
+    arn = secrets.create_secret(Name=f"discord-token-{time.time_ns()}", SecretString=token)["ARN"]
+    port = closed_port()
+    process = Process(
+        _env(
+            PORT=str(port),
+            AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
+            AWS_ENDPOINT_URL_SECRETS_MANAGER=moto_endpoint,
+            CACHE_TABLE_NAME="secret-table-1",
+            DISCORD_API_BASE_URL=emulator.base_url,
+            DISCORD_TOKEN_SECRET_ID=arn,
+            POWERTOOLS_LOG_LEVEL="DEBUG",
+        )
+    )
+    try:
+        process.wait_for("CORS:")
+        for _ in range(2):
+            response = requests.get(
+                f"http://127.0.0.1:{port}/invites/secret-1?with_counts=1", timeout=10
+            )
+            assert response.status_code == 200, "".join(process.lines)
+            requests.get(f"http://127.0.0.1:{port}/invites/other-{_}", timeout=10)
+        sent = emulator.state.requests_to("GET /invites/{code}")
+        assert {r.headers["authorization"] for r in sent} == {f"Bot {token}"}
+        process.json_lines(until='"CacheMiss"')
+        assert not [line for line in process.lines if token in line]
+    finally:
+        process.stop()
