@@ -91,7 +91,8 @@ class Invite(BaseModel):
     Discord's own bytes, so no field is ever lost in a round trip.
     """
 
-    model_config = ConfigDict(extra="allow")
+    # Only a cache miss parses an invite: build the validator then, not at import.
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     code: str
     expires_at: datetime | None = None

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import boto3
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
-from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from botocore.config import Config
+from typing import TYPE_CHECKING
 
 from invite_proxy.errors import CredentialsUnavailable
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 TokenSource = Callable[[], str | None]
 
@@ -17,17 +16,25 @@ TokenSource = Callable[[], str | None]
 def secrets_manager_token(secret_id: str, *, cache_seconds: int, timeout: float) -> TokenSource:
     """Read the raw token from a Secrets Manager secret string, cached for ``cache_seconds``.
 
-    The client is created now (module scope in the handler) but nothing is
-    fetched until the first request that needs Discord: a cache hit never pays
-    for Secrets Manager.
+    Only a cache miss needs the token, and most lookups are hits, so the
+    Secrets Manager client (and Powertools Parameters) are created on the first
+    miss, once per execution environment, not at import.
     """
-    client = boto3.client(
-        "secretsmanager",
-        config=Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2}),
-    )
-    provider = SecretsProvider(boto3_client=client)
+    provider: SecretsProvider | None = None
 
     def token() -> str:
+        nonlocal provider
+        # Imported here, not at module top: only the miss path pays for them.
+        import boto3
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+        from botocore.config import Config
+
+        if provider is None:
+            config = Config(
+                connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2}
+            )
+            provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=config))
         try:
             value = provider.get(secret_id, max_age=cache_seconds)
         except GetParameterError as exc:
