@@ -70,33 +70,31 @@ def invite_ttl(now: float, invite_expiry: datetime | None, policy: CachePolicy) 
     return min(cap, math.floor(invite_expiry.timestamp()))
 
 
+def _entry(
+    kind: EntryKind, code: str, variant: str, body: str, now: float, fresh_until: float, ttl: int
+) -> CacheEntry:
+    return CacheEntry(
+        code=code,
+        variant=variant,
+        kind=kind,
+        body=body,
+        etag=etag_for(body),
+        fetched_at=now,
+        fresh_until=fresh_until,
+        expires_at=ttl,
+    )
+
+
 def invite_entry(
     code: str, variant: str, body: str, expiry: datetime | None, now: float, policy: CachePolicy
 ) -> CacheEntry:
     ttl = invite_ttl(now, expiry, policy)
-    return CacheEntry(
-        code=code,
-        variant=variant,
-        kind=EntryKind.INVITE,
-        body=body,
-        etag=etag_for(body),
-        fetched_at=now,
-        fresh_until=min(now + policy.fresh_seconds, ttl),
-        expires_at=ttl,
-    )
+    fresh_until = min(now + policy.fresh_seconds, ttl)
+    return _entry(EntryKind.INVITE, code, variant, body, now, fresh_until, ttl)
 
 
 def unknown_entry(
     code: str, variant: str, body: str, now: float, policy: CachePolicy
 ) -> CacheEntry:
     fresh_until = now + policy.negative_seconds
-    return CacheEntry(
-        code=code,
-        variant=variant,
-        kind=EntryKind.UNKNOWN,
-        body=body,
-        etag=etag_for(body),
-        fetched_at=now,
-        fresh_until=fresh_until,
-        expires_at=math.ceil(fresh_until),
-    )
+    return _entry(EntryKind.UNKNOWN, code, variant, body, now, fresh_until, math.ceil(fresh_until))
