@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,6 @@ class DiscordResponse:
     status: int
     body: str  # exactly as Discord sent it
     payload: Any  # the same body, parsed
-    latency_ms: float
     headers: Mapping[str, str]
 
 
@@ -79,7 +77,6 @@ class DiscordClient:
             request_headers["Authorization"] = f"Bot {token}"
         if headers:
             request_headers.update(headers)
-        started = time.perf_counter()
         try:
             response = self._session.request(
                 method,
@@ -95,7 +92,6 @@ class DiscordClient:
             raise DiscordTimeout(detail=f"read timeout: {exc}") from None
         except requests.exceptions.RequestException as exc:
             raise DiscordUnavailable(detail=f"{type(exc).__name__}: {exc}") from None
-        latency_ms = (time.perf_counter() - started) * 1000
         # Discord speaks UTF-8 JSON; decoding it ourselves skips requests' charset sniffing.
         text = response.content.decode("utf-8", errors="replace")
         payload = _json_or_none(response.headers, text)
@@ -109,7 +105,6 @@ class DiscordClient:
             status=response.status_code,
             body=text,
             payload=payload,
-            latency_ms=latency_ms,
             headers=response.headers,
         )
 

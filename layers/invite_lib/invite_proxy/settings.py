@@ -19,7 +19,7 @@ class SettingsError(ValueError):
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=False)
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     table_name: str = Field(validation_alias="CACHE_TABLE_NAME", min_length=3)
 

@@ -13,38 +13,49 @@ if TYPE_CHECKING:
 TokenSource = Callable[[], str | None]
 
 
-def secrets_manager_token(secret_id: str, *, cache_seconds: int, timeout: float) -> TokenSource:
+class _SecretsManagerToken:
     """Read the raw token from a Secrets Manager secret string, cached for ``cache_seconds``.
 
     Only a cache miss needs the token, and most lookups are hits, so the
-    Secrets Manager client (and Powertools Parameters) are created on the first
-    miss, once per execution environment, not at import.
+    Secrets Manager client (and Powertools Parameters, which is costly to
+    import) are set up on the first miss, once per execution environment.
     """
-    provider: SecretsProvider | None = None
 
-    def token() -> str:
-        nonlocal provider
-        # Imported here, not at module top: only the miss path pays for them.
+    def __init__(self, secret_id: str, *, cache_seconds: int, timeout: float) -> None:
+        self._secret_id = secret_id
+        self._cache_seconds = cache_seconds
+        self._timeout = timeout
+        self._provider: SecretsProvider | None = None
+        self._read_error: type[Exception] = Exception
+
+    def _setup(self) -> SecretsProvider:
         import boto3
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
         from botocore.config import Config
 
-        if provider is None:
-            config = Config(
-                connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2}
-            )
-            provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=config))
+        config = Config(
+            connect_timeout=self._timeout, read_timeout=self._timeout, retries={"max_attempts": 2}
+        )
+        self._read_error = GetParameterError
+        self._provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=config))
+        return self._provider
+
+    def __call__(self) -> str:
+        provider = self._provider or self._setup()
+        secret_id = self._secret_id
         try:
-            value = provider.get(secret_id, max_age=cache_seconds)
-        except GetParameterError as exc:
+            value = provider.get(secret_id, max_age=self._cache_seconds)
+        except self._read_error as exc:
             # The message names the secret and the AWS error, never the value.
             raise CredentialsUnavailable(detail=f"reading secret {secret_id!r}: {exc}") from None
         if not isinstance(value, str) or not value.strip():
             raise CredentialsUnavailable(detail=f"secret {secret_id!r} holds no token string")
         return value.strip()
 
-    return token
+
+def secrets_manager_token(secret_id: str, *, cache_seconds: int, timeout: float) -> TokenSource:
+    return _SecretsManagerToken(secret_id, cache_seconds=cache_seconds, timeout=timeout)
 
 
 def static_token(value: str | None) -> TokenSource:

@@ -8,13 +8,16 @@ from invite_proxy.lookup_service import InviteLookupService
 from invite_proxy.settings import Settings
 from invite_proxy.token_source import TokenSource, secrets_manager_token, static_token
 
+# Read once per TOKEN_CACHE_SECONDS and only on a miss, so it can afford more than DynamoDB gets.
+SECRETS_MANAGER_TIMEOUT = 2.0
+
 
 def token_source(settings: Settings) -> TokenSource:
     if settings.discord_token_secret_id:
         return secrets_manager_token(
             settings.discord_token_secret_id,
             cache_seconds=settings.token_cache_seconds,
-            timeout=settings.dynamodb_timeout * 2,
+            timeout=SECRETS_MANAGER_TIMEOUT,
         )
     token = settings.discord_bot_token
     return static_token(token.get_secret_value() if token else None)
