@@ -15,6 +15,7 @@ from discord_emulator import DiscordEmulator, EmulatorState
 from discord_emulator.state import Guild
 from invite_proxy_local import runner
 from invite_proxy_local.dynamodb import ensure_table, start_moto_server
+from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
 
 BOT_TOKEN = "test-bot-token-d5f1e0"
@@ -82,6 +83,16 @@ def guild(emulator: DiscordEmulator) -> Guild:
     return emulator.state.add_guild("Test Guild", member_count=42, presence_count=7)
 
 
+def use_local_servers(moto_endpoint: str, table_name: str, emulator: DiscordEmulator) -> None:
+    """Point the functions' settings at moto and the emulator, as a deployment points at AWS."""
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
+        CACHE_TABLE_NAME=table_name,
+        DISCORD_API_BASE_URL=emulator.base_url,
+        DISCORD_BOT_TOKEN=BOT_TOKEN,
+    )
+
+
 @pytest.fixture
 def start_api(
     moto_endpoint: str, table_name: str, emulator: DiscordEmulator
@@ -90,13 +101,8 @@ def start_api(
     runs: list[runner.LocalRun] = []
 
     def start(**env: str) -> runner.LocalRun:
-        os.environ.update(
-            AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
-            CACHE_TABLE_NAME=table_name,
-            DISCORD_API_BASE_URL=emulator.base_url,
-            DISCORD_BOT_TOKEN=BOT_TOKEN,
-            ALLOWED_ORIGINS="https://app.example.org,https://admin.example.org",
-        )
+        use_local_servers(moto_endpoint, table_name, emulator)
+        os.environ["ALLOWED_ORIGINS"] = "https://app.example.org,https://admin.example.org"
         os.environ.update(env)
         run = runner.start(port=0, announce=lambda _: None)
         runs.append(run)
@@ -117,3 +123,38 @@ def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class ScriptedContext(LambdaContext):
+    """A Lambda context whose remaining time a test decides."""
+
+    def __init__(self, remaining_ms: Callable[[], int]) -> None:
+        super().__init__(
+            function_name="RevokerFunction", memory_limit_in_mb=512, timeout_seconds=300
+        )
+        self._remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._remaining_ms()
+
+
+@pytest.fixture
+def revoker(
+    template: Template, moto_endpoint: str, table_name: str, emulator: DiscordEmulator
+) -> Callable[..., Callable[..., Any]]:
+    """Load the revoker function as Lambda would; returns ``invoke(rule, context=None)``."""
+
+    def load(**env: str) -> Callable[..., Any]:
+        use_local_servers(moto_endpoint, table_name, emulator)
+        os.environ.update(DISCORD_READ_TIMEOUT="2", DISCORD_CONNECT_TIMEOUT="0.5")
+        os.environ.update(env)
+        environment = ExecutionEnvironment(template.functions()["RevokerFunction"])
+
+        def invoke(rule: Any, context: LambdaContext | None = None) -> Any:
+            if context is None:
+                return environment.invoke(rule)
+            return environment.handler(rule, context)
+
+        return invoke
+
+    return load

@@ -11,24 +11,28 @@ import pytest
 
 from discord_emulator import DiscordEmulator
 from discord_emulator.seeds import seed_samples
+from invite_proxy.admin_tokens import entry_for
 from invite_proxy_local.gateway import ExecutionEnvironment, LocalGateway
 from invite_proxy_local.template import Route, Template
-from tests.conftest import BOT_TOKEN
+from tests.conftest import use_local_servers
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 SAM_SAMPLE = Path(__file__).parent / "data" / "sam_http_api_proxy_event.json"
 
-# event file -> (function, expected status)
-EXPECTED = {
-    "get_invite.json": ("ApiFunction", 200),
-    "get_invite_with_counts.json": ("ApiFunction", 200),
-    "get_invite_unknown.json": ("ApiFunction", 404),
-    "get_invite_invalid_code.json": ("ApiFunction", 400),
+# API event file -> expected status
+API_EVENTS = {
+    "get_invite.json": 200,
+    "get_invite_with_counts.json": 200,
+    "get_invite_unknown.json": 404,
+    "get_invite_invalid_code.json": 400,
+    "delete_invite.json": 200,
 }
+OTHER_EVENTS = {"authorize_admin.json", "revoke_rule_sweep.json", "revoke_rule_codes.json"}
+EXAMPLE_TOKEN = "dip_example-token-replace-me"
 
 
 def test_every_event_file_has_an_expectation() -> None:
-    assert sorted(p.name for p in EVENTS.glob("*.json")) == sorted(EXPECTED)
+    assert sorted(p.name for p in EVENTS.glob("*.json")) == sorted({*API_EVENTS, *OTHER_EVENTS})
 
 
 @pytest.fixture
@@ -36,22 +40,22 @@ def environments(
     template: Template, moto_endpoint: str, table_name: str, emulator: DiscordEmulator
 ) -> dict[str, ExecutionEnvironment]:
     seed_samples(emulator.state)
-    os.environ.update(
-        AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
-        CACHE_TABLE_NAME=table_name,
-        DISCORD_API_BASE_URL=emulator.base_url,
-        DISCORD_BOT_TOKEN=BOT_TOKEN,
-    )
+    use_local_servers(moto_endpoint, table_name, emulator)
+    os.environ["ADMIN_TOKENS"] = json.dumps({"tokens": [entry_for("dashboard", EXAMPLE_TOKEN)]})
     return {fid: ExecutionEnvironment(fn) for fid, fn in template.functions().items()}
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_event_runs_through_its_handler(
+def load(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("name", sorted(API_EVENTS))
+def test_api_event_runs_through_its_handler(
     environments: dict[str, ExecutionEnvironment], name: str
 ) -> None:
-    function, status = EXPECTED[name]
-    event = json.loads((EVENTS / name).read_text())
-    response = environments[function].invoke(event)
+    status = API_EVENTS[name]
+    event = load(name)
+    response = environments["ApiFunction"].invoke(event)
     assert response["statusCode"] == status
     body = json.loads(response["body"])
     if status == 200:
@@ -59,6 +63,48 @@ def test_event_runs_through_its_handler(
         assert ("approximate_member_count" in body) == ("with_counts" in event["rawQueryString"])
     else:
         assert set(body["error"]) == {"code", "message"}
+
+
+def test_delete_event_reaches_discord_with_its_reason(
+    environments: dict[str, ExecutionEnvironment], emulator: DiscordEmulator
+) -> None:
+    environments["ApiFunction"].invoke(load("delete_invite.json"))
+    [entry] = emulator.state.audit_log
+    assert (entry.code, entry.reason) == ("hourly01", "Event over: invite no longer needed")
+
+
+def test_authorizer_event_accepts_its_token_and_nothing_else(
+    environments: dict[str, ExecutionEnvironment],
+) -> None:
+    event = load("authorize_admin.json")
+    authorizer = environments["AdminAuthorizerFunction"]
+    assert authorizer.invoke(event) == {"isAuthorized": True, "context": {"admin": "dashboard"}}
+    event["headers"]["authorization"] = "Bearer not-the-token"
+    assert authorizer.invoke(event) == {"isAuthorized": False}
+
+
+def test_authorizer_event_matches_what_the_local_gateway_builds() -> None:
+    event = load("authorize_admin.json")
+    api_event = load("delete_invite.json")
+    del api_event["requestContext"]["authorizer"]
+    built = LocalGateway.authorizer_event(api_event, event["identitySource"])
+    assert built == event
+
+
+@pytest.mark.parametrize("name", ["revoke_rule_sweep.json", "revoke_rule_codes.json"])
+def test_schedule_inputs_run_as_dry_runs(
+    environments: dict[str, ExecutionEnvironment], emulator: DiscordEmulator, name: str
+) -> None:
+    summary = environments["RevokerFunction"].invoke(load(name))
+    assert summary["dry_run"] is True
+    assert (
+        summary["would_revoke"]
+        == {
+            "revoke_rule_sweep.json": ["hourly01", "shortlived"],
+            "revoke_rule_codes.json": ["shortlived"],
+        }[name]
+    )
+    assert emulator.state.requests_to("DELETE /invites/{code}") == []
 
 
 def _keys(event: dict[str, Any]) -> tuple[set[str], set[str], set[str]]:
@@ -71,7 +117,8 @@ def test_gateway_events_have_api_gateways_shape() -> None:
     sam_top, sam_context, sam_http = _keys(json.loads(SAM_SAMPLE.read_text()))
     optional_top = {"cookies", "body", "pathParameters", "queryStringParameters", "stageVariables"}
     optional_context = {"authentication", "authorizer"}
-    for path in EVENTS.glob("*.json"):
+    for name in API_EVENTS:
+        path = EVENTS / name
         top, context, http = _keys(json.loads(path.read_text()))
         assert sam_top - optional_top <= top <= sam_top, path.name
         assert sam_context - optional_context <= context <= sam_context, path.name

@@ -65,7 +65,7 @@ def _env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("AWS_ENDPOINT", "DISCORD_", "CACHE_", "ALLOWED_"))
+        if not k.startswith(("AWS_ENDPOINT", "DISCORD_", "CACHE_", "ALLOWED_", "ADMIN_", "LOCAL_"))
     }
     env.update(extra)
     return env
@@ -115,6 +115,36 @@ def test_run_defaults_to_the_emulator_and_announces_it(local_run: tuple[Process,
     assert {"ColdStart", "CacheMiss", "CacheHit", "UpstreamCall", "UpstreamLatency"} <= names
     token_lines = [line for line in process.lines if "local-emulator-" in line]
     assert token_lines == []  # the token is never logged
+
+    # DELETE takes the admin token the run made up and printed.
+    [admin_line] = [line for line in process.lines if "Admin:" in line]
+    admin_token = admin_line.split("Bearer ", 1)[1].split()[0]
+    assert requests.delete(f"{url}/invites/usedup", timeout=10).status_code == 401
+    deleted = requests.delete(
+        f"{url}/invites/usedup", headers={"Authorization": f"Bearer {admin_token}"}, timeout=10
+    )
+    assert deleted.status_code == 200
+    assert requests.get(f"{url}/invites/usedup", timeout=10).status_code == 404
+    records = process.json_lines(until='"invite revocation"')
+    [audit] = [r["audit"] for r in records if r.get("message") == "invite revocation"]
+    assert (audit["actor"], audit["code"], audit["outcome"]) == ("local-admin", "usedup", "revoked")
+    assert [line for line in process.lines if admin_token in line] == [admin_line]
+
+
+def test_local_admin_token_is_taken_from_the_environment() -> None:
+    port = closed_port()
+    token = "my-local-admin-token-123"
+    process = Process(_env(PORT=str(port), LOCAL_ADMIN_TOKEN=token))
+    try:
+        process.wait_for("CORS:")
+        assert not [line for line in process.lines if token in line]  # yours: not echoed
+        url = f"http://127.0.0.1:{port}/invites/tempjoin"
+        wrong = requests.delete(url, headers={"Authorization": "Bearer nope"}, timeout=10)
+        assert wrong.status_code == 403
+        right = requests.delete(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert right.status_code == 200
+    finally:
+        process.stop()
 
 
 def test_port_and_origins_are_configurable() -> None:
@@ -185,3 +215,33 @@ def test_token_from_secrets_manager_reaches_discord_and_never_the_logs(
         assert not [line for line in process.lines if token in line]
     finally:
         process.stop()
+
+
+def _invoke(function: str, event: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invite_proxy_local.invoke", function, event],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_invoke_runs_a_schedule_input_like_sam_local_invoke() -> None:
+    result = _invoke("RevokerFunction", "events/revoke_rule_sweep.json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.splitlines()[-1])
+    assert summary["would_revoke"] == ["hourly01", "shortlived"]
+    assert "BUILT-IN EMULATOR" in result.stderr
+
+
+def test_invoke_reports_a_failed_invocation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad_rule.json"
+    bad.write_text(json.dumps({"name": "bad", "codes": ["a/b"]}))
+    result = _invoke("RevokerFunction", str(bad))
+    assert result.returncode == 1
+    error = json.loads(result.stdout.splitlines()[-1])
+    assert error["errorType"] == "InvalidInput"
+    assert "codes.0" in error["errorMessage"]

@@ -8,8 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from invite_proxy.discord_client import encode_audit_reason
 from invite_proxy.errors import InvalidInput
-from invite_proxy.models import INVITE_CODE_PATTERN, Invite, InviteQuery
+from invite_proxy.models import (
+    INVITE_CODE_PATTERN,
+    GuildInvite,
+    Invite,
+    InviteQuery,
+    reason_from_header,
+)
 
 VALID_CODES = ["ab", "discord-developers", "0vCdhLbwjZZTWZLD", "a" * 32, "ABC-123-xyz"]
 INVALID_CODES = [
@@ -104,3 +111,99 @@ def test_invite_model_keeps_unknown_fields() -> None:
     }
     invite = Invite.model_validate(payload)
     assert json.loads(invite.model_dump_json(exclude_unset=True)) == payload
+
+
+# -- X-Audit-Log-Reason --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("spam cleanup", "spam cleanup"),
+        ("spam%20cleanup", "spam cleanup"),
+        ("Sp%C3%A4m%20%E2%9C%93", "Späm ✓"),
+        ("100% sure", "100% sure"),  # a lone % that is no escape stays a %
+        ("x" * 512, "x" * 512),
+        ("%C3%A4" * 512, "ä" * 512),  # 512 characters once decoded, whatever the bytes
+    ],
+)
+def test_audit_reason_is_url_decoded_utf8(raw: str, reason: str) -> None:
+    assert reason_from_header(raw) == reason
+
+
+def test_absent_audit_reason_is_none() -> None:
+    assert reason_from_header(None) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "complaint"),
+    [
+        ("", "at least 1 character"),
+        ("x" * 513, "at most 512 characters"),
+        ("%C3%A4" * 513, "at most 512 characters"),
+        ("caf\u00e9", "URL-encoded UTF-8"),  # raw non-ASCII: percent-encode it
+        ("%FF%FE", "do not decode as UTF-8"),
+        ("line%0Abreak", "control characters"),
+        ("tab\there", "URL-encoded UTF-8"),
+    ],
+)
+def test_malformed_audit_reasons_are_rejected(raw: str, complaint: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        reason_from_header(raw)
+    message = caught.value.public_message
+    assert message.startswith("Invalid X-Audit-Log-Reason:")
+    assert complaint in message
+
+
+@given(st.text(min_size=1, max_size=512).filter(lambda s: s.isprintable()))
+def test_any_reason_survives_the_round_trip_to_discord(reason: str) -> None:
+    """What the proxy sends Discord decodes to exactly what the caller meant."""
+    assert reason_from_header(encode_audit_reason(reason)) == reason
+    assert set(encode_audit_reason(reason)) <= set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%"
+    )
+
+
+# -- guild listing items -------------------------------------------------------------------
+
+
+def test_guild_invite_reads_metadata_and_keeps_the_rest() -> None:
+    invite = GuildInvite.model_validate(
+        {
+            "code": "meta1",
+            "uses": 3,
+            "max_uses": 5,
+            "max_age": 3600,
+            "temporary": True,
+            "created_at": "2026-11-01T10:00:00.000000+00:00",
+            "expires_at": "2026-11-01T11:00:00.000000+00:00",
+            "channel": {"id": "11", "name": "general"},
+            "inviter": {"id": "22", "username": "mod"},
+            "guild": {"id": "33", "vanity_url_code": "vanity"},
+            "roles": [{"id": "44"}],
+        }
+    )
+    assert (invite.uses, invite.max_uses, invite.temporary) == (3, 5, True)
+    assert invite.channel is not None
+    assert invite.channel.id == "11"
+    assert invite.guild is not None
+    assert invite.guild.vanity_url_code == "vanity"
+    assert invite.is_permanent() is False
+    assert invite.model_dump()["roles"] == [{"id": "44"}]
+
+
+@pytest.mark.parametrize(
+    ("fields", "permanent"),
+    [
+        ({"max_age": 0, "expires_at": None}, True),
+        ({"max_age": 0}, True),
+        ({"expires_at": None}, True),
+        ({"max_age": 60, "created_at": "2026-11-01T10:00:00+00:00"}, False),
+        ({"expires_at": "2026-11-01T10:00:00+00:00"}, False),
+        ({}, None),  # nothing says: a rule never guesses
+    ],
+)
+def test_guild_invite_knows_when_it_is_permanent(
+    fields: dict[str, object], permanent: bool | None
+) -> None:
+    assert GuildInvite.model_validate({"code": "p1", **fields}).is_permanent() is permanent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from invite_proxy.revocation_rules import RevocationRule
 from invite_proxy_local.template import REPO_ROOT, Template
 
 
@@ -29,8 +31,8 @@ def test_table_is_on_demand_with_ttl(template: Template) -> None:
 
 
 def test_cors_origins_come_from_a_parameter_with_no_wildcard_default(template: Template) -> None:
-    api = template.resources["InviteApi"]["Properties"]["CorsConfiguration"]
-    assert api["AllowOrigins"] == {"Ref": "AllowedOrigins"}
+    body = template.resources["InviteApi"]["Properties"]["DefinitionBody"]
+    assert body["x-amazon-apigateway-cors"]["allowOrigins"] == {"Ref": "AllowedOrigins"}
     origins = template.doc["Parameters"]["AllowedOrigins"]
     assert "Default" not in origins
 
@@ -47,20 +49,81 @@ def test_parameters_and_outputs(template: Template) -> None:
     assert {"ApiUrl", "CacheTableName"} <= set(template.doc["Outputs"])
 
 
-def test_api_function_policies_are_least_privilege(template: Template) -> None:
-    policies: list[dict[str, Any]] = template.resources["ApiFunction"]["Properties"]["Policies"]
+def _table_actions(template: Template, function: str) -> list[str]:
+    policies: list[dict[str, Any]] = template.resources[function]["Properties"]["Policies"]
     [dynamo] = [p for p in policies if "Statement" in p]
     [statement] = dynamo["Statement"]
-    assert sorted(statement["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem"]
     assert statement["Resource"] == {"Fn::GetAtt": ["InviteCacheTable", "Arn"]}
-    [secret] = [p for p in policies if "AWSSecretsManagerGetSecretValuePolicy" in p]
-    assert secret["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"] == {
-        "Ref": "DiscordTokenSecretArn"
+    return sorted(statement["Action"])
+
+
+def _secrets(template: Template, function: str) -> list[Any]:
+    policies: list[dict[str, Any]] = template.resources[function]["Properties"]["Policies"]
+    found = []
+    for policy in policies:
+        if "Fn::If" in policy:  # an optional secret: the policy only when it is set
+            policy = policy["Fn::If"][1]
+        if "AWSSecretsManagerGetSecretValuePolicy" in policy:
+            found.append(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"])
+    return found
+
+
+def test_each_function_gets_only_what_it_uses(template: Template) -> None:
+    assert _table_actions(template, "ApiFunction") == [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+    ]
+    assert _secrets(template, "ApiFunction") == ["DiscordTokenSecretArn"]
+    assert _table_actions(template, "RevokerFunction") == [
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ]
+    assert _secrets(template, "RevokerFunction") == [
+        "DiscordTokenSecretArn",
+        "RevocationWebhookSecretArn",
+    ]
+    authorizer = template.resources["AdminAuthorizerFunction"]["Properties"]
+    assert "Statement" not in str(authorizer["Policies"])  # no table, no bot token
+    assert _secrets(template, "AdminAuthorizerFunction") == ["AdminTokensSecretArn"]
+
+
+def test_routes_and_who_may_call_them(template: Template) -> None:
+    assert {r.route_key: r.authorizer for r in template.routes()} == {
+        "GET /invites/{code}": None,  # public
+        "DELETE /invites/{code}": "AdminToken",
     }
+    [authorizer] = template.authorizers().values()
+    assert authorizer.function == "AdminAuthorizerFunction"
+    assert authorizer.identity_headers == ("authorization",)
+    assert (authorizer.payload_version, authorizer.simple_responses) == ("2.0", True)
+    assert authorizer.ttl_seconds == 0  # a removed token must stop working promptly
 
 
-def test_routes(template: Template) -> None:
-    assert [r.route_key for r in template.routes()] == ["GET /invites/{code}"]
+def test_revocation_schedules(template: Template) -> None:
+    events = template.resources["RevokerFunction"]["Properties"]["Events"]
+    params = template.doc["Parameters"]
+    expressions = []
+    for event in events.values():
+        assert event["Type"] == "ScheduleV2"
+        props = event["Properties"]
+        assert props["State"] == {"Ref": "RevocationSchedulesState"}
+        assert props["ScheduleExpressionTimezone"] == {"Ref": "RevocationTimezone"}
+        assert props["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+        assert props["DeadLetterConfig"] == {
+            "Arn": {"Fn::GetAtt": ["RevocationDeadLetterQueue", "Arn"]}
+        }
+        expressions.append(params[props["ScheduleExpression"]["Ref"]]["Default"])
+        # The Input is a rule; with a guild filled in, it must be a valid one.
+        text = props["Input"]["Fn::Sub"].replace("${RevocationGuildId}", "123456789012345678")
+        rule = RevocationRule.parse(json.loads(text))
+        assert rule.guild_id == "123456789012345678"
+    assert params["RevocationSchedulesState"]["Default"] == "DISABLED"  # ship disabled
+    assert sorted(e.split("(")[0] for e in expressions) == ["cron", "rate"]
+    queue = template.resources["RevocationDeadLetterQueue"]["Properties"]
+    assert queue["MessageRetentionPeriod"] == 1_209_600
 
 
 def test_layer_requirements_are_generated_from_the_lock_file() -> None:
@@ -139,9 +202,78 @@ def test_nothing_local_only_ships(sam_build: Path) -> None:
         "tests",
     }
     assert not layer_top & local_only
-    function_files = {
-        p.relative_to(sam_build).as_posix()
-        for p in (sam_build / "ApiFunction").rglob("*")
-        if p.is_file()
+    for function in ("ApiFunction", "AdminAuthorizerFunction", "RevokerFunction"):
+        files = {p.name for p in (sam_build / function).rglob("*") if p.is_file()}
+        assert files == {"app.py"}, function
+
+
+@pytest.fixture(scope="session")
+def translated(sam: str) -> dict[str, Any]:
+    """template.yaml as SAM's own translator turns it into CloudFormation."""
+    script = """
+import json, re, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+source = open("template.yaml").read()
+source = re.sub(r"(CodeUri|ContentUri): \\S+", r"\\1: s3://bucket/key", source)
+class NoManagedPolicies:
+    def load(self): return {}
+json.dump(transform(yaml_parse(source), {}, NoManagedPolicies()), sys.stdout)
+"""
+    python = Path(sam).parent / "python"
+    result = subprocess.run(
+        [str(python), "-c", script],
+        cwd=REPO_ROOT,
+        env=dict(os.environ, AWS_DEFAULT_REGION="us-east-1"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["Resources"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.sam
+def test_translated_api_keeps_every_cors_setting(translated: dict[str, Any]) -> None:
+    """SAM's CorsConfiguration would keep only AllowOrigins when it is a !Ref."""
+    body = translated["InviteApi"]["Properties"]["Body"]
+    assert body["x-amazon-apigateway-cors"] == {
+        "allowOrigins": {"Ref": "AllowedOrigins"},
+        "allowMethods": ["GET", "DELETE", "OPTIONS"],
+        "allowHeaders": ["authorization", "content-type", "if-none-match", "x-audit-log-reason"],
+        "exposeHeaders": ["etag", "x-cache", "retry-after"],
+        "maxAge": 600,
     }
-    assert function_files == {"ApiFunction/app.py"}
+
+
+@pytest.mark.sam
+def test_translated_api_guards_delete_only(translated: dict[str, Any]) -> None:
+    body = translated["InviteApi"]["Properties"]["Body"]
+    path = body["paths"]["/invites/{code}"]
+    assert "security" not in path["get"]
+    assert path["delete"]["security"] == [{"AdminToken": []}]
+    scheme = body["components"]["securitySchemes"]["AdminToken"]
+    authorizer = scheme["x-amazon-apigateway-authorizer"]
+    assert authorizer["identitySource"] == ["$request.header.Authorization"]
+    assert authorizer["authorizerResultTtlInSeconds"] == 0
+    assert authorizer["enableSimpleResponses"] is True
+    assert "InviteApiAdminTokenAuthorizerPermission" in translated
+
+
+@pytest.mark.sam
+def test_translated_schedules_may_dead_letter(translated: dict[str, Any]) -> None:
+    schedules = {k: v for k, v in translated.items() if v["Type"] == "AWS::Scheduler::Schedule"}
+    assert len(schedules) == 2
+    for logical_id, schedule in schedules.items():
+        target = schedule["Properties"]["Target"]
+        assert target["DeadLetterConfig"]["Arn"] == {
+            "Fn::GetAtt": ["RevocationDeadLetterQueue", "Arn"]
+        }
+        role = translated[f"{logical_id}Role"]["Properties"]
+        actions = {
+            statement["Action"]
+            for policy in role["Policies"]
+            for statement in policy["PolicyDocument"]["Statement"]
+        }
+        assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}

@@ -1,4 +1,8 @@
-"""API function: GET /invites/{code}. Wiring only; the work happens in invite_proxy."""
+"""API function: GET and DELETE /invites/{code}. Wiring only; the work happens in invite_proxy.
+
+DELETE sits behind the HttpApi's Lambda authorizer (functions/authorizer), which
+puts the admin token's name in the request context.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ from invite_proxy.errors import InviteProxyError
 from invite_proxy.models import InviteQuery
 from invite_proxy.observability import count, logger, metrics
 from invite_proxy.settings import Settings
-from invite_proxy.wiring import lookup_service
+from invite_proxy.wiring import api_services
 
 settings = Settings.from_env()
-service = lookup_service(settings)
+lookups, revocations = api_services(settings)
 app = APIGatewayHttpResolver()
 
 
@@ -26,9 +30,22 @@ def get_invite(code: str) -> Response[str]:
     event = app.current_event
     logger.append_keys(route=event.route_key, code=code)
     query = InviteQuery.parse(code, event.query_string_parameters)
-    result = service.lookup(query)
+    result = lookups.lookup(query)
     logger.info("lookup complete")
     return http_responses.lookup_response(result, event.headers.get("if-none-match"))
+
+
+@app.delete("/invites/<code>")
+def delete_invite(code: str) -> Response[str]:
+    event = app.current_event
+    logger.append_keys(route=event.route_key, code=code)
+    admin = event.request_context.authorizer.get_lambda.get("admin")
+    if not admin:  # the route lost its authorizer: fail closed
+        return http_responses.plain_error(403, "forbidden", "This route needs an admin token.")
+    revocation = revocations.revoke_request(
+        code, event.headers.get("x-audit-log-reason"), actor=str(admin)
+    )
+    return http_responses.revocation_response(revocation)
 
 
 @app.exception_handler(InviteProxyError)

@@ -5,17 +5,23 @@ from __future__ import annotations
 from discord_emulator.state import EmulatorState
 
 # code -> what it shows off
+# Fixed, so sample rules (events/revoke_rule_*.json) can name it.
+SAMPLE_GUILD_ID = "1234567890123456789"
+
 SAMPLE_INVITES = {
     "proxy-demo": "a permanent vanity invite (expires_at: null)",
     "hourly01": "an invite that expires an hour after start-up",
     "shortlived": "an invite that expires two minutes after start-up",
     "futurefield": "an invite carrying a field Discord may add later (passed through untouched)",
+    "tempjoin": "a temporary-membership invite, a day old (for revocation rules)",
+    "usedup": "an invite whose uses reached max_uses (for revocation rules)",
 }
 
 
 def seed_samples(state: EmulatorState) -> None:
     guild = state.add_guild(
         "Invite Proxy Demo",
+        id=SAMPLE_GUILD_ID,
         vanity_url_code="proxy-demo",
         member_count=1234,
         presence_count=321,
@@ -31,3 +37,7 @@ def seed_samples(state: EmulatorState) -> None:
         max_age=86400,
         extra={"profile": {"id": guild.id, "tag": "DEMO", "badge_count": 3}},
     )
+    state.add_invite(
+        guild, code="tempjoin", temporary=True, created_at=state.now() - 86_400, uses=3
+    )
+    state.add_invite(guild, code="usedup", max_uses=5, uses=5, channel_name="events")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import socket
@@ -12,14 +13,37 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from discord_emulator.state import EmulatorState, Fault, RecordedRequest
+from discord_emulator.state import EmulatorState, Fault, Guild, RecordedRequest
 
 API_PREFIX = "/api/v10"
-INVITES_BUCKET = "b6c5b1d9e5a4f0c2d1e8a7b3c4d5e6f7"  # every /invites/{code} shares it
+INVITES_BUCKET = "b6c5b1d9e5a4f0c2d1e8a7b3c4d5e6f7"  # every GET /invites/{code} shares it
+MAX_AUDIT_REASON = 512
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/invites/(?P<code>[^/]+)$"), "GET /invites/{code}"),
+    ("DELETE", re.compile(r"^/invites/(?P<code>[^/]+)$"), "DELETE /invites/{code}"),
+    ("GET", re.compile(r"^/guilds/(?P<guild_id>[^/]+)/invites$"), "GET /guilds/{guild_id}/invites"),
+    (
+        "GET",
+        re.compile(r"^/guilds/(?P<guild_id>[^/]+)/vanity-url$"),
+        "GET /guilds/{guild_id}/vanity-url",
+    ),
+    (
+        "POST",
+        re.compile(r"^/webhooks/(?P<webhook_id>[^/]+)/(?P<webhook_token>[^/]+)$"),
+        "POST /webhooks/{webhook_id}/{webhook_token}",
+    ),
 )
+# Webhooks take no bot token; everything else is the bot's.
+_UNAUTHENTICATED = frozenset({"POST /webhooks/{webhook_id}/{webhook_token}"})
+
+Answer = tuple[int, Any]
+
+
+def bucket_of(route: str) -> str:
+    if route == "GET /invites/{code}":
+        return INVITES_BUCKET
+    return hashlib.sha256(route.encode()).hexdigest()[:32]
 
 
 def discord_error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
@@ -53,10 +77,10 @@ class _Handler(BaseHTTPRequestHandler):
             headers={k.lower(): v for k, v in self.headers.items()},
             route=route,
         )
-        state.record(recorded)
         length = int(self.headers.get("Content-Length") or 0)
         if length:
-            self.rfile.read(length)
+            recorded.body = self.rfile.read(length)
+        state.record(recorded)
 
         fault = state.take_fault(route)
         if fault is not None:
@@ -67,19 +91,20 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         auth = self.headers.get("Authorization")
-        if auth is not None:
+        if auth is not None and route not in _UNAUTHENTICATED:
             token = auth.removeprefix("Bot ") if auth.startswith("Bot ") else None
             if token is None or (state.tokens is not None and token not in state.tokens):
                 self._send_json(recorded, *discord_error(401, 0, "401: Unauthorized"))
                 return
 
-        remaining, reset_after, allowed = state.take_rate_limit(INVITES_BUCKET)
+        bucket = bucket_of(route)
+        remaining, reset_after, allowed = state.take_rate_limit(bucket)
         limit_headers = {
             "X-RateLimit-Limit": str(state.rate_limit),
             "X-RateLimit-Remaining": str(max(0, remaining)),
             "X-RateLimit-Reset": f"{state.now() + reset_after:.3f}",
             "X-RateLimit-Reset-After": f"{reset_after:.3f}",
-            "X-RateLimit-Bucket": INVITES_BUCKET,
+            "X-RateLimit-Bucket": bucket,
         }
         if not allowed:
             retry_after = round(max(reset_after, 0.001), 3)
@@ -89,8 +114,71 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
-        status, body = self._invite_route(state, params["code"], query)
-        self._send_json(recorded, status, body, limit_headers)
+        status, body = self._answer(route, state, params, query, recorded)
+        if status == 204:
+            self._send_raw(recorded, 204, b"", "application/json", limit_headers)
+        else:
+            self._send_json(recorded, status, body, limit_headers)
+
+    def _answer(
+        self,
+        route: str,
+        state: EmulatorState,
+        params: dict[str, str],
+        query: dict[str, str],
+        recorded: RecordedRequest,
+    ) -> Answer:
+        if route == "GET /invites/{code}":
+            return self._invite_route(state, params["code"], query)
+        if route == "DELETE /invites/{code}":
+            return self._delete_invite(state, params["code"], recorded.headers)
+        if route == "POST /webhooks/{webhook_id}/{webhook_token}":
+            return self._execute_webhook(state, recorded.body)
+        guild = state.guilds.get(params["guild_id"])
+        if guild is None:
+            return discord_error(404, 10004, "Unknown Guild")
+        if not guild.manage_guild:
+            return discord_error(403, 50013, "Missing Permissions")
+        if route == "GET /guilds/{guild_id}/invites":
+            return 200, [state.invite_metadata_body(i) for i in state.guild_invites(guild)]
+        return 200, self._vanity(state, guild)
+
+    @staticmethod
+    def _delete_invite(state: EmulatorState, code: str, headers: dict[str, str]) -> Answer:
+        raw_reason = headers.get("x-audit-log-reason")
+        reason = unquote(raw_reason) if raw_reason is not None else None
+        if reason is not None and len(reason) > MAX_AUDIT_REASON:
+            return 400, {
+                "code": 50035,
+                "message": "Invalid Form Body",
+                "errors": {"reason": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}},
+            }
+        invite = state.find_invite(code)
+        if invite is None:
+            return discord_error(404, 10006, "Unknown Invite")
+        guild = state.guilds[invite.guild_id]
+        if not guild.may_delete(invite.channel["id"]):
+            return discord_error(403, 50013, "Missing Permissions")
+        body = state.invite_body(invite, with_counts=False)
+        state.delete_invite(code, reason, raw_reason)
+        return 200, body
+
+    @staticmethod
+    def _vanity(state: EmulatorState, guild: Guild) -> dict[str, Any]:
+        stored = state.invites.get(guild.vanity_url_code or "")
+        return {"code": guild.vanity_url_code, "uses": stored.uses if stored else 0}
+
+    @staticmethod
+    def _execute_webhook(state: EmulatorState, body: bytes) -> Answer:
+        try:
+            message = json.loads(body)
+        except ValueError:
+            return discord_error(400, 50109, "The request body contains invalid JSON.")
+        if not isinstance(message, dict) or not message.get("content"):
+            return discord_error(400, 50006, "Cannot send an empty message")
+        with state.lock:
+            state.webhook_messages.append(message)
+        return 204, None
 
     @staticmethod
     def _match(method: str, path: str) -> tuple[str | None, dict[str, str]]:
@@ -104,9 +192,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return name, match.groupdict()
         return None, {}
 
-    def _invite_route(
-        self, state: EmulatorState, code: str, query: dict[str, str]
-    ) -> tuple[int, dict[str, Any]]:
+    @staticmethod
+    def _invite_route(state: EmulatorState, code: str, query: dict[str, str]) -> Answer:
         with_counts = query.get("with_counts", "false").lower()
         if with_counts not in ("true", "false", "1", "0"):
             return 400, {
@@ -136,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
         self,
         recorded: RecordedRequest,
         status: int,
-        body: dict[str, Any],
+        body: Any,
         headers: dict[str, str] | None = None,
     ) -> None:
         self._send_raw(recorded, status, json.dumps(body).encode(), "application/json", headers)

@@ -45,6 +45,18 @@ class RecordedRequest:
     headers: dict[str, str]
     route: str | None
     status: int = 0
+    body: bytes = b""
+
+
+@dataclass
+class AuditEntry:
+    """What Discord's audit log would show for a deletion."""
+
+    action: str
+    code: str
+    guild_id: str
+    reason: str | None  # decoded, as the audit log displays it
+    raw_reason: str | None  # the header as it arrived
 
 
 @dataclass
@@ -55,6 +67,13 @@ class Guild:
     presence_count: int = 20
     vanity_url_code: str | None = None
     features: list[str] = field(default_factory=list)
+    # Whether the bot has Manage Guild here: listing invites and the vanity URL need it,
+    # and it may delete any invite. Without it, only channels in manage_channels.
+    manage_guild: bool = True
+    manage_channels: set[str] = field(default_factory=set)
+
+    def may_delete(self, channel_id: str) -> bool:
+        return self.manage_guild or channel_id in self.manage_channels
 
     def partial(self) -> dict[str, Any]:
         return {
@@ -107,6 +126,8 @@ class EmulatorState:
         self.tokens = tokens
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
+        self.audit_log: list[AuditEntry] = []
+        self.webhook_messages: list[dict[str, Any]] = []
         self.clock_offset = 0.0
         self.rate_limit = 50  # requests per window per bucket
         self.rate_window = 1.0  # seconds
@@ -139,6 +160,8 @@ class EmulatorState:
         *,
         code: str | None = None,
         channel_name: str = "general",
+        channel_id: str | None = None,
+        inviter_id: str | None = None,
         max_age: int = 0,
         created_at: float | None = None,
         **kwargs: Any,
@@ -146,10 +169,10 @@ class EmulatorState:
         invite = StoredInvite(
             code=code or "".join(secrets.choice(INVITE_ALPHABET) for _ in range(8)),
             guild_id=guild.id,
-            channel={"id": self.snowflake(), "type": 0, "name": channel_name},
+            channel={"id": channel_id or self.snowflake(), "type": 0, "name": channel_name},
             inviter=kwargs.pop("inviter", None)
             or {
-                "id": self.snowflake(),
+                "id": inviter_id or self.snowflake(),
                 "username": "inviter",
                 "avatar": None,
                 "discriminator": "0",
@@ -192,6 +215,35 @@ class EmulatorState:
             body["approximate_presence_count"] = guild.presence_count
         body.update(invite.extra)
         return body
+
+    def invite_metadata_body(self, invite: StoredInvite) -> dict[str, Any]:
+        """An invite as guild and channel listings show it: with uses, max_age, created_at."""
+        return self.invite_body(invite, with_counts=False) | {
+            "uses": invite.uses,
+            "max_uses": invite.max_uses,
+            "max_age": invite.max_age,
+            "temporary": invite.temporary,
+            "created_at": iso(invite.created_at),
+        }
+
+    def guild_invites(self, guild: Guild) -> list[StoredInvite]:
+        """A guild's live invites; the vanity invite is not among them, as on Discord."""
+        now = self.now()
+        with self.lock:
+            return [
+                invite
+                for invite in self.invites.values()
+                if invite.guild_id == guild.id
+                and not invite.expired(now)
+                and invite.code != guild.vanity_url_code
+            ]
+
+    def delete_invite(self, code: str, reason: str | None, raw_reason: str | None) -> None:
+        with self.lock:
+            invite = self.invites.pop(code)
+            self.audit_log.append(
+                AuditEntry("INVITE_DELETE", code, invite.guild_id, reason, raw_reason)
+            )
 
     # -- faults, limits and the request log --------------------------------------
     def inject(self, fault: Fault) -> None:

@@ -2,8 +2,10 @@
 
 Each HTTP request is matched against template.yaml's routes, turned into the
 event API Gateway would send, and given to the real handler, loaded from the
-function's CodeUri as Lambda loads it. CORS is answered here, from the
-template's CorsConfiguration, because that is where API Gateway answers it.
+function's CodeUri as Lambda loads it. CORS is answered here, from the HttpApi's
+x-amazon-apigateway-cors, because that is where API Gateway answers it. Routes
+with an authorizer run it first, as API Gateway does: a missing identity header
+is a 401 and a "no" from the authorizer a 403, and neither reaches the handler.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from invite_proxy_local.template import Cors, Function, Route, Template
+from invite_proxy_local.template import Authorizer, Cors, Function, Route, Template
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -128,6 +130,9 @@ class LocalGateway:
         self.routes: list[tuple[Route, re.Pattern[str]]] = [
             (route, _route_regex(route.path)) for route in template.routes()
         ]
+        self.authorizers = template.authorizers()
+        self._authorized: dict[tuple[str, tuple[str, ...]], tuple[float, dict[str, Any]]] = {}
+        self._authorized_lock = threading.Lock()
 
     # -- CORS, as API Gateway applies it -------------------------------------
     def _origin_allowed(self, origin: str | None) -> bool:
@@ -203,7 +208,11 @@ class LocalGateway:
                 event = self.event(
                     route, method, parts.path, parts.query, headers, body, path_params, source_ip
                 )
-                return self._invoke(route, event)
+                if route.authorizer is not None:
+                    denied = self._authorize(self.authorizers[route.authorizer], event)
+                    if denied is not None:
+                        return denied
+                return self._invoke(route.function, event)
         return _json_response(404, {"message": "Not Found"})
 
     @staticmethod
@@ -259,9 +268,56 @@ class LocalGateway:
             event["body"] = body.decode("utf-8", errors="replace")
         return event
 
-    def _invoke(self, route: Route, event: dict[str, Any]) -> HttpResponse:
+    @staticmethod
+    def authorizer_event(event: dict[str, Any], identity: list[str]) -> dict[str, Any]:
+        """The payload 2.0 REQUEST event an HttpApi Lambda authorizer receives."""
+        context = event["requestContext"]
+        method, path = context["http"]["method"], event["rawPath"]
+        request = {k: v for k, v in event.items() if k not in ("body", "isBase64Encoded")}
+        request.update(
+            type="REQUEST",
+            routeArn=f"arn:aws:execute-api:{REGION}:{ACCOUNT_ID}:{context['apiId']}/"
+            f"{context['stage']}/{method}{path}",
+            identitySource=identity,
+        )
+        return request
+
+    def _authorize(self, authorizer: Authorizer, event: dict[str, Any]) -> HttpResponse | None:
+        """Run the route's authorizer; None means go on (with its context on the event)."""
+        if authorizer.payload_version != "2.0" or not authorizer.simple_responses:
+            raise NotImplementedError(
+                "the local gateway runs payload 2.0 simple-response authorizers"
+            )
+        identity = [event["headers"].get(h, "") for h in authorizer.identity_headers]
+        if not all(identity):
+            return _json_response(401, {"message": "Unauthorized"})
+        key = (authorizer.name, tuple(identity))
+        with self._authorized_lock:
+            cached = self._authorized.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            context = cached[1]
+        else:
+            try:
+                result = self.environments[authorizer.function].invoke(
+                    self.authorizer_event(event, identity)
+                )
+            except Exception:
+                import traceback
+
+                traceback.print_exc()
+                return _json_response(500, {"message": "Internal Server Error"})
+            if not isinstance(result, dict) or result.get("isAuthorized") is not True:
+                return _json_response(403, {"message": "Forbidden"})
+            context = dict(result.get("context") or {})
+            if authorizer.ttl_seconds > 0:
+                with self._authorized_lock:
+                    self._authorized[key] = (time.monotonic() + authorizer.ttl_seconds, context)
+        event["requestContext"]["authorizer"] = {"lambda": context}
+        return None
+
+    def _invoke(self, function: str, event: dict[str, Any]) -> HttpResponse:
         try:
-            result = self.environments[route.function].invoke(event)
+            result = self.environments[function].invoke(event)
         except Exception:
             import traceback
 

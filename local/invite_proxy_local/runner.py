@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
@@ -18,8 +19,14 @@ DEFAULT_TABLE = "invite-proxy-local"
 # Typical front-end dev servers (Vite, webpack); set ALLOWED_ORIGINS for yours.
 DEFAULT_ALLOWED_ORIGINS = "http://localhost:5173,http://localhost:8080"
 TABLE_RESOURCE = "InviteCacheTable"
-# Deployed, the token comes from Secrets Manager; locally from DISCORD_BOT_TOKEN.
-LOCAL_ONLY_UNSET = ("DISCORD_TOKEN_SECRET_ID",)
+# Deployed, secrets come from Secrets Manager; locally from variables (DISCORD_BOT_TOKEN,
+# ADMIN_TOKENS, REVOCATION_WEBHOOK_URL), unless you set the secret ids yourself.
+LOCAL_ONLY_UNSET = (
+    "DISCORD_TOKEN_SECRET_ID",
+    "ADMIN_TOKENS_SECRET_ID",
+    "REVOCATION_WEBHOOK_SECRET_ID",
+)
+LOCAL_ADMIN_NAME = "local-admin"
 
 
 @dataclass
@@ -31,6 +38,7 @@ class LocalRun:
     dynamodb_endpoint: str
     allowed_origins: list[str]
     gateway: LocalGateway
+    admin_token: str | None  # the bearer token DELETE takes, when the run chose it
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -57,6 +65,23 @@ def _function_environment(
             if value is not None and not isinstance(value, dict):
                 resolved[name] = str(value)
     return resolved
+
+
+def _admin_token(env: MutableMapping[str, str]) -> tuple[str | None, str]:
+    """The token DELETE takes locally: LOCAL_ADMIN_TOKEN, or one made up now and printed."""
+    if env.get("ADMIN_TOKENS_SECRET_ID"):
+        return None, f"admin tokens from secret {env['ADMIN_TOKENS_SECRET_ID']}"
+    if env.get("ADMIN_TOKENS"):
+        return None, "admin token hashes from ADMIN_TOKENS"
+    from invite_proxy.admin_tokens import entry_for, new_token
+
+    token = env.get("LOCAL_ADMIN_TOKEN")
+    note = "DELETE takes Authorization: Bearer <LOCAL_ADMIN_TOKEN>"
+    if not token:
+        token = new_token()
+        note = f"DELETE takes Authorization: Bearer {token}  (set LOCAL_ADMIN_TOKEN to choose)"
+    env["ADMIN_TOKENS"] = json.dumps({"tokens": [entry_for(LOCAL_ADMIN_NAME, token)]})
+    return token, note
 
 
 def start(
@@ -100,6 +125,7 @@ def start(
         env["DISCORD_API_BASE_URL"] = discord_url
         env["DISCORD_BOT_TOKEN"] = "local-emulator-" + secrets.token_hex(8)
 
+    admin_token, admin_note = _admin_token(env)
     env.update(_function_environment(template, table_name, env))
     origins = [
         o.strip()
@@ -131,6 +157,7 @@ def start(
         dynamodb_endpoint=endpoint,
         allowed_origins=origins,
         gateway=gateway,
+        admin_token=admin_token,
         _stops=stops,
     )
     announce(f"Invite proxy listening on {url}")
@@ -146,5 +173,6 @@ def start(
         announce(f"  Discord:  the real API at {discord_url} (token from DISCORD_BOT_TOKEN)")
     else:
         announce(f"  Discord:  {discord_url} (DISCORD_API_BASE_URL)")
+    announce(f"  Admin:    {admin_note}")
     announce(f"  CORS:     allowed origins {', '.join(origins) or '(none)'} (ALLOWED_ORIGINS)")
     return run

@@ -1,4 +1,4 @@
-"""Read template.yaml: the table, the HTTP API's CORS, and each function's routes and environment.
+"""Read template.yaml: the table, the HTTP API's CORS and authorizers, each function's routes.
 
 The local run and the tests take these from the template itself, so they cannot
 drift from what `sam deploy` creates.
@@ -47,6 +47,18 @@ class Route:
     @property
     def route_key(self) -> str:
         return f"{self.method} {self.path}"
+
+
+@dataclass(frozen=True)
+class Authorizer:
+    """An HttpApi Lambda authorizer (REQUEST type, as SAM's HttpApi Auth.Authorizers declares)."""
+
+    name: str
+    function: str  # logical id
+    identity_headers: tuple[str, ...]  # lower-case
+    payload_version: str
+    simple_responses: bool
+    ttl_seconds: int
 
 
 @dataclass(frozen=True)
@@ -103,17 +115,38 @@ class Template:
         return spec.get("AttributeName") if spec.get("Enabled") else None
 
     def http_api_cors(self) -> Cors | None:
+        """The HttpApi's CORS, from its OpenAPI extension x-amazon-apigateway-cors."""
         for api in self._of_type("AWS::Serverless::HttpApi").values():
-            cors = api.get("Properties", {}).get("CorsConfiguration")
+            body = api.get("Properties", {}).get("DefinitionBody") or {}
+            cors = body.get("x-amazon-apigateway-cors")
             if cors:
                 return Cors(
-                    allow_methods=tuple(m.upper() for m in cors.get("AllowMethods", [])),
-                    allow_headers=tuple(h.lower() for h in cors.get("AllowHeaders", [])),
-                    expose_headers=tuple(h.lower() for h in cors.get("ExposeHeaders", [])),
-                    max_age=cors.get("MaxAge"),
-                    allow_credentials=bool(cors.get("AllowCredentials", False)),
+                    allow_methods=tuple(m.upper() for m in cors.get("allowMethods", [])),
+                    allow_headers=tuple(h.lower() for h in cors.get("allowHeaders", [])),
+                    expose_headers=tuple(h.lower() for h in cors.get("exposeHeaders", [])),
+                    max_age=cors.get("maxAge"),
+                    allow_credentials=bool(cors.get("allowCredentials", False)),
                 )
         return None
+
+    def authorizers(self) -> dict[str, Authorizer]:
+        result = {}
+        for api in self._of_type("AWS::Serverless::HttpApi").values():
+            declared = api.get("Properties", {}).get("Auth", {}).get("Authorizers", {})
+            for name, spec in declared.items():
+                arn = spec["FunctionArn"]
+                if not (isinstance(arn, dict) and "Fn::GetAtt" in arn):
+                    raise ValueError(f"authorizer {name}: FunctionArn must be !GetAtt <Fn>.Arn")
+                identity = spec.get("Identity", {})
+                result[name] = Authorizer(
+                    name=name,
+                    function=arn["Fn::GetAtt"][0],
+                    identity_headers=tuple(h.lower() for h in identity.get("Headers", [])),
+                    payload_version=str(spec.get("AuthorizerPayloadFormatVersion", "2.0")),
+                    simple_responses=bool(spec.get("EnableSimpleResponses", False)),
+                    ttl_seconds=int(identity.get("ReauthorizeEvery", 300)),
+                )
+        return result
 
     def functions(self) -> dict[str, Function]:
         globals_ = self.doc.get("Globals", {}).get("Function", {})

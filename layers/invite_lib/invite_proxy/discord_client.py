@@ -60,7 +60,21 @@ class DiscordClient:
         self._session = session
 
     def get_invite(self, code: str, params: Mapping[str, str]) -> DiscordResponse:
-        return self.request("GET", f"/invites/{quote(code, safe='')}", params=params)
+        return self.request("GET", f"/invites/{_segment(code)}", params=params)
+
+    def delete_invite(self, code: str, reason: str | None) -> DiscordResponse:
+        """Revoke an invite. Discord answers 200 with the invite it deleted."""
+        headers = {"X-Audit-Log-Reason": encode_audit_reason(reason)} if reason else None
+        return self.request("DELETE", f"/invites/{_segment(code)}", headers=headers)
+
+    def list_guild_invites(self, guild_id: str) -> DiscordResponse:
+        """Every invite of a guild, with metadata (uses, max_age, ...). Needs Manage Guild."""
+        return self.request("GET", f"/guilds/{_segment(guild_id)}/invites")
+
+    def guild_vanity_code(self, guild_id: str) -> str | None:
+        payload = self.request("GET", f"/guilds/{_segment(guild_id)}/vanity-url").payload
+        code = payload.get("code") if isinstance(payload, dict) else None
+        return code if isinstance(code, str) and code else None
 
     def request(
         self,
@@ -107,6 +121,16 @@ class DiscordClient:
             payload=payload,
             headers=response.headers,
         )
+
+
+def _segment(value: str) -> str:
+    """One path segment, whatever the value holds (callers validate first; this is a backstop)."""
+    return quote(value, safe="")
+
+
+def encode_audit_reason(reason: str) -> str:
+    """X-Audit-Log-Reason is URL-encoded UTF-8 on the wire."""
+    return quote(reason, safe="")
 
 
 def _json_or_none(headers: Mapping[str, str], text: str) -> Any:

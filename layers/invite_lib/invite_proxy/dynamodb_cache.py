@@ -12,6 +12,7 @@ so every read treats an item past its ``ttl`` as absent.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -72,6 +73,59 @@ class DynamoDBInviteCache:
             self._client.put_item(TableName=self._table, Item=_item_from_entry(entry))
         except _ERRORS as exc:
             raise CacheUnavailable(detail=f"PutItem failed: {exc}") from None
+
+    def evict(self, code: str) -> list[str]:
+        """Delete every cached variant of a code; return the invite bodies they held."""
+        bodies = []
+        try:
+            for item in self._variants(code, "#sk, #kind, #body"):
+                self._client.delete_item(
+                    TableName=self._table, Key={"pk": {"S": partition_key(code)}, "sk": item["sk"]}
+                )
+                if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
+                    bodies.append(item["body"]["S"])
+        except _ERRORS as exc:
+            raise CacheUnavailable(detail=f"evicting {code!r} failed: {exc}") from None
+        return bodies
+
+    def shorten_ttl(self, code: str, ttl: int) -> int:
+        """Bring every cached variant's TTL forward to ``ttl`` (never later); return how many."""
+        shortened = 0
+        try:
+            for item in self._variants(code, "#sk"):
+                try:
+                    self._client.update_item(
+                        TableName=self._table,
+                        Key={"pk": {"S": partition_key(code)}, "sk": item["sk"]},
+                        UpdateExpression="SET #ttl = :ttl",
+                        ConditionExpression="attribute_exists(pk) AND #ttl > :ttl",
+                        ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                        ExpressionAttributeValues={":ttl": {"N": str(ttl)}},
+                    )
+                    shortened += 1
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                        raise
+        except _ERRORS as exc:
+            raise CacheUnavailable(detail=f"shortening the TTL of {code!r} failed: {exc}") from None
+        return shortened
+
+    def _variants(self, code: str, projection: str) -> Iterator[dict[str, Any]]:
+        names = {"#sk": "sk", "#kind": "kind", "#body": "body"}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": partition_key(code)}},
+            "ProjectionExpression": projection,
+            "ExpressionAttributeNames": {k: v for k, v in names.items() if k in projection},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def _item_from_entry(entry: CacheEntry) -> dict[str, Any]:

@@ -32,13 +32,23 @@ class InvalidInput(InviteProxyError):
     default_message = "The request is invalid."
 
 
+class PermissionDenied(InviteProxyError):
+    """The bot may not do what an authenticated caller asked (Discord's 50013 or 50001)."""
+
+    code = "missing_permissions"
+    default_message = (
+        "The bot may not delete this invite: it needs Manage Channels on the invite's "
+        "channel, or Manage Guild."
+    )
+
+
 class UnknownInvite(InviteProxyError):
     code = "unknown_invite"
     default_message = "Unknown invite."
 
 
 class CacheUnavailable(InviteProxyError):
-    """The cache failed. The service degrades around it; callers never see it."""
+    """The cache failed. Lookups degrade around it; a revocation reports it."""
 
     code = "cache_unavailable"
     default_message = "The cache is unavailable."
@@ -133,3 +143,38 @@ class CredentialsUnavailable(InviteProxyError):
 
     code = "credentials_unavailable"
     default_message = "The proxy cannot read its Discord credentials."
+
+
+class CacheEvictionFailed(InviteProxyError):
+    """Discord answered, but cached copies of the invite may survive: the caller should retry."""
+
+    code = "cache_eviction_failed"
+    default_message = (
+        "Discord handled the deletion, but the proxy could not clear its cached copies; "
+        "retry the DELETE to clear them."
+    )
+
+
+RETRYABLE_ERRORS: tuple[type[InviteProxyError], ...] = (
+    DiscordRateLimited,
+    DiscordBlocked,
+    DiscordServerError,
+    DiscordUnavailable,
+    CredentialsUnavailable,
+    CacheEvictionFailed,
+)
+"""Failures that are about now, not about the request: trying again later can succeed."""
+
+
+class NotificationFailed(InviteProxyError):
+    """A report could not be posted to the Discord webhook (reported, never fatal)."""
+
+    code = "notification_failed"
+    default_message = "The webhook notification failed."
+
+
+class RuleRunFailed(InviteProxyError):
+    """A rule run stopped on an error; the invocation fails, so the scheduler retries it."""
+
+    code = "rule_run_failed"
+    default_message = "The revocation rule run stopped early; it will be retried."

@@ -8,6 +8,7 @@ import math
 from aws_lambda_powertools.event_handler import Response
 
 from invite_proxy.errors import (
+    CacheEvictionFailed,
     CredentialsUnavailable,
     DiscordBlocked,
     DiscordError,
@@ -17,21 +18,25 @@ from invite_proxy.errors import (
     DiscordUnavailable,
     InvalidInput,
     InviteProxyError,
+    PermissionDenied,
     UnknownInvite,
 )
 from invite_proxy.lookup_service import CacheStatus, LookupResult
+from invite_proxy.revocation_service import Revocation
 
 JSON = "application/json"
 
 # Most specific class first; the first isinstance match wins.
 _STATUS_BY_ERROR: tuple[tuple[type[InviteProxyError], int], ...] = (
     (InvalidInput, 400),
+    (PermissionDenied, 403),
     (UnknownInvite, 404),
     (DiscordRateLimited, 429),
     (DiscordBlocked, 503),
     (DiscordTimeout, 504),
     (DiscordUnavailable, 503),
     (CredentialsUnavailable, 503),
+    (CacheEvictionFailed, 503),
     (DiscordMissingPermissions, 502),
     (DiscordError, 502),
 )
@@ -99,3 +104,13 @@ def lookup_response(result: LookupResult, if_none_match: str | None) -> Response
     if etag_matches(if_none_match, entry.etag):
         return Response(status_code=304, content_type=None, body="", headers=headers)
     return Response(status_code=200, content_type=JSON, body=entry.body, headers=headers)
+
+
+def revocation_response(revocation: Revocation) -> Response[str]:
+    """200 with the deleted invite, exactly as Discord returned it."""
+    return Response(
+        status_code=200,
+        content_type=JSON,
+        body=revocation.body,
+        headers={"Cache-Control": "no-store"},
+    )

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Annotated, Any
+from urllib.parse import unquote
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
 
 from invite_proxy.errors import InvalidInput
 
@@ -32,7 +42,17 @@ def _query_bool(value: Any) -> Any:
     return value
 
 
+def _no_control_characters(value: str) -> str:
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        raise ValueError("must not contain control characters such as newlines")
+    return value
+
+
 InviteCode = Annotated[str, Field(pattern=INVITE_CODE_PATTERN)]
+# Discord's X-Audit-Log-Reason: 1 to 512 characters of text, once URL-decoded.
+AuditReason = Annotated[
+    str, Field(min_length=1, max_length=512), AfterValidator(_no_control_characters)
+]
 Snowflake = Annotated[str, Field(pattern=SNOWFLAKE_PATTERN)]
 QueryBool = Annotated[bool, BeforeValidator(_query_bool)]
 
@@ -43,14 +63,56 @@ _FIELD_HINTS = {
 }
 
 
-def invalid_input_from(exc: ValidationError, hints: dict[str, str] | None = None) -> InvalidInput:
+def invalid_input_from(
+    exc: ValidationError, hints: dict[str, str] | None = None, *, subject: str | None = None
+) -> InvalidInput:
     """Turn pydantic's report into one clear message that names each offending field."""
     hints = hints or {}
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"]) or "input"
-        problems.append(f"{field}: {hints.get(field, error['msg'])}")
-    return InvalidInput("Invalid " + "; ".join(problems) + ".")
+        field = ".".join(str(part) for part in error["loc"])
+        message = hints.get(field, error["msg"].removeprefix("Value error, "))
+        problems.append(f"{field}: {message}" if field else message)
+    lead = f"Invalid {subject}: " if subject else "Invalid "
+    return InvalidInput(lead + "; ".join(problems) + ".")
+
+
+@cache
+def _audit_reason() -> TypeAdapter[str]:
+    # Built on first use: only a DELETE needs it, so lookups never pay at import.
+    return TypeAdapter(AuditReason)
+
+
+_PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
+
+
+def reason_from_header(raw: str | None) -> str | None:
+    """The audit-log reason a caller sent, decoded; None if the header is absent.
+
+    Discord reads X-Audit-Log-Reason as URL-encoded UTF-8, and so does the proxy:
+    raw non-ASCII (which HTTP headers cannot carry reliably), bad percent
+    escapes, an empty value or more than 512 characters are the caller's mistake.
+    """
+    if raw is None:
+        return None
+    if not set(raw) <= _PRINTABLE_ASCII:
+        raise InvalidInput(
+            "Invalid X-Audit-Log-Reason: must be URL-encoded UTF-8 "
+            "(percent-encode anything that is not printable ASCII)."
+        )
+    try:
+        decoded = unquote(raw, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            "Invalid X-Audit-Log-Reason: its percent-escapes do not decode as UTF-8."
+        ) from None
+    try:
+        return _audit_reason().validate_python(decoded)
+    except ValidationError as exc:
+        message = exc.errors(include_url=False)[0]["msg"]
+        raise InvalidInput(
+            f"Invalid X-Audit-Log-Reason: {message} (1 to 512 characters once decoded)."
+        ) from None
 
 
 class InviteQuery(BaseModel):
@@ -108,3 +170,36 @@ class Invite(BaseModel):
         if self.created_at is not None and self.max_age:  # max_age 0 means never
             candidates.append(self.created_at + timedelta(seconds=self.max_age))
         return min(candidates) if candidates else None
+
+
+class _Ref(BaseModel):
+    """A nested Discord object of which only the id matters here."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+
+
+class _GuildRef(_Ref):
+    vanity_url_code: str | None = None
+
+
+class GuildInvite(Invite):
+    """An invite from GET /guilds/{guild_id}/invites: the invite plus its metadata.
+
+    Any of the metadata may be missing; a criterion that needs a missing field
+    does not match, so a rule never revokes on a guess.
+    """
+
+    uses: int | None = Field(default=None, ge=0)
+    max_uses: int | None = Field(default=None, ge=0)
+    temporary: bool | None = None
+    channel: _Ref | None = None
+    inviter: _Ref | None = None
+    guild: _GuildRef | None = None
+
+    def is_permanent(self) -> bool | None:
+        """Whether the invite never expires; None when nothing says."""
+        if self.max_age is None and "expires_at" not in self.model_fields_set:
+            return None
+        return self.expiry() is None

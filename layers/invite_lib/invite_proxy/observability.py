@@ -6,8 +6,10 @@ POWERTOOLS_METRICS_NAMESPACE, set in template.yaml's Globals.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_metric
 
 logger = Logger()
 metrics = Metrics()
@@ -31,3 +33,13 @@ def count_by(name: str, dimension: str, label: str) -> None:
 
 def milliseconds(name: str, value: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(value, 2))
+
+
+def counts_by(values: Mapping[str, int], dimensions: Mapping[str, str]) -> None:
+    """Several counts sharing their own dimensions, flushed at once as one EMF blob."""
+    blob = EphemeralMetrics(namespace=metrics.namespace, service=metrics.service)
+    for dimension, label in dimensions.items():
+        blob.add_dimension(name=dimension, value=label)
+    for name, value in values.items():
+        blob.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    blob.flush_metrics()

@@ -33,6 +33,23 @@ class Settings(BaseModel):
     token_cache_seconds: int = Field(300, ge=0, validation_alias="TOKEN_CACHE_SECONDS")
     user_agent_url: str = Field(PROJECT_URL, validation_alias="DISCORD_USER_AGENT_URL")
 
+    # Admin tokens for DELETE (see admin_tokens.py): deployed, a Secrets Manager secret;
+    # locally, the same JSON in ADMIN_TOKENS. The secret id wins when both are set.
+    admin_tokens_secret_id: str | None = Field(None, validation_alias="ADMIN_TOKENS_SECRET_ID")
+    admin_tokens: SecretStr | None = Field(None, validation_alias="ADMIN_TOKENS")
+    # How soon a token removed from the secret stops working.
+    admin_tokens_cache_seconds: int = Field(
+        60, ge=0, le=3600, validation_alias="ADMIN_TOKENS_CACHE_SECONDS"
+    )
+    # Optional Discord webhook for rule-run summaries: its URL is a secret (it holds a token).
+    revocation_webhook_secret_id: str | None = Field(
+        None, validation_alias="REVOCATION_WEBHOOK_SECRET_ID"
+    )
+    revocation_webhook_url: SecretStr | None = Field(
+        None, validation_alias="REVOCATION_WEBHOOK_URL"
+    )
+    webhook_timeout: float = Field(3.0, gt=0, le=10, validation_alias="WEBHOOK_TIMEOUT")
+
     discord_connect_timeout: float = Field(
         1.5, gt=0, le=10, validation_alias="DISCORD_CONNECT_TIMEOUT"
     )

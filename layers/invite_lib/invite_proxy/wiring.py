@@ -1,41 +1,112 @@
-"""Composition root: settings in, a ready service out. Called once per execution environment."""
+"""Composition root: settings in, ready services out. Called once per execution environment.
+
+Each function imports what only it needs, so each Lambda function's cold start
+pays for its own path alone (the API never loads the rule models, say).
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from invite_proxy.discord_client import DiscordClient
 from invite_proxy.dynamodb_cache import DynamoDBInviteCache, dynamodb_client
 from invite_proxy.lookup_service import InviteLookupService
+from invite_proxy.revocation_service import InviteRevocationService
+from invite_proxy.secret_source import SecretSource, secrets_manager_string, static_secret
 from invite_proxy.settings import Settings
-from invite_proxy.token_source import TokenSource, secrets_manager_token, static_token
 
-# Read once per TOKEN_CACHE_SECONDS and only on a miss, so it can afford more than DynamoDB gets.
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from invite_proxy.admin_tokens import AdminTokenVerifier
+    from invite_proxy.rule_runner import RuleRunner
+
+# Read once per cache period and only when needed, so it can afford more than DynamoDB gets.
 SECRETS_MANAGER_TIMEOUT = 2.0
+# Time a rule run keeps back at the end: the summary, the webhook, and slack.
+REPORTING_SECONDS = 1.0
 
 
-def token_source(settings: Settings) -> TokenSource:
-    if settings.discord_token_secret_id:
-        return secrets_manager_token(
-            settings.discord_token_secret_id,
-            cache_seconds=settings.token_cache_seconds,
-            timeout=SECRETS_MANAGER_TIMEOUT,
+def secret(
+    secret_id: str | None, local_value: SecretStr | None, cache_seconds: int
+) -> SecretSource:
+    """A deployed secret by id, or the local run's value of it."""
+    if secret_id:
+        return secrets_manager_string(
+            secret_id, cache_seconds=cache_seconds, timeout=SECRETS_MANAGER_TIMEOUT
         )
-    token = settings.discord_bot_token
-    return static_token(token.get_secret_value() if token else None)
+    return static_secret(local_value.get_secret_value() if local_value else None)
 
 
 def discord_client(settings: Settings) -> DiscordClient:
     return DiscordClient(
         base_url=settings.discord_api_base_url,
-        token=token_source(settings),
+        token=secret(
+            settings.discord_token_secret_id,
+            settings.discord_bot_token,
+            settings.token_cache_seconds,
+        ),
         user_agent=settings.user_agent,
         connect_timeout=settings.discord_connect_timeout,
         read_timeout=settings.discord_read_timeout,
     )
 
 
+def invite_cache(settings: Settings) -> DynamoDBInviteCache:
+    return DynamoDBInviteCache(dynamodb_client(settings.dynamodb_timeout), settings.table_name)
+
+
 def lookup_service(settings: Settings) -> InviteLookupService:
-    return InviteLookupService(
-        cache=DynamoDBInviteCache(dynamodb_client(settings.dynamodb_timeout), settings.table_name),
-        discord=discord_client(settings),
-        policy=settings.cache_policy,
+    return api_services(settings)[0]
+
+
+def api_services(settings: Settings) -> tuple[InviteLookupService, InviteRevocationService]:
+    """The API function's two services, sharing one cache client and one Discord client."""
+    cache = invite_cache(settings)
+    discord = discord_client(settings)
+    lookup = InviteLookupService(cache=cache, discord=discord, policy=settings.cache_policy)
+    return lookup, InviteRevocationService(cache=cache, discord=discord)
+
+
+def admin_verifier(settings: Settings) -> AdminTokenVerifier:
+    from invite_proxy.admin_tokens import AdminTokenVerifier
+
+    return AdminTokenVerifier(
+        secret(
+            settings.admin_tokens_secret_id,
+            settings.admin_tokens,
+            settings.admin_tokens_cache_seconds,
+        )
+    )
+
+
+def rule_runner(settings: Settings) -> RuleRunner:
+    from invite_proxy.rule_runner import RuleRunner
+    from invite_proxy.webhook_notifier import WebhookNotifier
+
+    cache = invite_cache(settings)
+    discord = discord_client(settings)
+    notifier = None
+    if settings.revocation_webhook_secret_id or settings.revocation_webhook_url:
+        notifier = WebhookNotifier(
+            secret(
+                settings.revocation_webhook_secret_id,
+                settings.revocation_webhook_url,
+                settings.token_cache_seconds,
+            ),
+            timeout=settings.webhook_timeout,
+            user_agent=settings.user_agent,
+        )
+    reserve = (
+        settings.discord_connect_timeout
+        + settings.discord_read_timeout
+        + (settings.webhook_timeout if notifier else 0.0)
+        + REPORTING_SECONDS
+    )
+    return RuleRunner(
+        discord=discord,
+        revoker=InviteRevocationService(cache=cache, discord=discord),
+        cache=cache,
+        notifier=notifier,
+        reserve_seconds=reserve,
     )

@@ -1,4 +1,4 @@
-"""Adapter: where the bot token comes from. It is cached, and never logged."""
+"""Adapter: secret strings (bot token, admin token hashes, webhook URL), cached, never logged."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from invite_proxy.errors import CredentialsUnavailable
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-TokenSource = Callable[[], str | None]
+SecretSource = Callable[[], str | None]
 
 
-class _SecretsManagerToken:
-    """Read the raw token from a Secrets Manager secret string, cached for ``cache_seconds``.
+class _SecretsManagerString:
+    """Read a Secrets Manager secret string, cached for ``cache_seconds``.
 
-    Only a cache miss needs the token, and most lookups are hits, so the
-    Secrets Manager client (and Powertools Parameters, which is costly to
-    import) are set up on the first miss, once per execution environment.
+    The client (and Powertools Parameters, which is costly to import) are set up
+    on first use, once per execution environment: most lookups are cache hits
+    and never need the bot token at all.
     """
 
     def __init__(self, secret_id: str, *, cache_seconds: int, timeout: float) -> None:
@@ -50,14 +50,14 @@ class _SecretsManagerToken:
             # The message names the secret and the AWS error, never the value.
             raise CredentialsUnavailable(detail=f"reading secret {secret_id!r}: {exc}") from None
         if not isinstance(value, str) or not value.strip():
-            raise CredentialsUnavailable(detail=f"secret {secret_id!r} holds no token string")
+            raise CredentialsUnavailable(detail=f"secret {secret_id!r} holds no string")
         return value.strip()
 
 
-def secrets_manager_token(secret_id: str, *, cache_seconds: int, timeout: float) -> TokenSource:
-    return _SecretsManagerToken(secret_id, cache_seconds=cache_seconds, timeout=timeout)
+def secrets_manager_string(secret_id: str, *, cache_seconds: int, timeout: float) -> SecretSource:
+    return _SecretsManagerString(secret_id, cache_seconds=cache_seconds, timeout=timeout)
 
 
-def static_token(value: str | None) -> TokenSource:
-    """The local run's token (DISCORD_BOT_TOKEN), or none at all."""
+def static_secret(value: str | None) -> SecretSource:
+    """A value given directly (the local run's variables), or none at all."""
     return lambda: value

@@ -1,0 +1,25 @@
+"""Revoker function: runs the revocation rule an EventBridge Scheduler schedule delivers.
+
+The event is the rule itself (the schedule's Input). A bad rule, or an error
+worth retrying, fails the invocation, so the scheduler's retry policy and
+dead-letter queue see it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from invite_proxy.observability import logger, metrics
+from invite_proxy.settings import Settings
+from invite_proxy.wiring import rule_runner
+
+settings = Settings.from_env()
+runner = rule_runner(settings)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return runner.run_event(event, context.get_remaining_time_in_millis).as_dict()

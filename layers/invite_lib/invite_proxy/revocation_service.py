@@ -1,0 +1,176 @@
+"""Revoking one invite: delete it on Discord, evict every cached copy, write the audit line.
+
+Both faces of revocation use this: the admin API's DELETE and the scheduled rules.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol
+
+from invite_proxy import observability as obs
+from invite_proxy.errors import (
+    CacheEvictionFailed,
+    CacheUnavailable,
+    DiscordMissingPermissions,
+    InvalidInput,
+    InviteProxyError,
+    PermissionDenied,
+    UnknownInvite,
+)
+from invite_proxy.models import InviteQuery, reason_from_header
+
+if TYPE_CHECKING:
+    from invite_proxy.discord_client import DiscordResponse
+
+
+class EvictingCache(Protocol):
+    def evict(self, code: str) -> list[str]: ...
+
+
+class InviteDeleter(Protocol):
+    def delete_invite(self, code: str, reason: str | None) -> DiscordResponse: ...
+
+
+class Outcome(StrEnum):
+    REVOKED = "revoked"
+    ALREADY_GONE = "already_gone"  # Discord says 10006: nothing left to revoke
+    FORBIDDEN = "forbidden"  # the bot lacks permission
+    INVALID = "invalid_request"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Revocation:
+    code: str
+    guild_id: str | None
+    body: str  # the deleted invite, exactly as Discord returned it
+
+
+def guild_of(payload: Any) -> str | None:
+    """The guild an invite object belongs to, if it says."""
+    if not isinstance(payload, dict):
+        return None
+    guild = payload.get("guild")
+    guild_id = payload.get("guild_id") or (guild.get("id") if isinstance(guild, dict) else None)
+    return str(guild_id) if guild_id else None
+
+
+def _guild_of_bodies(bodies: list[str]) -> str | None:
+    for body in bodies:
+        try:
+            guild_id = guild_of(json.loads(body))
+        except ValueError:
+            continue
+        if guild_id:
+            return guild_id
+    return None
+
+
+class InviteRevocationService:
+    def __init__(self, *, cache: EvictingCache, discord: InviteDeleter) -> None:
+        self._cache = cache
+        self._discord = discord
+
+    def revoke_request(self, code: str, raw_reason: str | None, *, actor: str) -> Revocation:
+        """An admin's DELETE: the code and X-Audit-Log-Reason as sent, validated here."""
+        obs.count("RevokeRequest")
+        try:
+            code = InviteQuery.parse(code, None).code
+            reason = reason_from_header(raw_reason)
+        except InvalidInput as exc:
+            audit(
+                actor=actor,
+                source="api",
+                code=code[:64],
+                guild_id=None,
+                reason=(raw_reason or "")[:600] or None,
+                outcome=Outcome.INVALID,
+                error_code=exc.code,
+            )
+            raise
+        return self.revoke(code, reason, actor=actor, source="api")
+
+    def revoke(self, code: str, reason: str | None, *, actor: str, source: str) -> Revocation:
+        """Delete the invite; whatever Discord says, no cached copy of it survives.
+
+        The cache is evicted after Discord answers, not before, so a lookup
+        racing the deletion cannot put the invite back in between.
+        """
+
+        def record(outcome: Outcome, guild_id: str | None, **more: Any) -> None:
+            audit(
+                actor=actor,
+                source=source,
+                code=code,
+                guild_id=guild_id,
+                reason=reason,
+                outcome=outcome,
+                **more,
+            )
+
+        try:
+            response = self._discord.delete_invite(code, reason)
+        except InviteProxyError as exc:
+            outcome, error = _failure(exc)
+            cached_guild, evicted = self._evict(code)
+            record(outcome, cached_guild, error_code=exc.code, cache_evicted=evicted)
+            if not evicted and outcome is Outcome.ALREADY_GONE:
+                raise CacheEvictionFailed(detail=f"{code}: already gone, eviction failed") from None
+            raise error from None
+        cached_guild, evicted = self._evict(code)
+        guild_id = guild_of(response.payload) or cached_guild
+        record(Outcome.REVOKED, guild_id, cache_evicted=evicted)
+        if not evicted:
+            raise CacheEvictionFailed(detail=f"{code}: revoked, eviction failed")
+        return Revocation(code=code, guild_id=guild_id, body=response.body)
+
+    def _evict(self, code: str) -> tuple[str | None, bool]:
+        """(the guild named by a cached copy, whether eviction worked)."""
+        try:
+            bodies = self._cache.evict(code)
+        except CacheUnavailable as exc:
+            obs.count("CacheEvictionError")
+            obs.logger.error("cache eviction failed", extra={"code": code, "detail": exc.detail})
+            return None, False
+        return _guild_of_bodies(bodies), True
+
+
+def _failure(exc: InviteProxyError) -> tuple[Outcome, InviteProxyError]:
+    if isinstance(exc, UnknownInvite):
+        return Outcome.ALREADY_GONE, exc
+    if isinstance(exc, DiscordMissingPermissions):
+        return Outcome.FORBIDDEN, PermissionDenied(detail=exc.detail)
+    return Outcome.FAILED, exc
+
+
+def audit(
+    *,
+    actor: str,
+    source: str,
+    code: str,
+    guild_id: str | None,
+    reason: str | None,
+    outcome: Outcome,
+    error_code: str | None = None,
+    cache_evicted: bool | None = None,
+) -> None:
+    """One structured line per revocation attempt: who, what, why, and what came of it."""
+    obs.logger.info(
+        "invite revocation",
+        extra={
+            "audit": {
+                "actor": actor,
+                "source": source,
+                "code": code,
+                "guild_id": guild_id,
+                "reason": reason,
+                "outcome": outcome.value,
+                "error_code": error_code,
+                "cache_evicted": cache_evicted,
+            }
+        },
+    )
+    obs.count_by("Revocation", "Outcome", outcome.value)

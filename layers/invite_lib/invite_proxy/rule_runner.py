@@ -1,0 +1,349 @@
+"""Running a revocation rule: choose the invites, revoke them one at a time, report.
+
+Knows nothing of Lambda: the caller passes a function that says how much time
+is left, and the run stops cleanly before it runs out.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+
+from invite_proxy import observability as obs
+from invite_proxy.errors import (
+    RETRYABLE_ERRORS,
+    CacheUnavailable,
+    DiscordError,
+    DiscordRateLimited,
+    InvalidInput,
+    InviteProxyError,
+    PermissionDenied,
+    RuleRunFailed,
+    UnknownInvite,
+)
+from invite_proxy.models import GuildInvite
+from invite_proxy.revocation_rules import RevocationRule, partition_codes, select
+
+if TYPE_CHECKING:
+    from invite_proxy.discord_client import DiscordResponse
+    from invite_proxy.revocation_service import InviteRevocationService
+
+RemainingMillis = Callable[[], int]
+
+
+class RuleDiscord(Protocol):
+    def list_guild_invites(self, guild_id: str) -> DiscordResponse: ...
+    def guild_vanity_code(self, guild_id: str) -> str | None: ...
+    def get_invite(self, code: str, params: Mapping[str, str]) -> DiscordResponse: ...
+
+
+class RuleCache(Protocol):
+    def evict(self, code: str) -> list[str]: ...
+    def shorten_ttl(self, code: str, ttl: int) -> int: ...
+
+
+class Notifier(Protocol):
+    def send(self, content: str) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    rule: str
+    dry_run: bool
+    matched: int = 0
+    revoked: int = 0
+    already_gone: int = 0
+    failed: int = 0
+    left: int = 0
+    excluded: int = 0
+    vanity_skipped: int = 0
+    cache_ttls_shortened: int = 0
+    would_revoke: list[str] = field(default_factory=list)
+    stopped: str | None = None  # "deadline" or "error"
+    error_code: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        result = asdict(self)
+        if not self.dry_run:
+            del result["would_revoke"]
+        return result
+
+    def message(self) -> str:
+        """The summary, as a human reads it in a Discord channel."""
+        if self.dry_run:
+            count = len(self.would_revoke)
+            codes = ", ".join(self.would_revoke[:50]) or "none"
+            more = f" and {count - 50} more" if count > 50 else ""
+            text = f"Revocation rule `{self.rule}` (dry run): would revoke {count}: {codes}{more}."
+            if self.already_gone:
+                text += f" Already gone: {self.already_gone}."
+        else:
+            text = (
+                f"Revocation rule `{self.rule}`: matched {self.matched}, revoked {self.revoked}, "
+                f"already gone {self.already_gone}, failed {self.failed}, left {self.left}."
+            )
+        if self.stopped == "deadline":
+            text += " Stopped before the Lambda deadline; the next run picks up the rest."
+        elif self.stopped == "error":
+            text += f" Stopped on an error ({self.error_code}); the scheduler will retry."
+        return text
+
+
+class RuleRunner:
+    def __init__(
+        self,
+        *,
+        discord: RuleDiscord,
+        revoker: InviteRevocationService,
+        cache: RuleCache,
+        notifier: Notifier | None,
+        reserve_seconds: float,
+        max_rate_limit_wait: float = 5.0,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._discord = discord
+        self._revoker = revoker
+        self._cache = cache
+        self._notifier = notifier
+        self._reserve = reserve_seconds
+        self._max_wait = max_rate_limit_wait
+        self._clock = clock
+        self._sleep = sleep
+
+    def run_event(self, event: Any, remaining_ms: RemainingMillis) -> RunSummary:
+        """Run the rule a schedule delivered; a bad rule fails the invocation, naming the field."""
+        obs.count("RuleRun")
+        try:
+            rule = RevocationRule.parse(event)
+        except InvalidInput as exc:
+            obs.count("RuleInvalid")
+            obs.logger.error("invalid revocation rule", extra={"error": exc.public_message})
+            raise
+        obs.logger.append_keys(rule=rule.name, dry_run=rule.dry_run)
+        return self.run(rule, remaining_ms)
+
+    def run(self, rule: RevocationRule, remaining_ms: RemainingMillis) -> RunSummary:
+        summary = RunSummary(rule=rule.name, dry_run=rule.dry_run)
+        failure: InviteProxyError | None = None
+        try:
+            if rule.guild_id is not None:
+                self._run_listing(rule, rule.guild_id, summary, remaining_ms)
+            else:
+                self._run_codes(rule, summary, remaining_ms)
+        except InviteProxyError as exc:
+            failure = exc
+            summary.stopped, summary.error_code = "error", exc.code
+        self._report(summary, failure)
+        if failure is not None:
+            raise RuleRunFailed(
+                detail=f"rule {rule.name!r} stopped on {failure.code}: {failure.detail}",
+                retry_after=failure.retry_after,
+            ) from None
+        return summary
+
+    # -- choosing ----------------------------------------------------------------------
+    def _run_listing(
+        self,
+        rule: RevocationRule,
+        guild_id: str,
+        summary: RunSummary,
+        remaining_ms: RemainingMillis,
+    ) -> None:
+        invites = self._listing(guild_id)
+        selection = select(rule, invites, self._now(), self._vanity_codes(guild_id, invites))
+        summary.matched = len(selection.codes)
+        summary.excluded = len(selection.excluded)
+        summary.vanity_skipped = len(selection.vanity_skipped)
+        if rule.dry_run:
+            summary.would_revoke = list(selection.codes)
+        else:
+            self._for_each(
+                selection.codes,
+                summary,
+                remaining_ms,
+                lambda code: self._revoke_one(rule, code, summary, remaining_ms),
+            )
+        revoking = set(selection.codes)
+        self._refresh_ttls([i for i in invites if i.code not in revoking], summary, remaining_ms)
+
+    def _listing(self, guild_id: str) -> list[GuildInvite]:
+        payload = self._discord.list_guild_invites(guild_id).payload
+        if not isinstance(payload, list):
+            raise DiscordError(detail="the guild invite listing is not a list")
+        invites = []
+        for item in payload:
+            try:
+                invites.append(GuildInvite.model_validate(item))
+            except ValidationError:
+                # Never revoked on a guess; visible to operators.
+                obs.count("RuleUnreadableInvite")
+                obs.logger.warning("unreadable invite in guild listing", extra={"item": item})
+        return invites
+
+    def _vanity_codes(self, guild_id: str, invites: list[GuildInvite]) -> set[str]:
+        codes = {i.guild.vanity_url_code for i in invites if i.guild and i.guild.vanity_url_code}
+        try:
+            vanity = self._discord.guild_vanity_code(guild_id)
+        except RETRYABLE_ERRORS:
+            raise
+        except InviteProxyError as exc:
+            # Without Manage Guild this fails; the listing needs it too, so this is rare.
+            obs.logger.warning("vanity code lookup failed", extra={"detail": exc.detail})
+            vanity = None
+        if vanity:
+            codes.add(vanity)
+        return codes
+
+    def _run_codes(
+        self, rule: RevocationRule, summary: RunSummary, remaining_ms: RemainingMillis
+    ) -> None:
+        """Named codes: each is looked up first, because only that shows a vanity code."""
+        codes, excluded = partition_codes(rule)
+        summary.excluded = len(excluded)
+
+        def check_then_revoke(code: str) -> None:
+            try:
+                invite = self._discord.get_invite(code, {}).payload
+            except UnknownInvite:
+                summary.matched += 1
+                summary.already_gone += 1
+                if not rule.dry_run:
+                    self._forget(code)
+                return
+            except InviteProxyError:
+                summary.failed += 1
+                raise
+            guild = invite.get("guild") if isinstance(invite, dict) else None
+            if isinstance(guild, dict) and guild.get("vanity_url_code") == code:
+                summary.vanity_skipped += 1
+                return
+            summary.matched += 1
+            if rule.dry_run:
+                summary.would_revoke.append(code)
+            else:
+                self._revoke_one(rule, code, summary, remaining_ms)
+
+        self._for_each(codes, summary, remaining_ms, check_then_revoke)
+
+    # -- revoking ----------------------------------------------------------------------
+    def _for_each(
+        self,
+        codes: list[str],
+        summary: RunSummary,
+        remaining_ms: RemainingMillis,
+        step: Callable[[str], None],
+    ) -> None:
+        """Step through the codes until done, out of time (the rest is left), or an error."""
+        for index, code in enumerate(codes):
+            if self._out_of_time(remaining_ms):
+                self._stop_for_deadline(summary, len(codes) - index)
+                return
+            try:
+                step(code)
+            except InviteProxyError:
+                summary.left = len(codes) - index - 1
+                raise
+
+    def _revoke_one(
+        self,
+        rule: RevocationRule,
+        code: str,
+        summary: RunSummary,
+        remaining_ms: RemainingMillis,
+    ) -> None:
+        """Revoke one invite. Errors that will recur for every invite stop the run."""
+        waited = False
+        while True:
+            try:
+                self._revoker.revoke(
+                    code, rule.audit_reason, actor=f"rule:{rule.name}", source="schedule"
+                )
+            except UnknownInvite:
+                summary.already_gone += 1
+            except PermissionDenied:
+                summary.failed += 1  # this invite's channel only; the rest may be fine
+            except DiscordRateLimited as exc:
+                wait = exc.retry_after or 0.0
+                if not waited and wait <= self._max_wait and self._fits(wait, remaining_ms):
+                    waited = True
+                    self._sleep(wait)
+                    continue
+                summary.failed += 1
+                raise
+            except InviteProxyError:
+                summary.failed += 1
+                raise
+            else:
+                summary.revoked += 1
+            return
+
+    def _forget(self, code: str) -> None:
+        try:
+            self._cache.evict(code)
+        except CacheUnavailable as exc:
+            obs.logger.warning("cache eviction failed", extra={"code": code, "detail": exc.detail})
+
+    def _refresh_ttls(
+        self, invites: list[GuildInvite], summary: RunSummary, remaining_ms: RemainingMillis
+    ) -> None:
+        """The listing has each invite's created_at and max_age: cached copies die with it."""
+        for invite in invites:
+            expiry = invite.expiry()
+            if expiry is None:
+                continue
+            if self._out_of_time(remaining_ms):
+                return
+            try:
+                ttl = math.floor(expiry.timestamp())
+                summary.cache_ttls_shortened += self._cache.shorten_ttl(invite.code, ttl)
+            except CacheUnavailable as exc:
+                obs.logger.warning("cache TTL refresh failed", extra={"detail": exc.detail})
+                return
+
+    # -- time and reporting ------------------------------------------------------------
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _out_of_time(self, remaining_ms: RemainingMillis) -> bool:
+        return remaining_ms() / 1000 < self._reserve
+
+    def _fits(self, wait: float, remaining_ms: RemainingMillis) -> bool:
+        return remaining_ms() / 1000 - wait >= self._reserve
+
+    @staticmethod
+    def _stop_for_deadline(summary: RunSummary, left: int) -> None:
+        summary.left = left
+        summary.stopped = "deadline"
+
+    def _report(self, summary: RunSummary, failure: InviteProxyError | None) -> None:
+        extra: dict[str, Any] = {"summary": summary.as_dict()}
+        if failure is not None:
+            obs.logger.error(
+                "revocation rule run failed", extra={**extra, "detail": failure.detail}
+            )
+        else:
+            obs.logger.info("revocation rule run", extra=extra)
+        obs.counts_by(
+            {
+                "RuleMatched": summary.matched,
+                "RuleRevoked": summary.revoked,
+                "RuleAlreadyGone": summary.already_gone,
+                "RuleFailed": summary.failed,
+                "RuleLeft": summary.left,
+            },
+            {"Rule": summary.rule, "DryRun": str(summary.dry_run).lower()},
+        )
+        if self._notifier is None:
+            return
+        try:
+            self._notifier.send(summary.message())
+        except InviteProxyError as exc:
+            obs.count("NotificationError")
+            obs.logger.warning("webhook notification failed", extra={"detail": exc.detail})
