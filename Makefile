@@ -16,12 +16,13 @@ export PYTHONPATH := $(CURDIR)/layers/invite_lib:$(CURDIR)/local
 export SAM_CLI_TELEMETRY := 0
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install install-sam run invoke test check lint typecheck pytest validate build lock requirements bench clean
+.PHONY: help install install-sam run invoke admin-token test check lint typecheck pytest validate build lock requirements bench clean
 
 help:
 	@echo "make run    install what is needed, then run the API on http://127.0.0.1:3000 (PORT overrides)"
 	@echo "make test   install what is needed, then run every check: lint, types, tests, sam validate and build"
 	@echo "make invoke FUNCTION=RevokerFunction EVENT=events/revoke_rule_sweep.json   one local invocation"
+	@echo "make admin-token NAME=dashboard   a new admin token for DELETE, and its secret entry"
 	@echo "make lock   re-resolve uv.lock and regenerate layers/invite_lib/requirements.txt from it"
 	@echo "make bench  run the benchmarks (cold-start import cost, warm cache hit)"
 
@@ -46,6 +47,10 @@ install-sam: $(TOOLS)/sam/.synced
 
 run: install
 	$(PYTHON) -m invite_proxy_local
+
+# A new admin token for DELETE, and the entry for the admin token secret: make admin-token NAME=dashboard
+admin-token: install
+	$(PYTHON) -m invite_proxy.admin_tokens $(NAME)
 
 # `sam local invoke` without Docker: make invoke FUNCTION=RevokerFunction EVENT=events/revoke_rule_sweep.json
 invoke: install

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -14,7 +16,10 @@ import requests
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.admin_tokens import entry_for
+from invite_proxy.models import InviteQuery
+from invite_proxy.settings import Settings
 from invite_proxy_local.runner import LocalRun
+from tests.conftest import use_local_servers
 
 APP = "https://app.example.org"
 DELETE_ROUTE = "DELETE /invites/{code}"
@@ -38,7 +43,7 @@ def cached_variants(dynamodb: Any, table_name: str, code: str) -> list[str]:
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"invite#{code}"}},
     )["Items"]
-    return sorted(item["sk"]["S"] for item in items)
+    return sorted(item["sk"]["S"] for item in items if item["sk"]["S"] != "revoked")
 
 
 def audit_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -211,6 +216,7 @@ def test_the_audit_reason_reaches_discord_url_encoded(
         ("r" * 513, "at most 512 characters"),
         ("", "at least 1 character"),
         ("%FF", "do not decode as UTF-8"),
+        ("50% off", "two hex digits"),
         ("two%0Alines", "control characters"),
     ],
 )
@@ -338,3 +344,30 @@ def test_eviction_failure_says_retry(
     assert error["code"] == "cache_eviction_failed"
     assert "retry the DELETE" in error["message"]
     assert emulator.state.find_invite("stuck-1") is None  # Discord did delete it
+
+
+def test_a_lookup_racing_a_delete_does_not_cache_the_revoked_invite(
+    moto_endpoint: str, table_name: str, emulator: DiscordEmulator, guild: Guild
+) -> None:
+    """Two instances: one fetches the invite slowly while the other revokes it."""
+    # Imported here: Powertools reads its namespace from the environment the fixtures set.
+    from invite_proxy.wiring import api_services
+
+    use_local_servers(moto_endpoint, table_name, emulator)
+    lookups, _ = api_services(Settings.from_env())
+    _, revocations = api_services(Settings.from_env())
+    invite = emulator.state.add_invite(guild, code="race-1")
+    body = json.dumps(emulator.state.invite_body(invite, with_counts=False))
+    # Discord answers the lookup with the live invite, but only after the DELETE went through.
+    emulator.state.inject(Fault(status=200, body=body, delay=1.0, route="GET /invites/{code}"))
+    with ThreadPoolExecutor(1) as pool:
+        slow_lookup = pool.submit(lookups.lookup, InviteQuery.parse("race-1", None))
+        time.sleep(0.3)
+        revocations.revoke("race-1", None, actor="test", source="api")
+        assert slow_lookup.result().found  # it saw the invite alive, and says so
+    assert (
+        cached_variants(boto3.client("dynamodb", endpoint_url=moto_endpoint), table_name, "race-1")
+        == []
+    )
+    after = lookups.lookup(InviteQuery.parse("race-1", None))  # asks Discord: gone
+    assert (after.found, after.cache_status.value) == (False, "MISS")

@@ -93,3 +93,18 @@ def test_unreachable_dynamodb_raises_cache_unavailable_quickly() -> None:
 def test_missing_table_raises_cache_unavailable(dynamodb: Any) -> None:
     with pytest.raises(CacheUnavailable):
         DynamoDBInviteCache(dynamodb, "no-such-table").get("abc", "v", time.time())
+
+
+def test_a_revocation_stops_writes_from_lookups_that_began_before_it(
+    dynamodb: Any, table_name: str
+) -> None:
+    cache = DynamoDBInviteCache(dynamodb, table_name)
+    now = time.time()
+    entry = invite_entry("raced", "counts=0#event=-", "{}", None, now, POLICY)
+    assert cache.put(entry, fetch_started=now - 5)  # nothing revoked yet
+    assert cache.evict("raced", revoked_at=now) == ["{}"]
+    assert cache.get("raced", "counts=0#event=-", now) is None
+    assert not cache.put(entry, fetch_started=now - 1)  # began before the revocation
+    assert cache.get("raced", "counts=0#event=-", now) is None
+    assert cache.put(entry, fetch_started=now + 1)  # began after it
+    assert cache.get("raced", "counts=0#event=-", now) == entry

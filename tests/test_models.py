@@ -122,7 +122,7 @@ def test_invite_model_keeps_unknown_fields() -> None:
         ("spam cleanup", "spam cleanup"),
         ("spam%20cleanup", "spam cleanup"),
         ("Sp%C3%A4m%20%E2%9C%93", "Späm ✓"),
-        ("100% sure", "100% sure"),  # a lone % that is no escape stays a %
+        ("100%25 sure", "100% sure"),
         ("x" * 512, "x" * 512),
         ("%C3%A4" * 512, "ä" * 512),  # 512 characters once decoded, whatever the bytes
     ],
@@ -143,6 +143,9 @@ def test_absent_audit_reason_is_none() -> None:
         ("%C3%A4" * 513, "at most 512 characters"),
         ("caf\u00e9", "URL-encoded UTF-8"),  # raw non-ASCII: percent-encode it
         ("%FF%FE", "do not decode as UTF-8"),
+        ("100% sure", "two hex digits"),
+        ("%zz", "two hex digits"),
+        ("ends with %2", "two hex digits"),
         ("line%0Abreak", "control characters"),
         ("tab\there", "URL-encoded UTF-8"),
     ],

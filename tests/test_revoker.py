@@ -208,6 +208,19 @@ def test_a_run_stops_before_the_deadline_and_the_next_picks_up_the_rest(
     assert alive(emulator, *codes) == []
 
 
+def test_a_codes_run_checks_the_time_between_lookup_and_delete(
+    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
+) -> None:
+    for code in ("step-1", "step-2", "step-3"):
+        emulator.state.add_invite(sweep_guild, code=code)
+    # Every Discord call "costs" 10 s; the run keeps about 9.5 s in reserve.
+    context = ScriptedContext(lambda: 30_000 - 10_000 * len(emulator.state.requests))
+    summary = invoke(rule(codes=["step-1", "step-2", "step-3"]), context)
+    # step-1: lookup and delete. step-2: looked up, then no time to delete it.
+    assert (summary["revoked"], summary["left"], summary["stopped"]) == (1, 2, "deadline")
+    assert deleted(emulator) == ["step-1"]
+
+
 def test_no_time_at_all_deletes_nothing(
     invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
 ) -> None:
@@ -278,6 +291,28 @@ def test_a_rate_limit_that_fits_is_waited_out(
     assert len(emulator.state.requests_to(DELETE_ROUTE)) == 2
 
 
+def test_a_rate_limited_lookup_is_waited_out_too(
+    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
+) -> None:
+    emulator.state.add_invite(sweep_guild, code="slow-2")
+    body = json.dumps(
+        {"message": "You are being rate limited.", "retry_after": 0.1, "global": False}
+    )
+    emulator.state.inject(Fault(status=429, body=body, route="GET /invites/{code}"))
+    assert invoke(rule(codes=["slow-2"]))["revoked"] == 1
+
+
+def test_named_codes_outside_the_guild_are_left_alone(
+    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
+) -> None:
+    other = emulator.state.add_guild("Elsewhere")
+    emulator.state.add_invite(other, code="theirs-1")
+    emulator.state.add_invite(sweep_guild, code="ours-1")
+    summary = invoke(rule(guild_id=sweep_guild.id, codes=["ours-1", "theirs-1"]))
+    assert (summary["revoked"], summary["not_listed"]) == (1, 1)
+    assert alive(emulator, "ours-1", "theirs-1") == ["theirs-1"]
+
+
 def test_a_listing_the_bot_may_not_read_fails_the_invocation(
     invoke: Invoke, emulator: DiscordEmulator
 ) -> None:
@@ -334,7 +369,7 @@ def test_revoked_invites_leave_the_cache_and_listed_ones_get_exact_ttls(
     summary = invoke(rule(guild_id=sweep_guild.id, match={"min_uses": 1}))
     assert summary["revoked"] == 1
     assert summary["cache_ttls_shortened"] == 1
-    assert cache.evict(doomed.code) == []  # nothing was left to evict
+    assert cache.evict(doomed.code, revoked_at=time.time()) == []  # nothing was left
     [item] = dynamodb.query(
         TableName=table_name,
         KeyConditionExpression="pk = :pk",
@@ -383,8 +418,9 @@ def test_one_summary_line_and_metrics_per_run(
         "RuleLeft": [0.0],
     }
     audit = [r.audit for r in caplog.records if r.getMessage() == "invite revocation"]  # type: ignore[attr-defined]
-    assert [(a["actor"], a["source"], a["outcome"]) for a in audit] == [
-        ("rule:test-rule", "schedule", "revoked")
+    assert [(a["code"], a["actor"], a["source"], a["outcome"]) for a in audit] == [
+        ("sum-1", "rule:test-rule", "schedule", "revoked"),
+        ("ghost-3", "rule:test-rule", "schedule", "already_gone"),  # audited too
     ]
 
 

@@ -70,6 +70,7 @@ def _secrets(template: Template, function: str) -> list[Any]:
 
 def test_each_function_gets_only_what_it_uses(template: Template) -> None:
     assert _table_actions(template, "ApiFunction") == [
+        "dynamodb:ConditionCheckItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
@@ -78,6 +79,7 @@ def test_each_function_gets_only_what_it_uses(template: Template) -> None:
     assert _secrets(template, "ApiFunction") == ["DiscordTokenSecretArn"]
     assert _table_actions(template, "RevokerFunction") == [
         "dynamodb:DeleteItem",
+        "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
     ]
@@ -124,6 +126,15 @@ def test_revocation_schedules(template: Template) -> None:
     assert sorted(e.split("(")[0] for e in expressions) == ["cron", "rate"]
     queue = template.resources["RevocationDeadLetterQueue"]["Properties"]
     assert queue["MessageRetentionPeriod"] == 1_209_600
+    # Scheduler invokes asynchronously: a run that fails is Lambda's to retry and dead-letter.
+    invoke_config = template.resources["RevokerFunction"]["Properties"]["EventInvokeConfig"]
+    assert invoke_config["MaximumRetryAttempts"] == 2
+    assert invoke_config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["RevocationDeadLetterQueue", "Arn"]},
+    }
+    [rule] = template.doc["Rules"].values()
+    assert rule["RuleCondition"] == {"Fn::Equals": [{"Ref": "RevocationSchedulesState"}, "ENABLED"]}
 
 
 def test_layer_requirements_are_generated_from_the_lock_file() -> None:
@@ -277,3 +288,10 @@ def test_translated_schedules_may_dead_letter(translated: dict[str, Any]) -> Non
             for statement in policy["PolicyDocument"]["Statement"]
         }
         assert actions == {"lambda:InvokeFunction", "sqs:SendMessage"}
+    # Failed runs reach the same queue through the function's own async config.
+    failure = translated["RevokerFunctionEventInvokeConfig"]["Properties"]["DestinationConfig"]
+    assert failure["OnFailure"]["Destination"] == {
+        "Fn::GetAtt": ["RevocationDeadLetterQueue", "Arn"]
+    }
+    role = translated["RevokerFunctionRole"]["Properties"]["Policies"]
+    assert any("OnFailureSQSPolicy" in p.get("PolicyName", "") for p in role)

@@ -8,10 +8,15 @@ The body is Discord's response as one string attribute (a DynamoDB map would
 turn numbers into Decimals and lose exact pass-through). ``ttl`` is the table's
 TTL attribute; DynamoDB deletes expired items lazily, days later if it likes,
 so every read treats an item past its ``ttl`` as absent.
+
+A revocation leaves a marker, ``sk = "revoked"``, saying when. A lookup writes
+its result only if no revocation happened after its own fetch began, so a
+lookup racing a DELETE cannot put the revoked invite back.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +31,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 TTL_ATTRIBUTE = "ttl"
+REVOKED_SORT_KEY = "revoked"
+# Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
+REVOKED_MARKER_SECONDS = 3600
 _ERRORS = (BotoCoreError, ClientError)
 
 
@@ -68,22 +76,60 @@ class DynamoDBInviteCache:
             return None
         return entry
 
-    def put(self, entry: CacheEntry) -> None:
-        try:
-            self._client.put_item(TableName=self._table, Item=_item_from_entry(entry))
-        except _ERRORS as exc:
-            raise CacheUnavailable(detail=f"PutItem failed: {exc}") from None
+    def put(self, entry: CacheEntry, *, fetch_started: float | None = None) -> bool:
+        """Store an entry; with ``fetch_started``, only if the code was not revoked since.
 
-    def evict(self, code: str) -> list[str]:
-        """Delete every cached variant of a code; return the invite bodies they held."""
+        Returns False when a revocation won the race and nothing was written.
+        """
+        item = _item_from_entry(entry)
+        try:
+            if fetch_started is None:
+                self._client.put_item(TableName=self._table, Item=item)
+                return True
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "ConditionCheck": {
+                            "TableName": self._table,
+                            "Key": _revoked_key(entry.code),
+                            "ConditionExpression": (
+                                "attribute_not_exists(pk) OR revoked_at < :started"
+                            ),
+                            "ExpressionAttributeValues": {":started": {"N": repr(fetch_started)}},
+                        }
+                    },
+                    {"Put": {"TableName": self._table, "Item": item}},
+                ]
+            )
+        except ClientError as exc:
+            if _cancelled_by_condition(exc):
+                return False
+            raise CacheUnavailable(detail=f"writing {entry.code!r} failed: {exc}") from None
+        except BotoCoreError as exc:
+            raise CacheUnavailable(detail=f"writing {entry.code!r} failed: {exc}") from None
+        return True
+
+    def evict(self, code: str, revoked_at: float) -> list[str]:
+        """Delete every cached variant of a code, and mark it revoked at ``revoked_at``.
+
+        Returns the invite bodies the variants held.
+        """
         bodies = []
+        pk = partition_key(code)
         try:
             for item in self._variants(code, "#sk, #kind, #body"):
+                if item["sk"]["S"] == REVOKED_SORT_KEY:
+                    continue  # replaced below
                 self._client.delete_item(
-                    TableName=self._table, Key={"pk": {"S": partition_key(code)}, "sk": item["sk"]}
+                    TableName=self._table, Key={"pk": {"S": pk}, "sk": item["sk"]}
                 )
                 if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
                     bodies.append(item["body"]["S"])
+            marker = _revoked_key(code) | {
+                "revoked_at": {"N": repr(revoked_at)},
+                TTL_ATTRIBUTE: {"N": str(math.ceil(revoked_at) + REVOKED_MARKER_SECONDS)},
+            }
+            self._client.put_item(TableName=self._table, Item=marker)
         except _ERRORS as exc:
             raise CacheUnavailable(detail=f"evicting {code!r} failed: {exc}") from None
         return bodies
@@ -126,6 +172,17 @@ class DynamoDBInviteCache:
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _revoked_key(code: str) -> dict[str, Any]:
+    return {"pk": {"S": partition_key(code)}, "sk": {"S": REVOKED_SORT_KEY}}
+
+
+def _cancelled_by_condition(exc: ClientError) -> bool:
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
 
 
 def _item_from_entry(entry: CacheEntry) -> dict[str, Any]:

@@ -43,7 +43,7 @@ STALE_SERVABLE = (DiscordRateLimited, DiscordUnavailable, DiscordBlocked, Discor
 
 class InviteCache(Protocol):
     def get(self, code: str, variant: str, now: float) -> CacheEntry | None: ...
-    def put(self, entry: CacheEntry) -> None: ...
+    def put(self, entry: CacheEntry, *, fetch_started: float | None = None) -> bool: ...
 
 
 class InviteSource(Protocol):
@@ -98,7 +98,7 @@ class InviteLookupService:
                 return self._result(cached, CacheStatus.STALE, now)
             raise
         if not entry.is_expired(now):  # an invite that died in flight is served, not stored
-            self._write(entry)
+            self._write(entry, fetch_started=now)
         return self._result(entry, CacheStatus.MISS, now)
 
     def _fetch(self, query: InviteQuery, now: float) -> CacheEntry:
@@ -139,13 +139,18 @@ class InviteLookupService:
             self._cache_failed(exc)
             return None
 
-    def _write(self, entry: CacheEntry) -> None:
+    def _write(self, entry: CacheEntry, *, fetch_started: float) -> None:
         if entry.kind is EntryKind.UNKNOWN and self._policy.negative_seconds == 0:
             return
         try:
-            self._cache.put(entry)
+            written = self._cache.put(entry, fetch_started=fetch_started)
         except CacheUnavailable as exc:
             self._cache_failed(exc)
+            return
+        if not written:
+            # A DELETE revoked the code while this lookup was fetching it.
+            obs.count("CacheWriteSkipped")
+            obs.logger.info("not cached: revoked while fetching")
 
     @staticmethod
     def _cache_failed(exc: CacheUnavailable) -> None:

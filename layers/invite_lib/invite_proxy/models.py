@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Annotated, Any
@@ -84,14 +85,16 @@ def _audit_reason() -> TypeAdapter[str]:
 
 
 _PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def reason_from_header(raw: str | None) -> str | None:
     """The audit-log reason a caller sent, decoded; None if the header is absent.
 
     Discord reads X-Audit-Log-Reason as URL-encoded UTF-8, and so does the proxy:
-    raw non-ASCII (which HTTP headers cannot carry reliably), bad percent
-    escapes, an empty value or more than 512 characters are the caller's mistake.
+    raw non-ASCII (which HTTP headers cannot carry reliably), a '%' that starts no
+    escape, escapes that are not UTF-8, control characters, an empty value or
+    more than 512 characters are the caller's mistake.
     """
     if raw is None:
         return None
@@ -99,6 +102,11 @@ def reason_from_header(raw: str | None) -> str | None:
         raise InvalidInput(
             "Invalid X-Audit-Log-Reason: must be URL-encoded UTF-8 "
             "(percent-encode anything that is not printable ASCII)."
+        )
+    if _BAD_ESCAPE.search(raw):
+        raise InvalidInput(
+            "Invalid X-Audit-Log-Reason: a '%' must start an escape of two hex digits "
+            "(write a literal '%' as %25)."
         )
     try:
         decoded = unquote(raw, errors="strict")

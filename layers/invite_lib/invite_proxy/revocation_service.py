@@ -6,6 +6,8 @@ Both faces of revocation use this: the admin API's DELETE and the scheduled rule
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
 
 
 class EvictingCache(Protocol):
-    def evict(self, code: str) -> list[str]: ...
+    def evict(self, code: str, revoked_at: float) -> list[str]: ...
 
 
 class InviteDeleter(Protocol):
@@ -70,9 +72,16 @@ def _guild_of_bodies(bodies: list[str]) -> str | None:
 
 
 class InviteRevocationService:
-    def __init__(self, *, cache: EvictingCache, discord: InviteDeleter) -> None:
+    def __init__(
+        self,
+        *,
+        cache: EvictingCache,
+        discord: InviteDeleter,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._cache = cache
         self._discord = discord
+        self._clock = clock
 
     def revoke_request(self, code: str, raw_reason: str | None, *, actor: str) -> Revocation:
         """An admin's DELETE: the code and X-Audit-Log-Reason as sent, validated here."""
@@ -96,8 +105,9 @@ class InviteRevocationService:
     def revoke(self, code: str, reason: str | None, *, actor: str, source: str) -> Revocation:
         """Delete the invite; whatever Discord says, no cached copy of it survives.
 
-        The cache is evicted after Discord answers, not before, so a lookup
-        racing the deletion cannot put the invite back in between.
+        The cache is evicted after Discord answers, and marked revoked at that
+        moment: a lookup whose fetch began earlier may have seen the invite
+        alive, and the mark stops it from caching what it saw.
         """
 
         def record(outcome: Outcome, guild_id: str | None, **more: Any) -> None:
@@ -127,10 +137,25 @@ class InviteRevocationService:
             raise CacheEvictionFailed(detail=f"{code}: revoked, eviction failed")
         return Revocation(code=code, guild_id=guild_id, body=response.body)
 
+    def record_gone(self, code: str, reason: str | None, *, actor: str, source: str) -> None:
+        """A code found already gone without a DELETE: evict it and audit it all the same."""
+        cached_guild, evicted = self._evict(code)
+        audit(
+            actor=actor,
+            source=source,
+            code=code,
+            guild_id=cached_guild,
+            reason=reason,
+            outcome=Outcome.ALREADY_GONE,
+            cache_evicted=evicted,
+        )
+        if not evicted:
+            raise CacheEvictionFailed(detail=f"{code}: already gone, eviction failed")
+
     def _evict(self, code: str) -> tuple[str | None, bool]:
         """(the guild named by a cached copy, whether eviction worked)."""
         try:
-            bodies = self._cache.evict(code)
+            bodies = self._cache.evict(code, revoked_at=self._clock())
         except CacheUnavailable as exc:
             obs.count("CacheEvictionError")
             obs.logger.error("cache eviction failed", extra={"code": code, "detail": exc.detail})

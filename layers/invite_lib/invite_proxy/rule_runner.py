@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -35,6 +35,11 @@ if TYPE_CHECKING:
     from invite_proxy.revocation_service import InviteRevocationService
 
 RemainingMillis = Callable[[], int]
+_T = TypeVar("_T")
+
+
+class _Deadline(Exception):
+    """Not enough time left for the next step: stop cleanly, leave the rest."""
 
 
 class RuleDiscord(Protocol):
@@ -44,7 +49,6 @@ class RuleDiscord(Protocol):
 
 
 class RuleCache(Protocol):
-    def evict(self, code: str) -> list[str]: ...
     def shorten_ttl(self, code: str, ttl: int) -> int: ...
 
 
@@ -63,6 +67,7 @@ class RunSummary:
     left: int = 0
     excluded: int = 0
     vanity_skipped: int = 0
+    not_listed: int = 0  # named codes the guild's listing does not have: left alone
     cache_ttls_shortened: int = 0
     would_revoke: list[str] = field(default_factory=list)
     stopped: str | None = None  # "deadline" or "error"
@@ -158,6 +163,9 @@ class RuleRunner:
     ) -> None:
         invites = self._listing(guild_id)
         selection = select(rule, invites, self._now(), self._vanity_codes(guild_id, invites))
+        if rule.codes is not None:
+            listed = {invite.code for invite in invites}
+            summary.not_listed = len({code for code in rule.codes if code not in listed})
         summary.matched = len(selection.codes)
         summary.excluded = len(selection.excluded)
         summary.vanity_skipped = len(selection.vanity_skipped)
@@ -210,16 +218,17 @@ class RuleRunner:
 
         def check_then_revoke(code: str) -> None:
             try:
-                invite = self._discord.get_invite(code, {}).payload
+                lookup = self._patiently(lambda: self._discord.get_invite(code, {}), remaining_ms)
             except UnknownInvite:
                 summary.matched += 1
-                summary.already_gone += 1
                 if not rule.dry_run:
-                    self._forget(code)
+                    self._record_gone(rule, code, summary)
+                summary.already_gone += 1
                 return
             except InviteProxyError:
                 summary.failed += 1
                 raise
+            invite = lookup.payload
             guild = invite.get("guild") if isinstance(invite, dict) else None
             if isinstance(guild, dict) and guild.get("vanity_url_code") == code:
                 summary.vanity_skipped += 1
@@ -227,8 +236,10 @@ class RuleRunner:
             summary.matched += 1
             if rule.dry_run:
                 summary.would_revoke.append(code)
-            else:
-                self._revoke_one(rule, code, summary, remaining_ms)
+                return
+            if self._out_of_time(remaining_ms):  # the lookup took its share
+                raise _Deadline
+            self._revoke_one(rule, code, summary, remaining_ms)
 
         self._for_each(codes, summary, remaining_ms, check_then_revoke)
 
@@ -242,11 +253,13 @@ class RuleRunner:
     ) -> None:
         """Step through the codes until done, out of time (the rest is left), or an error."""
         for index, code in enumerate(codes):
-            if self._out_of_time(remaining_ms):
+            try:
+                if self._out_of_time(remaining_ms):
+                    raise _Deadline
+                step(code)
+            except _Deadline:
                 self._stop_for_deadline(summary, len(codes) - index)
                 return
-            try:
-                step(code)
             except InviteProxyError:
                 summary.left = len(codes) - index - 1
                 raise
@@ -259,36 +272,42 @@ class RuleRunner:
         remaining_ms: RemainingMillis,
     ) -> None:
         """Revoke one invite. Errors that will recur for every invite stop the run."""
-        waited = False
-        while True:
-            try:
-                self._revoker.revoke(
-                    code, rule.audit_reason, actor=f"rule:{rule.name}", source="schedule"
-                )
-            except UnknownInvite:
-                summary.already_gone += 1
-            except PermissionDenied:
-                summary.failed += 1  # this invite's channel only; the rest may be fine
-            except DiscordRateLimited as exc:
-                wait = exc.retry_after or 0.0
-                if not waited and wait <= self._max_wait and self._fits(wait, remaining_ms):
-                    waited = True
-                    self._sleep(wait)
-                    continue
-                summary.failed += 1
-                raise
-            except InviteProxyError:
-                summary.failed += 1
-                raise
-            else:
-                summary.revoked += 1
-            return
-
-    def _forget(self, code: str) -> None:
         try:
-            self._cache.evict(code)
-        except CacheUnavailable as exc:
-            obs.logger.warning("cache eviction failed", extra={"code": code, "detail": exc.detail})
+            self._patiently(
+                lambda: self._revoker.revoke(
+                    code, rule.audit_reason, actor=f"rule:{rule.name}", source="schedule"
+                ),
+                remaining_ms,
+            )
+        except UnknownInvite:
+            summary.already_gone += 1
+        except PermissionDenied:
+            summary.failed += 1  # this invite's channel only; the rest may be fine
+        except InviteProxyError:
+            summary.failed += 1
+            raise
+        else:
+            summary.revoked += 1
+
+    def _record_gone(self, rule: RevocationRule, code: str, summary: RunSummary) -> None:
+        try:
+            self._revoker.record_gone(
+                code, rule.audit_reason, actor=f"rule:{rule.name}", source="schedule"
+            )
+        except InviteProxyError:
+            summary.failed += 1
+            raise
+
+    def _patiently(self, action: Callable[[], _T], remaining_ms: RemainingMillis) -> _T:
+        """A Discord call; a rate limit that fits the time left is waited out, once."""
+        try:
+            return action()
+        except DiscordRateLimited as exc:
+            wait = exc.retry_after or 0.0
+            if wait > self._max_wait or not self._fits(wait, remaining_ms):
+                raise
+            self._sleep(wait)
+        return action()
 
     def _refresh_ttls(
         self, invites: list[GuildInvite], summary: RunSummary, remaining_ms: RemainingMillis

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 
 # Read once per cache period and only when needed, so it can afford more than DynamoDB gets.
 SECRETS_MANAGER_TIMEOUT = 2.0
-# Time a rule run keeps back at the end: the summary, the webhook, and slack.
+# Time a rule run keeps back at the end for the summary and metrics, with slack.
 REPORTING_SECONDS = 1.0
+# DynamoDB calls in one revocation's eviction (query, deletes, the revoked mark), at worst.
+EVICTION_CALLS = 4
 
 
 def secret(
@@ -97,9 +99,13 @@ def rule_runner(settings: Settings) -> RuleRunner:
             timeout=settings.webhook_timeout,
             user_agent=settings.user_agent,
         )
+    # The worst case of one step (a Discord call that times out, its eviction, a token
+    # re-read) and the report after it: a run stops while it still has all of that.
     reserve = (
         settings.discord_connect_timeout
         + settings.discord_read_timeout
+        + EVICTION_CALLS * settings.dynamodb_timeout
+        + SECRETS_MANAGER_TIMEOUT
         + (settings.webhook_timeout if notifier else 0.0)
         + REPORTING_SECONDS
     )
