@@ -276,30 +276,18 @@ def test_discord_down_fails_the_invocation_after_reporting(
     assert summary["error_code"] == "upstream_error"
 
 
+@pytest.mark.parametrize("route", [DELETE_ROUTE, "GET /invites/{code}"])
 def test_a_rate_limit_that_fits_is_waited_out(
-    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
+    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild, route: str
 ) -> None:
     emulator.state.add_invite(sweep_guild, code="slow-1")
     body = json.dumps(
         {"message": "You are being rate limited.", "retry_after": 0.2, "global": False}
     )
-    emulator.state.inject(
-        Fault(status=429, body=body, route=DELETE_ROUTE, headers={"Retry-After": "1"})
-    )
+    emulator.state.inject(Fault(status=429, body=body, route=route, headers={"Retry-After": "1"}))
     summary = invoke(rule(codes=["slow-1"]))
     assert summary["revoked"] == 1
-    assert len(emulator.state.requests_to(DELETE_ROUTE)) == 2
-
-
-def test_a_rate_limited_lookup_is_waited_out_too(
-    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
-) -> None:
-    emulator.state.add_invite(sweep_guild, code="slow-2")
-    body = json.dumps(
-        {"message": "You are being rate limited.", "retry_after": 0.1, "global": False}
-    )
-    emulator.state.inject(Fault(status=429, body=body, route="GET /invites/{code}"))
-    assert invoke(rule(codes=["slow-2"]))["revoked"] == 1
+    assert len(emulator.state.requests_to(route)) == 2
 
 
 def test_named_codes_outside_the_guild_are_left_alone(
