@@ -103,7 +103,7 @@ def test_freshness_expiry_refetches(
 def test_stale_copy_served_when_discord_fails(
     start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
 ) -> None:
-    run = start_api(CACHE_FRESH_SECONDS="1")
+    run = start_api(CACHE_FRESH_SECONDS="1", UPSTREAM_RETRIES="0")
     emulator.state.add_invite(guild, code="stale-1")
     first = requests.get(f"{run.url}/invites/stale-1", timeout=5)
     time.sleep(1.1)
@@ -347,7 +347,8 @@ def test_discord_errors_map_to_json_errors(
     code: str,
     retry_after: str | None,
 ) -> None:
-    run = start_api(DISCORD_READ_TIMEOUT="0.5")
+    # One attempt: this is about the mapping; retries have tests of their own.
+    run = start_api(DISCORD_READ_TIMEOUT="0.5", UPSTREAM_RETRIES="0")
     emulator.state.inject(fault)
     response = requests.get(f"{run.url}/invites/err-code", headers={"Origin": APP}, timeout=10)
     assert response.status_code == status

@@ -15,7 +15,7 @@ import boto3
 import pytest
 import requests
 
-from discord_emulator import DiscordEmulator
+from discord_emulator import DiscordEmulator, Fault
 from tests.conftest import closed_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -175,7 +175,10 @@ def test_external_dynamodb_endpoint_gets_the_table_created(moto_endpoint: str) -
         assert "(created)" in line
         requests.get(f"http://127.0.0.1:{port}/invites/proxy-demo", timeout=10)
         client = boto3.client("dynamodb", endpoint_url=moto_endpoint)
-        assert client.scan(TableName="ext-table-1")["Count"] == 1
+        items = client.scan(TableName="ext-table-1")["Items"]
+        assert [i["pk"]["S"] for i in items if i["pk"]["S"].startswith("invite#")] == [
+            "invite#proxy-demo"
+        ]
     finally:
         process.stop()
 
@@ -245,3 +248,32 @@ def test_invoke_reports_a_failed_invocation(tmp_path: Path) -> None:
     error = json.loads(result.stdout.splitlines()[-1])
     assert error["errorType"] == "InvalidInput"
     assert "codes.0" in error["errorMessage"]
+
+
+def test_separate_processes_back_off_together(
+    moto_endpoint: str, emulator: DiscordEmulator
+) -> None:
+    """Two API processes, each with its own memory, over one DynamoDB and one Discord."""
+    guild = emulator.state.add_guild("Fleet")
+    for code in ("proc-1", "proc-2"):
+        emulator.state.add_invite(guild, code=code)
+    ports = [closed_port(), closed_port()]
+    shared = {
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
+        "CACHE_TABLE_NAME": f"fleet-{time.time_ns()}",
+        "DISCORD_API_BASE_URL": emulator.base_url,
+    }
+    processes = [Process(_env(PORT=str(port), **shared)) for port in ports]
+    try:
+        for process in processes:
+            process.wait_for("CORS:")
+        body = '{"message": "You are being rate limited.", "retry_after": 30.0, "global": true}'
+        emulator.state.inject(Fault(status=429, body=body, headers={"Retry-After": "30"}))
+        first = requests.get(f"http://127.0.0.1:{ports[0]}/invites/proc-1", timeout=10)
+        assert first.status_code == 429
+        second = requests.get(f"http://127.0.0.1:{ports[1]}/invites/proc-2", timeout=10)
+        assert second.status_code == 429
+        assert len(emulator.state.requests_to("GET /invites/{code}")) == 1
+    finally:
+        for process in processes:
+            process.stop()

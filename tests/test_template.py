@@ -295,3 +295,23 @@ def test_translated_schedules_may_dead_letter(translated: dict[str, Any]) -> Non
     }
     role = translated["RevokerFunctionRole"]["Properties"]["Policies"]
     assert any("OnFailureSQSPolicy" in p.get("PolicyName", "") for p in role)
+
+
+def test_alarms_watch_what_gets_bots_banned(template: Template) -> None:
+    alarms = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in template.resources.items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    by_metric = {(a["Namespace"], a["MetricName"]): a for a in alarms.values()}
+    invalid = by_metric[("InviteProxy", "InvalidResponse")]
+    assert (invalid["Period"], invalid["Threshold"]) == (600, 1000)  # a tenth of the ban
+    limited = by_metric[("InviteProxy", "UpstreamError")]
+    assert {"Name": "ErrorKind", "Value": "rate_limited"} in limited["Dimensions"]
+    dead_letters = by_metric[("AWS/SQS", "ApproximateNumberOfMessagesVisible")]
+    assert dead_letters["Dimensions"][0]["Value"] == {
+        "Fn::GetAtt": ["RevocationDeadLetterQueue", "QueueName"]
+    }
+    namespace = template.doc["Globals"]["Function"]["Environment"]["Variables"]
+    assert namespace["POWERTOOLS_METRICS_NAMESPACE"] == "InviteProxy"
+    assert namespace["POWERTOOLS_SERVICE_NAME"] == "invite-proxy"

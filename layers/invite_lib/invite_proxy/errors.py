@@ -145,6 +145,13 @@ class CredentialsUnavailable(InviteProxyError):
     default_message = "The proxy cannot read its Discord credentials."
 
 
+class BudgetExhausted(InviteProxyError):
+    """The fleet has used its configured share of Discord lookups for this window."""
+
+    code = "lookup_budget_exhausted"
+    default_message = "The proxy has used its Discord lookup budget for now; retry later."
+
+
 class CacheEvictionFailed(InviteProxyError):
     """Discord answered, but cached copies of the invite may survive: the caller should retry."""
 
@@ -156,6 +163,7 @@ class CacheEvictionFailed(InviteProxyError):
 
 
 RETRYABLE_ERRORS: tuple[type[InviteProxyError], ...] = (
+    BudgetExhausted,
     DiscordRateLimited,
     DiscordBlocked,
     DiscordServerError,

@@ -8,6 +8,7 @@ import math
 from aws_lambda_powertools.event_handler import Response
 
 from invite_proxy.errors import (
+    BudgetExhausted,
     CacheEvictionFailed,
     CredentialsUnavailable,
     DiscordBlocked,
@@ -37,6 +38,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[InviteProxyError], int], ...] = (
     (DiscordUnavailable, 503),
     (CredentialsUnavailable, 503),
     (CacheEvictionFailed, 503),
+    (BudgetExhausted, 503),
     (DiscordMissingPermissions, 502),
     (DiscordError, 502),
 )

@@ -78,6 +78,15 @@ def invalid_input_from(
     return InvalidInput(lead + "; ".join(problems) + ".")
 
 
+def guild_of(payload: Any) -> str | None:
+    """The guild an invite object belongs to, if it says."""
+    if not isinstance(payload, dict):
+        return None
+    guild = payload.get("guild")
+    guild_id = payload.get("guild_id") or (guild.get("id") if isinstance(guild, dict) else None)
+    return str(guild_id) if guild_id else None
+
+
 @cache
 def _audit_reason() -> TypeAdapter[str]:
     # Built on first use: only a DELETE needs it, so lookups never pay at import.

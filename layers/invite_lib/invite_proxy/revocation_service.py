@@ -22,7 +22,7 @@ from invite_proxy.errors import (
     PermissionDenied,
     UnknownInvite,
 )
-from invite_proxy.models import InviteQuery, reason_from_header
+from invite_proxy.models import InviteQuery, guild_of, reason_from_header
 
 if TYPE_CHECKING:
     from invite_proxy.discord_client import DiscordResponse
@@ -49,15 +49,6 @@ class Revocation:
     code: str
     guild_id: str | None
     body: str  # the deleted invite, exactly as Discord returned it
-
-
-def guild_of(payload: Any) -> str | None:
-    """The guild an invite object belongs to, if it says."""
-    if not isinstance(payload, dict):
-        return None
-    guild = payload.get("guild")
-    guild_id = payload.get("guild_id") or (guild.get("id") if isinstance(guild, dict) else None)
-    return str(guild_id) if guild_id else None
 
 
 def _guild_of_bodies(bodies: list[str]) -> str | None:

@@ -56,6 +56,29 @@ class Settings(BaseModel):
     discord_read_timeout: float = Field(4.0, gt=0, le=25, validation_alias="DISCORD_READ_TIMEOUT")
     dynamodb_timeout: float = Field(1.0, gt=0, le=10, validation_alias="DYNAMODB_TIMEOUT")
 
+    # Protections: see the README's "Never get the bot banned".
+    allowed_guild_ids: str | None = Field(
+        None, validation_alias="ALLOWED_GUILD_IDS", pattern=r"^[0-9]{1,20}(,[0-9]{1,20})*$"
+    )
+    upstream_retries: int = Field(2, ge=0, le=5, validation_alias="UPSTREAM_RETRIES")
+    lookup_deadline_seconds: float = Field(
+        8.0, gt=0, le=28, validation_alias="LOOKUP_DEADLINE_SECONDS"
+    )
+    rate_limit_wait_seconds: float = Field(
+        0.5, ge=0, le=5, validation_alias="RATE_LIMIT_WAIT_SECONDS"
+    )
+    lookup_budget_per_10_minutes: int = Field(
+        200, ge=0, le=30_000, validation_alias="LOOKUP_BUDGET_PER_10_MINUTES"
+    )
+    fleet_calls_per_second: int = Field(40, ge=1, le=50, validation_alias="FLEET_CALLS_PER_SECOND")
+    token_lock_seconds: float = Field(60, ge=0, le=3600, validation_alias="TOKEN_LOCK_SECONDS")
+    cloudflare_block_seconds: float = Field(
+        600, ge=0, le=86_400, validation_alias="CLOUDFLARE_BLOCK_SECONDS"
+    )
+    invalid_warn_threshold: int = Field(
+        1000, ge=1, le=10_000, validation_alias="INVALID_WARN_THRESHOLD"
+    )
+
     cache_fresh_seconds: int = Field(60, ge=1, validation_alias="CACHE_FRESH_SECONDS")
     cache_max_age_seconds: int = Field(86_400, ge=1, validation_alias="CACHE_MAX_AGE_SECONDS")
     negative_cache_seconds: int = Field(60, ge=0, validation_alias="NEGATIVE_CACHE_SECONDS")
@@ -83,6 +106,12 @@ class Settings(BaseModel):
             negative_seconds=self.negative_cache_seconds,
             stale_if_error_seconds=self.stale_if_error_seconds,
         )
+
+    @property
+    def allowed_guilds(self) -> frozenset[str] | None:
+        if not self.allowed_guild_ids:
+            return None
+        return frozenset(self.allowed_guild_ids.split(","))
 
     @property
     def user_agent(self) -> str:

@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING
 
 from invite_proxy.discord_client import DiscordClient
 from invite_proxy.dynamodb_cache import DynamoDBInviteCache, dynamodb_client
-from invite_proxy.lookup_service import InviteLookupService
+from invite_proxy.fleet_state import DynamoDBFleetState
+from invite_proxy.lookup_service import InviteLookupService, RetryPolicy
 from invite_proxy.revocation_service import InviteRevocationService
 from invite_proxy.secret_source import SecretSource, secrets_manager_string, static_secret
 from invite_proxy.settings import Settings
+from invite_proxy.upstream_guard import GuardPolicy, UpstreamGuard
 
 if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
     from pydantic import SecretStr
 
     from invite_proxy.admin_tokens import AdminTokenVerifier
@@ -62,11 +65,37 @@ def lookup_service(settings: Settings) -> InviteLookupService:
     return api_services(settings)[0]
 
 
+def upstream_guard(settings: Settings, client: DynamoDBClient) -> UpstreamGuard:
+    return UpstreamGuard(
+        DynamoDBFleetState(client, settings.table_name),
+        GuardPolicy(
+            max_wait_seconds=settings.rate_limit_wait_seconds,
+            lookup_budget=settings.lookup_budget_per_10_minutes,
+            calls_per_second=settings.fleet_calls_per_second,
+            token_lock_seconds=settings.token_lock_seconds,
+            cloudflare_block_seconds=settings.cloudflare_block_seconds,
+            invalid_warn_threshold=settings.invalid_warn_threshold,
+        ),
+    )
+
+
 def api_services(settings: Settings) -> tuple[InviteLookupService, InviteRevocationService]:
-    """The API function's two services, sharing one cache client and one Discord client."""
-    cache = invite_cache(settings)
+    """The API function's two services, sharing one DynamoDB client and one Discord client."""
+    client = dynamodb_client(settings.dynamodb_timeout)
+    cache = DynamoDBInviteCache(client, settings.table_name)
     discord = discord_client(settings)
-    lookup = InviteLookupService(cache=cache, discord=discord, policy=settings.cache_policy)
+    lookup = InviteLookupService(
+        cache=cache,
+        discord=discord,
+        policy=settings.cache_policy,
+        guard=upstream_guard(settings, client),
+        retry=RetryPolicy(
+            retries=settings.upstream_retries,
+            attempt_seconds=settings.discord_connect_timeout + settings.discord_read_timeout,
+            deadline_seconds=settings.lookup_deadline_seconds,
+        ),
+        allowed_guilds=settings.allowed_guilds,
+    )
     return lookup, InviteRevocationService(cache=cache, discord=discord)
 
 

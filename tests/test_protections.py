@@ -1,0 +1,209 @@
+"""Never get the bot banned: fleet-wide back-off, budget, retries, the allow-list.
+
+The fleet's state lives in DynamoDB, so separate instances (here: separate local
+runs, and separate processes) must see each other's back-off.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import pytest
+import requests
+
+from discord_emulator import DiscordEmulator, Fault
+from discord_emulator.state import Guild
+from invite_proxy_local.runner import LocalRun
+
+ROUTE = "GET /invites/{code}"
+RATE_LIMITED = '{"message": "You are being rate limited.", "retry_after": 30.0, "global": false}'
+
+
+def calls(emulator: DiscordEmulator) -> int:
+    return len(emulator.state.requests_to(ROUTE))
+
+
+def get(run: LocalRun, code: str) -> requests.Response:
+    return requests.get(f"{run.url}/invites/{code}", timeout=15)
+
+
+# -- retries -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=500),
+        Fault(status=503, body='{"message": "overloaded", "code": 130000}'),
+        Fault(reset=True),
+        Fault(status=200, body="{}", delay=1.0),  # a read timeout
+    ],
+)
+def test_5xx_resets_and_timeouts_are_retried(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild, fault: Fault
+) -> None:
+    run = start_api(DISCORD_READ_TIMEOUT="0.5")
+    emulator.state.add_invite(guild, code="retry-1")
+    emulator.state.inject(fault)
+    response = get(run, "retry-1")
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == "MISS"
+    assert calls(emulator) == 2
+
+
+def test_retries_are_bounded(start_api: Callable[..., LocalRun], emulator: DiscordEmulator) -> None:
+    run = start_api(UPSTREAM_RETRIES="2")
+    emulator.state.inject(Fault(status=502, times=10))
+    assert get(run, "retry-2").status_code == 502
+    assert calls(emulator) == 3
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(status=400, body='{"message": "Invalid Form Body", "code": 50035}'),
+        Fault(status=403, body='{"message": "Missing Access", "code": 50001}'),
+        Fault(status=429, body=RATE_LIMITED, headers={"Retry-After": "30"}),
+    ],
+)
+def test_4xx_is_never_retried(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, fault: Fault
+) -> None:
+    run = start_api()
+    emulator.state.inject(fault)
+    assert get(run, "retry-3").status_code >= 400
+    assert calls(emulator) == 1
+
+
+def test_no_retry_that_cannot_finish_before_the_deadline(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    # One attempt may take 0.5 + 1.5 s; a 1 s deadline leaves no room for a second.
+    run = start_api(DISCORD_READ_TIMEOUT="0.5", LOOKUP_DEADLINE_SECONDS="1")
+    emulator.state.inject(Fault(status=500, times=10))
+    assert get(run, "retry-4").status_code == 502
+    assert calls(emulator) == 1
+
+
+# -- fleet-wide back-off -------------------------------------------------------------------------
+
+
+def test_a_429_seen_by_one_instance_stops_the_whole_fleet(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    first, second = start_api(), start_api()  # two instances, one table
+    emulator.state.add_invite(guild, code="fleet-1")
+    emulator.state.inject(Fault(status=429, body=RATE_LIMITED, headers={"Retry-After": "30"}))
+    assert get(first, "fleet-1").status_code == 429
+    refused = get(second, "fleet-1")
+    assert refused.status_code == 429
+    assert 25 <= int(refused.headers["Retry-After"]) <= 30
+    assert calls(emulator) == 1  # the second instance never asked
+
+
+def test_a_cloudflare_block_stops_the_fleet_for_long(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    run = start_api()
+    emulator.state.inject(Fault(status=403, body="<html>banned</html>", content_type="text/html"))
+    assert get(run, "cf-1").status_code == 503
+    refused = get(start_api(), "cf-2")
+    assert refused.json()["error"]["code"] == "upstream_blocked"
+    assert int(refused.headers["Retry-After"]) > 500  # CLOUDFLARE_BLOCK_SECONDS, 600
+    assert calls(emulator) == 1
+
+
+def test_a_401_locks_the_token_for_a_while(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    run = start_api(TOKEN_LOCK_SECONDS="120")
+    emulator.state.inject(Fault(status=401, body='{"message": "401: Unauthorized", "code": 0}'))
+    for code in ("tok-1", "tok-2", "tok-3"):
+        assert get(run, code).json()["error"]["code"] == "upstream_unauthorized"
+    assert calls(emulator) == 1  # a revoked token is not hammered
+
+
+def test_an_empty_bucket_is_waited_out_and_never_earns_a_429(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    emulator.state.rate_limit, emulator.state.rate_window = 2, 0.4
+    run = start_api(RATE_LIMIT_WAIT_SECONDS="1")
+    for n in range(6):
+        emulator.state.add_invite(guild, code=f"bucket-{n}")
+        assert get(run, f"bucket-{n}").status_code == 200
+    assert calls(emulator) == 6
+    assert [r.status for r in emulator.state.requests_to(ROUTE)] == [200] * 6
+
+
+def test_a_stale_copy_beats_a_fleet_block(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    run = start_api(CACHE_FRESH_SECONDS="1")
+    emulator.state.add_invite(guild, code="stale-fleet")
+    assert get(run, "stale-fleet").status_code == 200
+    emulator.state.inject(Fault(status=429, body=RATE_LIMITED, headers={"Retry-After": "30"}))
+    assert get(run, "other-code").status_code == 429
+    time.sleep(1.1)
+    stale = get(run, "stale-fleet")
+    assert (stale.status_code, stale.headers["X-Cache"]) == (200, "STALE")
+    assert calls(emulator) == 2
+
+
+# -- the budget, the invalid-response count -------------------------------------------------------
+
+
+def test_the_lookup_budget_is_fleet_wide(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    first = start_api(LOOKUP_BUDGET_PER_10_MINUTES="2")
+    second = start_api(LOOKUP_BUDGET_PER_10_MINUTES="2")
+    for code in ("b-1", "b-2", "b-3"):
+        emulator.state.add_invite(guild, code=code)
+    assert get(first, "b-1").status_code == 200
+    assert get(second, "b-2").status_code == 200
+    over = get(first, "b-3")
+    assert over.status_code == 503
+    assert over.json()["error"]["code"] == "lookup_budget_exhausted"
+    assert 0 < int(over.headers["Retry-After"]) <= 600
+    assert calls(emulator) == 2
+    assert get(second, "b-1").headers["X-Cache"] == "HIT"  # the cache still serves
+
+
+def test_invalid_responses_are_counted_and_warned_about_early(
+    start_api: Callable[..., LocalRun],
+    emulator: DiscordEmulator,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = start_api(INVALID_WARN_THRESHOLD="2")
+    missing_access = Fault(status=403, body='{"message": "Missing Access", "code": 50001}', times=3)
+    emulator.state.inject(missing_access)
+    caplog.set_level(logging.INFO)
+    for code in ("inv-1", "inv-2", "inv-3"):
+        get(run, code)
+    warnings = [r for r in caplog.records if "ban threshold" in r.getMessage()]
+    assert [w.invalid_in_window for w in warnings] == [2, 3]  # type: ignore[attr-defined]
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert sum(b.get("InvalidResponse", [0])[0] for b in blobs) == 3
+
+
+# -- the guild allow-list ----------------------------------------------------------------------
+
+
+def test_only_allowed_guilds_resolve(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    other = emulator.state.add_guild("Not ours")
+    emulator.state.add_invite(guild, code="ours-1")
+    emulator.state.add_invite(other, code="theirs-1")
+    run = start_api(ALLOWED_GUILD_IDS=guild.id)
+    assert get(run, "ours-1").status_code == 200
+    refused = get(run, "theirs-1")
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "unknown_invite"
+    again = get(run, "theirs-1")
+    assert (again.status_code, again.headers["X-Cache"]) == (404, "HIT")  # cached negatively
+    assert calls(emulator) == 2
