@@ -17,6 +17,7 @@ import re
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -297,15 +298,11 @@ class LocalGateway:
         if cached is not None and cached[0] > time.monotonic():
             context = cached[1]
         else:
-            try:
-                result = self.environments[authorizer.function].invoke(
-                    self.authorizer_event(event, identity)
-                )
-            except Exception:
-                import traceback
-
-                traceback.print_exc()
-                return _json_response(500, {"message": "Internal Server Error"})
+            result, crashed = self._call(
+                authorizer.function, self.authorizer_event(event, identity)
+            )
+            if crashed is not None:
+                return crashed
             if not isinstance(result, dict) or result.get("isAuthorized") is not True:
                 return _json_response(403, {"message": "Forbidden"})
             context = dict(result.get("context") or {})
@@ -316,14 +313,16 @@ class LocalGateway:
         return None
 
     def _invoke(self, function: str, event: dict[str, Any]) -> HttpResponse:
-        try:
-            result = self.environments[function].invoke(event)
-        except Exception:
-            import traceback
+        result, crashed = self._call(function, event)
+        return crashed if crashed is not None else self._from_lambda(result)
 
+    def _call(self, function: str, event: dict[str, Any]) -> tuple[Any, HttpResponse | None]:
+        """Invoke a function; a crash is API Gateway's 500, with the trace on stderr."""
+        try:
+            return self.environments[function].invoke(event), None
+        except Exception:
             traceback.print_exc()
-            return _json_response(500, {"message": "Internal Server Error"})
-        return self._from_lambda(result)
+            return None, _json_response(500, {"message": "Internal Server Error"})
 
     @staticmethod
     def _from_lambda(result: Any) -> HttpResponse:

@@ -150,7 +150,7 @@ class DynamoDBInviteCache:
                     )
                     shortened += 1
                 except ClientError as exc:
-                    if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    if not condition_failed(exc):
                         raise
         except _ERRORS as exc:
             raise CacheUnavailable(detail=f"shortening the TTL of {code!r} failed: {exc}") from None
@@ -172,6 +172,11 @@ class DynamoDBInviteCache:
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def condition_failed(exc: ClientError) -> bool:
+    """The write's condition said no: an expected answer, not a failure."""
+    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
 
 
 def _revoked_key(code: str) -> dict[str, Any]:

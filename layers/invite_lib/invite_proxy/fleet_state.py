@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from invite_proxy.dynamodb_cache import TTL_ATTRIBUTE
+from invite_proxy.dynamodb_cache import TTL_ATTRIBUTE, condition_failed
 from invite_proxy.errors import CacheUnavailable
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class DynamoDBFleetState:
                 },
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(exc):
                 return
             raise CacheUnavailable(detail=f"writing a fleet block failed: {exc}") from None
         except BotoCoreError as exc:
@@ -102,17 +102,14 @@ class DynamoDBFleetState:
         return self._take(_RATE, f"second#{second}", second + 1.0, limit)
 
     def _take(self, pk: str, sk: str, ends: float, limit: int) -> bool:
-        try:
-            self._add(pk, sk, ends, below=limit)
-        except _OverLimit:
-            return False
-        return True
+        return self._add(pk, sk, ends, below=limit) is not None
 
     def count_invalid(self, now: float) -> int:
         """Count one invalid answer in this window; return the window's total so far."""
-        return self._add(_INVALID, f"window#{window_of(now)}", window_end(now))
+        return self._add(_INVALID, f"window#{window_of(now)}", window_end(now)) or 0
 
-    def _add(self, pk: str, sk: str, ends: float, *, below: int | None = None) -> int:
+    def _add(self, pk: str, sk: str, ends: float, *, below: int | None = None) -> int | None:
+        """Add one to a counter; its new value, or None when it had reached ``below``."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
@@ -130,13 +127,9 @@ class DynamoDBFleetState:
         try:
             response = self._client.update_item(**kwargs)
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise _OverLimit from None
+            if condition_failed(exc):
+                return None
             raise CacheUnavailable(detail=f"counting in {pk} failed: {exc}") from None
         except BotoCoreError as exc:
             raise CacheUnavailable(detail=f"counting in {pk} failed: {exc}") from None
         return int(response["Attributes"]["n"]["N"])
-
-
-class _OverLimit(Exception):
-    pass

@@ -134,6 +134,11 @@ class RevocationRule(BaseModel):
         raise error
 
     @property
+    def actor(self) -> str:
+        """Who the audit log says revoked: the rule."""
+        return f"rule:{self.name}"
+
+    @property
     def audit_reason(self) -> str:
         return self.reason or f"Revocation rule {self.name}"
 

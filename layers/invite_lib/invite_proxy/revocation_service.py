@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy import observability as obs
 from invite_proxy.errors import (
@@ -101,47 +101,55 @@ class InviteRevocationService:
         alive, and the mark stops it from caching what it saw.
         """
 
-        def record(outcome: Outcome, guild_id: str | None, **more: Any) -> None:
-            audit(
-                actor=actor,
-                source=source,
-                code=code,
-                guild_id=guild_id,
-                reason=reason,
-                outcome=outcome,
-                **more,
-            )
-
+        who = {"actor": actor, "source": source}
         try:
             response = self._discord.delete_invite(code, reason)
         except InviteProxyError as exc:
             outcome, error = _failure(exc)
-            cached_guild, evicted = self._evict(code)
-            record(outcome, cached_guild, error_code=exc.code, cache_evicted=evicted)
-            if not evicted and outcome is Outcome.ALREADY_GONE:
-                raise CacheEvictionFailed(detail=f"{code}: already gone, eviction failed") from None
+            self._evict_and_audit(code, reason, **who, outcome=outcome, error_code=exc.code)
             raise error from None
-        cached_guild, evicted = self._evict(code)
-        guild_id = guild_of(response.payload) or cached_guild
-        record(Outcome.REVOKED, guild_id, cache_evicted=evicted)
-        if not evicted:
-            raise CacheEvictionFailed(detail=f"{code}: revoked, eviction failed")
+        guild_id = self._evict_and_audit(
+            code, reason, **who, outcome=Outcome.REVOKED, guild_id=guild_of(response.payload)
+        )
         return Revocation(code=code, guild_id=guild_id, body=response.body)
 
     def record_gone(self, code: str, reason: str | None, *, actor: str, source: str) -> None:
         """A code found already gone without a DELETE: evict it and audit it all the same."""
+        self._evict_and_audit(
+            code, reason, actor=actor, source=source, outcome=Outcome.ALREADY_GONE
+        )
+
+    def _evict_and_audit(
+        self,
+        code: str,
+        reason: str | None,
+        *,
+        actor: str,
+        source: str,
+        outcome: Outcome,
+        guild_id: str | None = None,
+        error_code: str | None = None,
+    ) -> str | None:
+        """Evict every cached copy, write the audit line; return the guild it names.
+
+        When the invite is gone on Discord but its copies could not be evicted,
+        that is the caller's error to hear about: a retry clears them.
+        """
         cached_guild, evicted = self._evict(code)
+        guild_id = guild_id or cached_guild
         audit(
             actor=actor,
             source=source,
             code=code,
-            guild_id=cached_guild,
+            guild_id=guild_id,
             reason=reason,
-            outcome=Outcome.ALREADY_GONE,
+            outcome=outcome,
+            error_code=error_code,
             cache_evicted=evicted,
         )
-        if not evicted:
-            raise CacheEvictionFailed(detail=f"{code}: already gone, eviction failed")
+        if not evicted and outcome in (Outcome.REVOKED, Outcome.ALREADY_GONE):
+            raise CacheEvictionFailed(detail=f"{code}: {outcome.value}, eviction failed")
+        return guild_id
 
     def _evict(self, code: str) -> tuple[str | None, bool]:
         """(the guild named by a cached copy, whether eviction worked)."""

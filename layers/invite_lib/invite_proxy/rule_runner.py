@@ -275,7 +275,7 @@ class RuleRunner:
         try:
             self._patiently(
                 lambda: self._revoker.revoke(
-                    code, rule.audit_reason, actor=f"rule:{rule.name}", source="schedule"
+                    code, rule.audit_reason, actor=rule.actor, source="schedule"
                 ),
                 remaining_ms,
             )
@@ -291,9 +291,7 @@ class RuleRunner:
 
     def _record_gone(self, rule: RevocationRule, code: str, summary: RunSummary) -> None:
         try:
-            self._revoker.record_gone(
-                code, rule.audit_reason, actor=f"rule:{rule.name}", source="schedule"
-            )
+            self._revoker.record_gone(code, rule.audit_reason, actor=rule.actor, source="schedule")
         except InviteProxyError:
             summary.failed += 1
             raise

@@ -61,10 +61,6 @@ def invite_cache(settings: Settings) -> DynamoDBInviteCache:
     return DynamoDBInviteCache(dynamodb_client(settings.dynamodb_timeout), settings.table_name)
 
 
-def lookup_service(settings: Settings) -> InviteLookupService:
-    return api_services(settings)[0]
-
-
 def upstream_guard(settings: Settings, client: DynamoDBClient) -> UpstreamGuard:
     return UpstreamGuard(
         DynamoDBFleetState(client, settings.table_name),
