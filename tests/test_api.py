@@ -462,7 +462,7 @@ def test_dynamodb_down_still_serves_through_discord(
         assert response.json()["code"] == "nodb-1"
     assert upstream_calls(emulator) == 2
     warnings = [r for r in caplog.records if r.getMessage() == "cache unavailable"]
-    assert len(warnings) == 4  # a failed read and a failed write, per request
+    assert len(warnings) == 6  # a failed read, lease and write, per request
     assert all(r.levelname == "WARNING" for r in warnings)
     metrics = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line

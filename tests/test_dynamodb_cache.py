@@ -11,7 +11,9 @@ from botocore.config import Config
 
 from invite_proxy.cache_policy import CachePolicy, invite_entry, unknown_entry
 from invite_proxy.dynamodb_cache import DynamoDBInviteCache, partition_key, sort_key
+from invite_proxy.dynamodb_leases import DynamoDBLeases
 from invite_proxy.errors import CacheUnavailable
+from invite_proxy.leases import HeldElsewhere, Lease
 from invite_proxy_local.template import Template
 from tests.conftest import closed_port
 
@@ -108,3 +110,40 @@ def test_a_revocation_stops_writes_from_lookups_that_began_before_it(
     assert cache.get("raced", "counts=0#event=-", now) is None
     assert cache.put(entry, fetch_started=now + 1)  # began after it
     assert cache.get("raced", "counts=0#event=-", now) == entry
+
+
+# -- fetch leases ----------------------------------------------------------------------------
+
+
+def test_a_lease_is_held_by_one_instance_until_it_runs_out(dynamodb: Any, table_name: str) -> None:
+    mine, theirs = DynamoDBLeases(dynamodb, table_name), DynamoDBLeases(dynamodb, table_name)
+    now = time.time()
+    lease = mine.acquire("ls-1", "v", now, 10)
+    assert isinstance(lease, Lease)
+    assert theirs.acquire("ls-1", "v", now, 10) == HeldElsewhere(until=lease.until, failed=None)
+    assert isinstance(theirs.acquire("ls-1", "other-variant", now, 10), Lease)
+    assert isinstance(theirs.acquire("ls-1", "v", lease.until + 0.01, 10), Lease)  # ran out
+
+
+def test_a_settled_lease_says_until_when_and_why(dynamodb: Any, table_name: str) -> None:
+    mine, theirs = DynamoDBLeases(dynamodb, table_name), DynamoDBLeases(dynamodb, table_name)
+    now = time.time()
+    lease = mine.acquire("ls-2", "v", now, 10)
+    assert isinstance(lease, Lease)
+    mine.finish(lease, now + 2, failed="upstream_error")
+    assert theirs.acquire("ls-2", "v", now + 1, 10) == HeldElsewhere(now + 2, "upstream_error")
+    taken = theirs.acquire("ls-2", "v", now + 3, 10)
+    assert isinstance(taken, Lease)
+    mine.finish(lease, now + 100)  # no longer its lease: nothing changes
+    assert mine.acquire("ls-2", "v", now + 4, 10) == HeldElsewhere(taken.until, None)
+
+
+def test_shortening_a_ttl_drops_the_leases_that_outlive_it(
+    cache: DynamoDBInviteCache, dynamodb: Any, table_name: str
+) -> None:
+    leases = DynamoDBLeases(dynamodb, table_name)
+    now = time.time()
+    cache.put(invite_entry("ls-3", "v", "{}", None, now, POLICY))
+    assert isinstance(leases.acquire("ls-3", "v", now, 10), Lease)
+    assert cache.shorten_ttl("ls-3", int(now) + 5) == 1
+    assert isinstance(leases.acquire("ls-3", "v", now, 10), Lease)

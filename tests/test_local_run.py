@@ -3,78 +3,27 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import boto3
 import pytest
 import requests
 
-from discord_emulator import DiscordEmulator, Fault
+from discord_emulator import DiscordEmulator
 from tests.conftest import closed_port
+from tests.local_processes import Process, clean_env
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-class Process:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "invite_proxy_local"],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-
-    @property
-    def stdout(self) -> IO[str]:
-        assert self.proc.stdout is not None
-        return self.proc.stdout
-
-    def wait_for(self, text: str, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.stdout.readline()
-            if not line and self.proc.poll() is not None:
-                break
-            self.lines.append(line)
-            if text in line:
-                return line
-        raise AssertionError(f"{text!r} never printed; got:\n{''.join(self.lines)}")
-
-    def json_lines(self, until: str) -> list[dict[str, Any]]:
-        self.wait_for(until)
-        return [json.loads(line) for line in self.lines if line.startswith("{")]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("AWS_ENDPOINT", "DISCORD_", "CACHE_", "ALLOWED_", "ADMIN_", "LOCAL_"))
-    }
-    env.update(extra)
-    return env
 
 
 @pytest.fixture
 def local_run() -> Iterator[tuple[Process, str]]:
     port = closed_port()
-    process = Process(_env(PORT=str(port)))
+    process = Process(clean_env(PORT=str(port)))
     yield process, f"http://127.0.0.1:{port}"
     process.stop()
 
@@ -134,7 +83,7 @@ def test_run_defaults_to_the_emulator_and_announces_it(local_run: tuple[Process,
 def test_local_admin_token_is_taken_from_the_environment() -> None:
     port = closed_port()
     token = "my-local-admin-token-123"
-    process = Process(_env(PORT=str(port), LOCAL_ADMIN_TOKEN=token))
+    process = Process(clean_env(PORT=str(port), LOCAL_ADMIN_TOKEN=token))
     try:
         process.wait_for("CORS:")
         assert not [line for line in process.lines if token in line]  # yours: not echoed
@@ -149,7 +98,7 @@ def test_local_admin_token_is_taken_from_the_environment() -> None:
 
 def test_port_and_origins_are_configurable() -> None:
     port = closed_port()
-    process = Process(_env(PORT=str(port), ALLOWED_ORIGINS="https://x.example"))
+    process = Process(clean_env(PORT=str(port), ALLOWED_ORIGINS="https://x.example"))
     try:
         process.wait_for("CORS:")
         response = requests.get(
@@ -165,7 +114,7 @@ def test_port_and_origins_are_configurable() -> None:
 def test_external_dynamodb_endpoint_gets_the_table_created(moto_endpoint: str) -> None:
     port = closed_port()
     process = Process(
-        _env(
+        clean_env(
             PORT=str(port), AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint, CACHE_TABLE_NAME="ext-table-1"
         )
     )
@@ -176,9 +125,9 @@ def test_external_dynamodb_endpoint_gets_the_table_created(moto_endpoint: str) -
         requests.get(f"http://127.0.0.1:{port}/invites/proxy-demo", timeout=10)
         client = boto3.client("dynamodb", endpoint_url=moto_endpoint)
         items = client.scan(TableName="ext-table-1")["Items"]
-        assert [i["pk"]["S"] for i in items if i["pk"]["S"].startswith("invite#")] == [
+        assert {i["pk"]["S"] for i in items if i["pk"]["S"].startswith("invite#")} == {
             "invite#proxy-demo"
-        ]
+        }
     finally:
         process.stop()
 
@@ -194,7 +143,7 @@ def test_token_from_secrets_manager_reaches_discord_and_never_the_logs(
     arn = secrets.create_secret(Name=f"discord-token-{time.time_ns()}", SecretString=token)["ARN"]
     port = closed_port()
     process = Process(
-        _env(
+        clean_env(
             PORT=str(port),
             AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
             AWS_ENDPOINT_URL_SECRETS_MANAGER=moto_endpoint,
@@ -224,7 +173,7 @@ def _invoke(function: str, event: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "invite_proxy_local.invoke", function, event],
         cwd=REPO,
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         timeout=120,
@@ -248,32 +197,3 @@ def test_invoke_reports_a_failed_invocation(tmp_path: Path) -> None:
     error = json.loads(result.stdout.splitlines()[-1])
     assert error["errorType"] == "InvalidInput"
     assert "codes.0" in error["errorMessage"]
-
-
-def test_separate_processes_back_off_together(
-    moto_endpoint: str, emulator: DiscordEmulator
-) -> None:
-    """Two API processes, each with its own memory, over one DynamoDB and one Discord."""
-    guild = emulator.state.add_guild("Fleet")
-    for code in ("proc-1", "proc-2"):
-        emulator.state.add_invite(guild, code=code)
-    ports = [closed_port(), closed_port()]
-    shared = {
-        "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
-        "CACHE_TABLE_NAME": f"fleet-{time.time_ns()}",
-        "DISCORD_API_BASE_URL": emulator.base_url,
-    }
-    processes = [Process(_env(PORT=str(port), **shared)) for port in ports]
-    try:
-        for process in processes:
-            process.wait_for("CORS:")
-        body = '{"message": "You are being rate limited.", "retry_after": 30.0, "global": true}'
-        emulator.state.inject(Fault(status=429, body=body, headers={"Retry-After": "30"}))
-        first = requests.get(f"http://127.0.0.1:{ports[0]}/invites/proc-1", timeout=10)
-        assert first.status_code == 429
-        second = requests.get(f"http://127.0.0.1:{ports[1]}/invites/proc-2", timeout=10)
-        assert second.status_code == 429
-        assert len(emulator.state.requests_to("GET /invites/{code}")) == 1
-    finally:
-        for process in processes:
-            process.stop()

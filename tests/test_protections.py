@@ -10,6 +10,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import requests
@@ -149,6 +151,119 @@ def test_a_stale_copy_beats_a_fleet_block(
     time.sleep(1.1)
     stale = get(run, "stale-fleet")
     assert (stale.status_code, stale.headers["X-Cache"]) == (200, "STALE")
+    assert calls(emulator) == 2
+
+
+# -- request coalescing, stale-while-revalidate --------------------------------------------------
+
+
+def in_background(call: Callable[[], requests.Response]) -> Future[requests.Response]:
+    return ThreadPoolExecutor(max_workers=1).submit(call)
+
+
+def wait_for_calls(emulator: DiscordEmulator, count: int) -> None:
+    deadline = time.monotonic() + 5
+    while calls(emulator) < count:
+        assert time.monotonic() < deadline, "the emulator never got the call"
+        time.sleep(0.01)
+
+
+def test_a_miss_in_flight_elsewhere_is_waited_for_not_repeated(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    first, second = start_api(), start_api()
+    emulator.state.add_invite(guild, code="co-1")
+    emulator.state.latency = 0.6
+    fetching = in_background(lambda: get(first, "co-1"))
+    wait_for_calls(emulator, 1)
+    waited = get(second, "co-1")  # the first instance holds the lease, mid-fetch
+    assert (waited.status_code, waited.headers["X-Cache"]) == (200, "HIT")
+    assert fetching.result().headers["X-Cache"] == "MISS"
+    assert waited.content == fetching.result().content
+    assert calls(emulator) == 1
+
+
+def test_stale_counts_are_served_while_one_instance_refreshes(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    first, second = (start_api(CACHE_FRESH_SECONDS="1") for _ in range(2))
+    emulator.state.add_invite(guild, code="swr-1")
+    assert get(first, "swr-1?with_counts=true").json()["approximate_member_count"] == 42
+    guild.member_count = 43
+    time.sleep(1.1)
+    emulator.state.latency = 0.6
+    refreshing = in_background(lambda: get(first, "swr-1?with_counts=true"))
+    wait_for_calls(emulator, 2)
+    started = time.monotonic()
+    stale = get(second, "swr-1?with_counts=true")
+    assert time.monotonic() - started < 0.5  # did not wait for the refresh
+    assert (stale.headers["X-Cache"], stale.json()["approximate_member_count"]) == ("STALE", 42)
+    refreshed = refreshing.result()
+    assert (refreshed.headers["X-Cache"], refreshed.json()["approximate_member_count"]) == (
+        "MISS",
+        43,
+    )
+    assert get(second, "swr-1?with_counts=true").json()["approximate_member_count"] == 43
+    assert calls(emulator) == 2
+
+
+def test_stale_while_revalidate_has_its_own_bound(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    env = {"CACHE_FRESH_SECONDS": "1", "STALE_WHILE_REVALIDATE_SECONDS": "0"}
+    first, second = start_api(**env), start_api(**env)
+    emulator.state.add_invite(guild, code="swr-2")
+    get(first, "swr-2")
+    time.sleep(1.1)
+    emulator.state.latency = 0.6
+    refreshing = in_background(lambda: get(first, "swr-2"))
+    wait_for_calls(emulator, 2)
+    waited = get(second, "swr-2")  # past the bound: it waits for the refresh instead
+    assert waited.headers["X-Cache"] == "HIT"
+    assert refreshing.result().headers["X-Cache"] == "MISS"
+    assert calls(emulator) == 2
+
+
+def test_a_crashed_holders_lease_runs_out(
+    start_api: Callable[..., LocalRun],
+    emulator: DiscordEmulator,
+    guild: Guild,
+    dynamodb: Any,
+    table_name: str,
+) -> None:
+    run = start_api(COALESCE_WAIT_SECONDS="0.3")
+    emulator.state.add_invite(guild, code="crash-1")
+    dynamodb.put_item(  # what an instance that died mid-fetch leaves behind
+        TableName=table_name,
+        Item={
+            "pk": {"S": "invite#crash-1"},
+            "sk": {"S": "lease#counts=0#event=-"},
+            "owner": {"S": "crashed"},
+            "lease_until": {"N": repr(time.time() + 1.5)},
+        },
+    )
+    busy = get(run, "crash-1")
+    assert busy.status_code == 503
+    assert busy.json()["error"]["code"] == "lookup_in_progress"
+    assert 1 <= int(busy.headers["Retry-After"]) <= 2
+    assert calls(emulator) == 0
+    time.sleep(1.6)
+    assert get(run, "crash-1").headers["X-Cache"] == "MISS"
+    assert calls(emulator) == 1
+
+
+def test_a_failed_fetch_is_shared_for_a_moment_not_repeated(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    first, second = start_api(UPSTREAM_RETRIES="0"), start_api(UPSTREAM_RETRIES="0")
+    emulator.state.inject(Fault(status=500, times=5))
+    assert get(first, "fail-1").status_code == 502
+    shared = get(second, "fail-1")
+    assert shared.status_code == 503
+    assert shared.json()["error"]["code"] == "lookup_recently_failed"
+    assert calls(emulator) == 1
+    time.sleep(2.1)  # the failure is held 2 s; then the next lookup tries Discord again
+    assert get(second, "fail-1").status_code == 502
     assert calls(emulator) == 2
 
 

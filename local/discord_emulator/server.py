@@ -113,6 +113,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(recorded, 429, body | {"global": False, "code": 0}, limit_headers)
             return
 
+        if state.latency:
+            time.sleep(state.latency)
         query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
         status, body = self._answer(route, state, params, query, recorded)
         if status == 204:

@@ -129,6 +129,7 @@ class EmulatorState:
         self.audit_log: list[AuditEntry] = []
         self.webhook_messages: list[dict[str, Any]] = []
         self.clock_offset = 0.0
+        self.latency = 0.0  # seconds every normal answer takes, as a slow Discord would
         self.rate_limit = 50  # requests per window per bucket
         self.rate_window = 1.0  # seconds
         self._windows: dict[str, tuple[float, int]] = {}

@@ -23,6 +23,8 @@ class CachePolicy:
     max_age_seconds: int
     negative_seconds: int
     stale_if_error_seconds: int
+    # While one instance refreshes a stale copy, the others serve it for at most this long.
+    stale_while_revalidate_seconds: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,13 @@ class CacheEntry:
             self.kind is EntryKind.INVITE
             and not self.is_expired(now)
             and now - self.fresh_until <= policy.stale_if_error_seconds
+        )
+
+    def can_serve_while_revalidating(self, now: float, policy: CachePolicy) -> bool:
+        return (
+            self.kind is EntryKind.INVITE
+            and not self.is_expired(now)
+            and now - self.fresh_until <= policy.stale_while_revalidate_seconds
         )
 
 

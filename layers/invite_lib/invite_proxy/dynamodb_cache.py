@@ -11,7 +11,8 @@ so every read treats an item past its ``ttl`` as absent.
 
 A revocation leaves a marker, ``sk = "revoked"``, saying when. A lookup writes
 its result only if no revocation happened after its own fetch began, so a
-lookup racing a DELETE cannot put the revoked invite back.
+lookup racing a DELETE cannot put the revoked invite back. Fetch leases
+(dynamodb_leases.py) live in the same partition, under ``sk = "lease#<variant>"``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 TTL_ATTRIBUTE = "ttl"
 REVOKED_SORT_KEY = "revoked"
+VARIANT_PREFIX = "variant#"
+LEASE_PREFIX = "lease#"  # see dynamodb_leases.py
 # Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
 REVOKED_MARKER_SECONDS = 3600
 _ERRORS = (BotoCoreError, ClientError)
@@ -52,7 +55,7 @@ def partition_key(code: str) -> str:
 
 
 def sort_key(variant: str) -> str:
-    return f"variant#{variant}"
+    return f"{VARIANT_PREFIX}{variant}"
 
 
 class DynamoDBInviteCache:
@@ -60,11 +63,15 @@ class DynamoDBInviteCache:
         self._client = client
         self._table = table_name
 
-    def get(self, code: str, variant: str, now: float) -> CacheEntry | None:
+    def get(
+        self, code: str, variant: str, now: float, *, consistent: bool = False
+    ) -> CacheEntry | None:
+        """The live entry, if any. ``consistent`` sees a write made a moment ago elsewhere."""
         try:
             response = self._client.get_item(
                 TableName=self._table,
                 Key={"pk": {"S": partition_key(code)}, "sk": {"S": sort_key(variant)}},
+                ConsistentRead=consistent,
             )
         except _ERRORS as exc:
             raise CacheUnavailable(detail=f"GetItem failed: {exc}") from None
@@ -110,16 +117,17 @@ class DynamoDBInviteCache:
         return True
 
     def evict(self, code: str, revoked_at: float) -> list[str]:
-        """Delete every cached variant of a code, and mark it revoked at ``revoked_at``.
+        """Delete every cached variant and lease of a code, and mark it revoked at ``revoked_at``.
 
         Returns the invite bodies the variants held.
         """
         bodies = []
         pk = partition_key(code)
         try:
-            for item in self._variants(code, "#sk, #kind, #body"):
+            for item in self._items(code, "#sk, #kind, #body"):
                 if item["sk"]["S"] == REVOKED_SORT_KEY:
                     continue  # replaced below
+                # Variants and fetch leases alike: a lease must not outlive what it guarded.
                 self._client.delete_item(
                     TableName=self._table, Key={"pk": {"S": pk}, "sk": item["sk"]}
                 )
@@ -135,14 +143,27 @@ class DynamoDBInviteCache:
         return bodies
 
     def shorten_ttl(self, code: str, ttl: int) -> int:
-        """Bring every cached variant's TTL forward to ``ttl`` (never later); return how many."""
+        """Bring every cached variant's TTL forward to ``ttl`` (never later); return how many.
+
+        Fetch leases go: one held through a freshness that now outlives the
+        invite would keep others from fetching after the copy expired.
+        """
         shortened = 0
+        pk = {"S": partition_key(code)}
         try:
-            for item in self._variants(code, "#sk"):
+            for item in self._items(code, "#sk"):
+                sk = item["sk"]["S"]
+                if sk.startswith(LEASE_PREFIX):
+                    self._client.delete_item(
+                        TableName=self._table, Key={"pk": pk, "sk": item["sk"]}
+                    )
+                    continue
+                if not sk.startswith(VARIANT_PREFIX):
+                    continue
                 try:
                     self._client.update_item(
                         TableName=self._table,
-                        Key={"pk": {"S": partition_key(code)}, "sk": item["sk"]},
+                        Key={"pk": pk, "sk": item["sk"]},
                         UpdateExpression="SET #ttl = :ttl",
                         ConditionExpression="attribute_exists(pk) AND #ttl > :ttl",
                         ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
@@ -156,7 +177,7 @@ class DynamoDBInviteCache:
             raise CacheUnavailable(detail=f"shortening the TTL of {code!r} failed: {exc}") from None
         return shortened
 
-    def _variants(self, code: str, projection: str) -> Iterator[dict[str, Any]]:
+    def _items(self, code: str, projection: str) -> Iterator[dict[str, Any]]:
         names = {"#sk": "sk", "#kind": "kind", "#body": "body"}
         kwargs: dict[str, Any] = {
             "TableName": self._table,

@@ -152,6 +152,20 @@ class BudgetExhausted(InviteProxyError):
     default_message = "The proxy has used its Discord lookup budget for now; retry later."
 
 
+class LookupInProgress(InviteProxyError):
+    """Another instance is fetching this invite and did not finish while we waited."""
+
+    code = "lookup_in_progress"
+    default_message = "This invite is being fetched from Discord; retry in a moment."
+
+
+class LookupRecentlyFailed(InviteProxyError):
+    """Another instance's fetch of this invite failed moments ago; asking again now won't help."""
+
+    code = "lookup_recently_failed"
+    default_message = "Fetching this invite from Discord failed a moment ago; retry later."
+
+
 class CacheEvictionFailed(InviteProxyError):
     """Discord answered, but cached copies of the invite may survive: the caller should retry."""
 
@@ -164,6 +178,8 @@ class CacheEvictionFailed(InviteProxyError):
 
 RETRYABLE_ERRORS: tuple[type[InviteProxyError], ...] = (
     BudgetExhausted,
+    LookupInProgress,
+    LookupRecentlyFailed,
     DiscordRateLimited,
     DiscordBlocked,
     DiscordServerError,

@@ -19,6 +19,8 @@ from invite_proxy.errors import (
     DiscordUnavailable,
     InvalidInput,
     InviteProxyError,
+    LookupInProgress,
+    LookupRecentlyFailed,
     PermissionDenied,
     UnknownInvite,
 )
@@ -39,6 +41,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[InviteProxyError], int], ...] = (
     (CredentialsUnavailable, 503),
     (CacheEvictionFailed, 503),
     (BudgetExhausted, 503),
+    (LookupInProgress, 503),
+    (LookupRecentlyFailed, 503),
     (DiscordMissingPermissions, 502),
     (DiscordError, 502),
 )

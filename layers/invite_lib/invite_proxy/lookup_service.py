@@ -1,7 +1,9 @@
 """The invite lookup: cache first, Discord when the copy is missing or stale.
 
-Knows nothing of API Gateway or HTTP; adapters come in through small protocols
-so tests can plug in real local servers.
+On a miss, one instance in the fleet fetches, holding a lease; the others wait
+briefly for its result, or serve their stale copy (stale-while-revalidate, or
+stale-if-error when the fetch failed). Knows nothing of API Gateway or HTTP;
+adapters come in through small protocols so tests can plug in real local servers.
 """
 
 from __future__ import annotations
@@ -33,8 +35,11 @@ from invite_proxy.errors import (
     DiscordUnauthorized,
     DiscordUnavailable,
     InviteProxyError,
+    LookupInProgress,
+    LookupRecentlyFailed,
     UnknownInvite,
 )
+from invite_proxy.leases import HeldElsewhere, Lease
 from invite_proxy.models import Invite, InviteQuery, guild_of
 
 if TYPE_CHECKING:
@@ -49,7 +54,12 @@ STALE_SERVABLE = (
     DiscordServerError,
     DiscordUnauthorized,
     BudgetExhausted,
+    LookupInProgress,
+    LookupRecentlyFailed,
 )
+# Failures the guard already answers for the whole fleet, each with its own Retry-After:
+# a lease holder that met one lets go at once, and the guard refuses the others.
+GUARDED = (DiscordRateLimited, DiscordBlocked, DiscordUnauthorized, BudgetExhausted)
 # Failures worth another try: Discord's 5xx, timeouts, resets. Never a 4xx.
 RETRYABLE = (DiscordServerError, DiscordUnavailable)
 
@@ -70,9 +80,29 @@ class RetryPolicy:
 NO_RETRIES = RetryPolicy(retries=0, attempt_seconds=0.0, deadline_seconds=60.0)
 
 
+@dataclass(frozen=True, slots=True)
+class CoalescingPolicy:
+    lease_seconds: float  # outlasts any fetch, so only a crashed holder's lease runs out
+    wait_seconds: float  # how long a lookup waits for another instance's fetch
+    poll_seconds: float = 0.1
+    failure_hold_seconds: float = 2.0  # after a failed fetch, the fleet answers from it this long
+
+
+DEFAULT_COALESCING = CoalescingPolicy(lease_seconds=10.0, wait_seconds=2.0)
+
+
 class InviteCache(Protocol):
-    def get(self, code: str, variant: str, now: float) -> CacheEntry | None: ...
+    def get(
+        self, code: str, variant: str, now: float, *, consistent: bool = False
+    ) -> CacheEntry | None: ...
     def put(self, entry: CacheEntry, *, fetch_started: float | None = None) -> bool: ...
+
+
+class FetchLeases(Protocol):
+    def acquire(
+        self, code: str, variant: str, now: float, seconds: float
+    ) -> Lease | HeldElsewhere: ...
+    def finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None: ...
 
 
 class InviteSource(Protocol):
@@ -108,6 +138,8 @@ class InviteLookupService:
         discord: InviteSource,
         policy: CachePolicy,
         guard: UpstreamGuard | None = None,
+        leases: FetchLeases | None = None,
+        coalescing: CoalescingPolicy | None = None,
         retry: RetryPolicy = NO_RETRIES,
         allowed_guilds: frozenset[str] | None = None,
         clock: Callable[[], float] = time.time,
@@ -117,6 +149,8 @@ class InviteLookupService:
         self._discord = discord
         self._policy = policy
         self._guard = guard
+        self._leases = leases
+        self._coalescing = coalescing or DEFAULT_COALESCING
         self._retry = retry
         self._allowed_guilds = allowed_guilds
         self._clock = clock
@@ -127,16 +161,79 @@ class InviteLookupService:
         cached = self._read(query, now)
         if cached is not None and cached.is_fresh(now):
             return self._result(cached, CacheStatus.HIT, now)
+        claim = self._claim(query, now)
+        wait_until = now + self._coalescing.wait_seconds
+        while isinstance(claim, HeldElsewhere):
+            # Another instance is fetching this very code and variant.
+            now = self._clock()
+            if cached is not None and cached.can_serve_while_revalidating(now, self._policy):
+                obs.count("StaleWhileRevalidate")
+                return self._result(cached, CacheStatus.STALE, now)
+            if claim.failed is not None:
+                failed = LookupRecentlyFailed(retry_after=claim.until - now, detail=claim.failed)
+                return self._stale_or_raise(cached, failed, now)
+            if now + self._coalescing.poll_seconds > wait_until:
+                busy = LookupInProgress(retry_after=claim.until - now, detail="lease held")
+                return self._stale_or_raise(cached, busy, now)
+            self._sleep(self._coalescing.poll_seconds)
+            now = self._clock()
+            latest = self._read(query, now, consistent=True)
+            if latest is not None and latest.is_fresh(now):
+                obs.count("CacheCoalesced")
+                return self._result(latest, CacheStatus.HIT, now)
+            cached = latest or cached
+            claim = self._claim(query, now)
+        return self._fetch_and_store(query, cached, claim)
+
+    def _fetch_and_store(
+        self, query: InviteQuery, cached: CacheEntry | None, lease: Lease | None
+    ) -> LookupResult:
+        now = self._clock()
         try:
             entry = self._fetch(query, now)
-        except STALE_SERVABLE as exc:
-            if cached is not None and cached.can_serve_stale(now, self._policy):
-                obs.logger.warning("serving stale copy", extra={"reason": exc.code})
-                return self._result(cached, CacheStatus.STALE, now)
+        except InviteProxyError as exc:
+            if lease is not None and isinstance(exc, GUARDED):
+                self._finish(lease, now)
+            elif lease is not None:
+                # Others answer from this failure for a moment rather than each retrying it.
+                hold = min(now + self._coalescing.failure_hold_seconds, lease.until)
+                self._finish(lease, hold, failed=exc.code)
+            if isinstance(exc, STALE_SERVABLE):
+                return self._stale_or_raise(cached, exc, now)
             raise
-        if not entry.is_expired(now):  # an invite that died in flight is served, not stored
-            self._write(entry, fetch_started=now)
+        # An invite that died in flight is served, not stored.
+        stored = not entry.is_expired(now) and self._write(entry, fetch_started=now)
+        if lease is not None:
+            # A stored result holds the lease through its freshness: one fetch per window.
+            self._finish(lease, entry.fresh_until if stored else now)
         return self._result(entry, CacheStatus.MISS, now)
+
+    def _stale_or_raise(
+        self, cached: CacheEntry | None, exc: InviteProxyError, now: float
+    ) -> LookupResult:
+        if cached is not None and cached.can_serve_stale(now, self._policy):
+            obs.logger.warning("serving stale copy", extra={"reason": exc.code})
+            return self._result(cached, CacheStatus.STALE, now)
+        raise exc
+
+    def _claim(self, query: InviteQuery, now: float) -> Lease | HeldElsewhere | None:
+        """Take the fetch lease; None when there are no leases (or they are failing)."""
+        if self._leases is None:
+            return None
+        try:
+            return self._leases.acquire(
+                query.code, query.variant, now, self._coalescing.lease_seconds
+            )
+        except CacheUnavailable as exc:
+            self._cache_failed(exc)
+            return None
+
+    def _finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
+        assert self._leases is not None
+        try:
+            self._leases.finish(lease, until, failed=failed)
+        except CacheUnavailable as exc:
+            self._cache_failed(exc)  # the lease runs out by itself
 
     def _fetch(self, query: InviteQuery, now: float) -> CacheEntry:
         """Ask Discord, retrying 5xx, timeouts and resets with jittered backoff in time."""
@@ -196,25 +293,29 @@ class InviteLookupService:
         obs.logger.append_keys(upstream_status=status, upstream_latency_ms=latency_ms)
         obs.milliseconds("UpstreamLatency", latency_ms)
 
-    def _read(self, query: InviteQuery, now: float) -> CacheEntry | None:
+    def _read(
+        self, query: InviteQuery, now: float, *, consistent: bool = False
+    ) -> CacheEntry | None:
         try:
-            return self._cache.get(query.code, query.variant, now)
+            return self._cache.get(query.code, query.variant, now, consistent=consistent)
         except CacheUnavailable as exc:
             self._cache_failed(exc)
             return None
 
-    def _write(self, entry: CacheEntry, *, fetch_started: float) -> None:
+    def _write(self, entry: CacheEntry, *, fetch_started: float) -> bool:
+        """Store a fetched entry; whether it was stored."""
         if entry.kind is EntryKind.UNKNOWN and self._policy.negative_seconds == 0:
-            return
+            return False
         try:
             written = self._cache.put(entry, fetch_started=fetch_started)
         except CacheUnavailable as exc:
             self._cache_failed(exc)
-            return
+            return False
         if not written:
             # A DELETE revoked the code while this lookup was fetching it.
             obs.count("CacheWriteSkipped")
             obs.logger.info("not cached: revoked while fetching")
+        return written
 
     @staticmethod
     def _cache_failed(exc: CacheUnavailable) -> None:

@@ -75,6 +75,7 @@ class Settings(BaseModel):
     cloudflare_block_seconds: float = Field(
         600, ge=0, le=86_400, validation_alias="CLOUDFLARE_BLOCK_SECONDS"
     )
+    coalesce_wait_seconds: float = Field(2.0, ge=0, le=10, validation_alias="COALESCE_WAIT_SECONDS")
     invalid_warn_threshold: int = Field(
         1000, ge=1, le=10_000, validation_alias="INVALID_WARN_THRESHOLD"
     )
@@ -83,6 +84,9 @@ class Settings(BaseModel):
     cache_max_age_seconds: int = Field(86_400, ge=1, validation_alias="CACHE_MAX_AGE_SECONDS")
     negative_cache_seconds: int = Field(60, ge=0, validation_alias="NEGATIVE_CACHE_SECONDS")
     stale_if_error_seconds: int = Field(3_600, ge=0, validation_alias="STALE_IF_ERROR_SECONDS")
+    stale_while_revalidate_seconds: int = Field(
+        60, ge=0, validation_alias="STALE_WHILE_REVALIDATE_SECONDS"
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -105,6 +109,7 @@ class Settings(BaseModel):
             max_age_seconds=self.cache_max_age_seconds,
             negative_seconds=self.negative_cache_seconds,
             stale_if_error_seconds=self.stale_if_error_seconds,
+            stale_while_revalidate_seconds=self.stale_while_revalidate_seconds,
         )
 
     @property

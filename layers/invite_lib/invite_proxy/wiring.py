@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 from invite_proxy.discord_client import DiscordClient
 from invite_proxy.dynamodb_cache import DynamoDBInviteCache, dynamodb_client
+from invite_proxy.dynamodb_leases import DynamoDBLeases
 from invite_proxy.fleet_state import DynamoDBFleetState
-from invite_proxy.lookup_service import InviteLookupService, RetryPolicy
+from invite_proxy.lookup_service import CoalescingPolicy, InviteLookupService, RetryPolicy
 from invite_proxy.revocation_service import InviteRevocationService
 from invite_proxy.secret_source import SecretSource, secrets_manager_string, static_secret
 from invite_proxy.settings import Settings
@@ -85,6 +86,13 @@ def api_services(settings: Settings) -> tuple[InviteLookupService, InviteRevocat
         discord=discord,
         policy=settings.cache_policy,
         guard=upstream_guard(settings, client),
+        leases=DynamoDBLeases(client, settings.table_name),
+        coalescing=CoalescingPolicy(
+            # The holder's whole lookup (Discord with retries), its write, and slack:
+            # a live holder never loses its lease, a crashed one loses it soon.
+            lease_seconds=settings.lookup_deadline_seconds + 2 * settings.dynamodb_timeout + 1.0,
+            wait_seconds=settings.coalesce_wait_seconds,
+        ),
         retry=RetryPolicy(
             retries=settings.upstream_retries,
             attempt_seconds=settings.discord_connect_timeout + settings.discord_read_timeout,

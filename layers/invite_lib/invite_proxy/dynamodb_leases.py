@@ -1,0 +1,121 @@
+"""Adapter: fetch leases in DynamoDB, so one instance in the fleet fetches a missing invite.
+
+One item per invite code and response variant, beside the cached variant:
+
+    pk = "invite#<code>", sk = "lease#<variant>"
+    owner        the instance's random id
+    lease_until  no one else fetches before this; a crashed holder's lease simply runs out
+    failed       set when the holder gave up: the error code others answer with until
+                 ``lease_until``, instead of each asking Discord again
+
+After a fetch whose result was stored, the holder keeps the lease until that
+result's ``fresh_until``: anyone who missed just before the write finds the
+lease held, waits, and reads the result. A revocation deletes leases with the
+variants they guarded.
+
+A lease is taken by a conditional PutItem (``attribute_not_exists(pk) OR
+lease_until < :now``) that returns the holder's item when it fails, so a
+waiting instance learns who holds it, and until when, in the same call.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from invite_proxy.dynamodb_cache import (
+    LEASE_PREFIX,
+    TTL_ATTRIBUTE,
+    condition_failed,
+    partition_key,
+)
+from invite_proxy.errors import CacheUnavailable
+from invite_proxy.leases import HeldElsewhere, Lease
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Expired leases are dead already (every check compares lease_until); the TTL only tidies up.
+_TIDY_AFTER_SECONDS = 600
+
+
+def lease_key(code: str, variant: str) -> dict[str, Any]:
+    return {"pk": {"S": partition_key(code)}, "sk": {"S": LEASE_PREFIX + variant}}
+
+
+class DynamoDBLeases:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+        # One id per execution environment: enough to tell holders apart.
+        self._owner = secrets.token_hex(8)
+
+    def acquire(self, code: str, variant: str, now: float, seconds: float) -> Lease | HeldElsewhere:
+        until = now + seconds
+        item = lease_key(code, variant) | {
+            "owner": {"S": self._owner},
+            "lease_until": {"N": repr(until)},
+            TTL_ATTRIBUTE: {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now",
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise CacheUnavailable(
+                    detail=f"taking the lease on {code!r} failed: {exc}"
+                ) from None
+            holder: dict[str, Any] = exc.response.get("Item", {})  # type: ignore[assignment]
+            return _held(holder, now)
+        except BotoCoreError as exc:
+            raise CacheUnavailable(detail=f"taking the lease on {code!r} failed: {exc}") from None
+        return Lease(code, variant, self._owner, until)
+
+    def finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
+        """Settle a lease we hold: no one fetches again before ``until``.
+
+        After a stored result, ``until`` is the result's own freshness, so the
+        lease is also what keeps the fleet to one fetch per freshness window.
+        With ``failed``, others answer with that error code until ``until``.
+        """
+        values = {
+            ":owner": {"S": lease.owner},
+            ":until": {"N": repr(until)},
+            ":ttl": {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
+        }
+        update = "SET lease_until = :until, #ttl = :ttl"
+        if failed is not None:
+            update += ", failed = :failed"
+            values[":failed"] = {"S": failed}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=lease_key(lease.code, lease.variant),
+                UpdateExpression=update,
+                ConditionExpression="#owner = :owner",
+                ExpressionAttributeNames={"#owner": "owner", "#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return  # not ours any more: it ran out, or a revocation cleared it
+            raise CacheUnavailable(detail=f"settling the lease on {lease.code!r}: {exc}") from None
+        except BotoCoreError as exc:
+            raise CacheUnavailable(detail=f"settling the lease on {lease.code!r}: {exc}") from None
+
+
+def _held(item: dict[str, Any], now: float) -> HeldElsewhere:
+    try:
+        until = float(item["lease_until"]["N"])
+    except (KeyError, ValueError):
+        until = now
+    failed = item.get("failed", {}).get("S")
+    return HeldElsewhere(until=until, failed=failed if isinstance(failed, str) else None)

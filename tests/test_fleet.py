@@ -1,0 +1,92 @@
+"""The fleet as Lambda runs it: separate processes, each with its own memory.
+
+They share one DynamoDB (a moto server) and one Discord (the emulator), and
+nothing else, so whatever they do together they do through DynamoDB.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from discord_emulator import DiscordEmulator, Fault
+from tests.conftest import closed_port
+from tests.local_processes import Process, clean_env
+
+ROUTE = "GET /invites/{code}"
+Fleet = Callable[..., list[str]]
+
+
+@pytest.fixture
+def start_fleet(moto_endpoint: str, table_name: str, emulator: DiscordEmulator) -> Iterator[Fleet]:
+    processes: list[Process] = []
+
+    def start(size: int, **env: str) -> list[str]:
+        ports = [closed_port() for _ in range(size)]
+        shared = {
+            "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
+            "CACHE_TABLE_NAME": table_name,
+            "DISCORD_API_BASE_URL": emulator.base_url,
+        } | env
+        started = [Process(clean_env(PORT=str(port), **shared)) for port in ports]
+        processes.extend(started)
+        for process in started:
+            process.wait_for("CORS:")
+        return [f"http://127.0.0.1:{port}" for port in ports]
+
+    yield start
+    for process in processes:
+        process.stop()
+
+
+def upstream_calls_by_code(emulator: DiscordEmulator) -> Counter[str]:
+    return Counter(r.path.rsplit("/", 1)[-1] for r in emulator.state.requests_to(ROUTE))
+
+
+def test_concurrent_misses_make_one_upstream_call_per_code_per_freshness_window(
+    start_fleet: Fleet, emulator: DiscordEmulator
+) -> None:
+    guild = emulator.state.add_guild("Fleet", member_count=10)
+    codes = ["co-a", "co-b"]
+    for code in codes:
+        emulator.state.add_invite(guild, code=code)
+    fleet = start_fleet(3, CACHE_FRESH_SECONDS="2")
+    emulator.state.latency = 0.5  # so the misses overlap
+
+    def burst() -> list[requests.Response]:
+        urls = [f"{base}/invites/{code}" for base in fleet for code in codes for _ in range(2)]
+        with ThreadPoolExecutor(max_workers=len(urls)) as pool:
+            return list(pool.map(lambda url: requests.get(url, timeout=15), urls))
+
+    first = burst()
+    assert [r.status_code for r in first] == [200] * 12
+    assert upstream_calls_by_code(emulator) == {"co-a": 1, "co-b": 1}
+    assert Counter(r.headers["X-Cache"] for r in first)["MISS"] == 2
+
+    guild.member_count = 11
+    emulator.state.latency = 0.0
+    time.sleep(2.1)  # the next freshness window: one refresh per code, however many ask
+    emulator.state.latency = 0.5
+    second = burst()
+    assert [r.status_code for r in second] == [200] * 12
+    assert upstream_calls_by_code(emulator) == {"co-a": 2, "co-b": 2}
+    assert {r.headers["X-Cache"] for r in second} <= {"MISS", "HIT", "STALE"}
+
+
+def test_separate_processes_back_off_together(
+    start_fleet: Fleet, emulator: DiscordEmulator
+) -> None:
+    guild = emulator.state.add_guild("Fleet")
+    for code in ("proc-1", "proc-2"):
+        emulator.state.add_invite(guild, code=code)
+    first, second = start_fleet(2)
+    body = '{"message": "You are being rate limited.", "retry_after": 30.0, "global": true}'
+    emulator.state.inject(Fault(status=429, body=body, headers={"Retry-After": "30"}))
+    assert requests.get(f"{first}/invites/proc-1", timeout=10).status_code == 429
+    assert requests.get(f"{second}/invites/proc-2", timeout=10).status_code == 429
+    assert len(emulator.state.requests_to(ROUTE)) == 1
