@@ -90,3 +90,24 @@ def test_separate_processes_back_off_together(
     assert requests.get(f"{first}/invites/proc-1", timeout=10).status_code == 429
     assert requests.get(f"{second}/invites/proc-2", timeout=10).status_code == 429
     assert len(emulator.state.requests_to(ROUTE)) == 1
+
+
+def test_the_fleet_honours_the_bucket_headers_and_never_earns_a_429(
+    start_fleet: Fleet, emulator: DiscordEmulator
+) -> None:
+    emulator.state.rate_limit, emulator.state.rate_window = 4, 0.5  # 8 lookups a second
+    guild = emulator.state.add_guild("Busy")
+    fleet = start_fleet(3, RATE_LIMIT_WAIT_SECONDS="2")
+    codes = {base: [f"rl-{i}-{n}" for n in range(6)] for i, base in enumerate(fleet)}
+    for batch in codes.values():
+        for code in batch:
+            emulator.state.add_invite(guild, code=code)
+
+    def look_up_all(base: str) -> list[int]:
+        return [requests.get(f"{base}/invites/{c}", timeout=15).status_code for c in codes[base]]
+
+    with ThreadPoolExecutor(max_workers=len(fleet)) as pool:
+        statuses = [status for batch in pool.map(look_up_all, fleet) for status in batch]
+    assert statuses == [200] * 18
+    answers = [r.status for r in emulator.state.requests_to(ROUTE)]
+    assert answers == [200] * 18  # every call fit the bucket: no 429, no retry

@@ -118,6 +118,43 @@ def test_a_cloudflare_block_stops_the_fleet_for_long(
     assert calls(emulator) == 1
 
 
+def test_the_emulators_global_limit_stops_the_fleet_on_its_first_429(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    emulator.state.global_limit, emulator.state.global_window = 2, 20.0
+    first, second = start_api(), start_api()
+    for n in range(4):
+        emulator.state.add_invite(guild, code=f"glob-{n}")
+    assert get(first, "glob-0").status_code == 200
+    assert get(second, "glob-1").status_code == 200
+    limited = get(first, "glob-2")  # Discord's own global 429
+    assert limited.status_code == 429
+    assert [r.status for r in emulator.state.requests_to(ROUTE)] == [200, 200, 429]
+    refused = get(second, "glob-3")  # the fleet stays away until Discord's reset
+    assert refused.status_code == 429
+    assert 15 <= int(refused.headers["Retry-After"]) <= 21
+    assert calls(emulator) == 3
+
+
+def test_the_emulators_cloudflare_ban_is_met_with_a_long_silence(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    emulator.state.ban_threshold = 3  # Discord's is 10,000 per 10 minutes
+    run = start_api(UPSTREAM_RETRIES="0")
+    emulator.state.inject(
+        Fault(status=403, body='{"message": "Missing Access", "code": 50001}', times=3)
+    )
+    for code in ("ban-1", "ban-2", "ban-3"):
+        assert get(run, code).status_code == 502  # three invalid answers: banned
+    banned = get(run, "ban-4")
+    assert (banned.status_code, banned.json()["error"]["code"]) == (503, "upstream_blocked")
+    assert emulator.state.requests_to(ROUTE)[-1].status == 403  # the HTML ban page
+    refused = get(start_api(), "ban-5")
+    assert refused.json()["error"]["code"] == "upstream_blocked"
+    assert int(refused.headers["Retry-After"]) > 3000  # the ban's own Retry-After
+    assert calls(emulator) == 4
+
+
 def test_a_401_locks_the_token_for_a_while(
     start_api: Callable[..., LocalRun], emulator: DiscordEmulator
 ) -> None:

@@ -18,6 +18,13 @@ from discord_emulator.state import EmulatorState, Fault, Guild, RecordedRequest
 API_PREFIX = "/api/v10"
 INVITES_BUCKET = "b6c5b1d9e5a4f0c2d1e8a7b3c4d5e6f7"  # every GET /invites/{code} shares it
 MAX_AUDIT_REASON = 512
+# What Cloudflare serves a banned IP: HTML, not Discord's JSON.
+BAN_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Access denied | discord.com used Cloudflare to "
+    b"restrict access</title></head><body><h1>Error 1015</h1><p>You are being rate limited."
+    b"</p></body></html>"
+)
+INVALID_STATUSES = frozenset({401, 403, 429})
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/invites/(?P<code>[^/]+)$"), "GET /invites/{code}"),
@@ -82,6 +89,12 @@ class _Handler(BaseHTTPRequestHandler):
             recorded.body = self.rfile.read(length)
         state.record(recorded)
 
+        if state.banned():
+            ban_left = str(max(1, int(state.banned_until - state.now())))
+            self._send_raw(
+                recorded, state.ban_status, BAN_PAGE, "text/html", {"Retry-After": ban_left}
+            )
+            return
         fault = state.take_fault(route)
         if fault is not None:
             self._serve_fault(fault, recorded)
@@ -95,6 +108,19 @@ class _Handler(BaseHTTPRequestHandler):
             token = auth.removeprefix("Bot ") if auth.startswith("Bot ") else None
             if token is None or (state.tokens is not None and token not in state.tokens):
                 self._send_json(recorded, *discord_error(401, 0, "401: Unauthorized"))
+                return
+
+        if route not in _UNAUTHENTICATED:
+            global_reset, within_global = state.take_global(auth or "anonymous")
+            if not within_global:
+                retry_after = round(max(global_reset, 0.001), 3)
+                body = {"message": "You are being rate limited.", "retry_after": retry_after}
+                headers = {
+                    "Retry-After": str(int(retry_after) + 1),
+                    "X-RateLimit-Global": "true",
+                    "X-RateLimit-Scope": "global",
+                }
+                self._send_json(recorded, 429, body | {"global": True, "code": 0}, headers)
                 return
 
         bucket = bucket_of(route)
@@ -239,6 +265,8 @@ class _Handler(BaseHTTPRequestHandler):
         headers: dict[str, str] | None,
     ) -> None:
         recorded.status = status
+        if status in INVALID_STATUSES and (headers or {}).get("X-RateLimit-Scope") != "shared":
+            self.server.state.count_invalid()
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)

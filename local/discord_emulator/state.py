@@ -133,6 +133,18 @@ class EmulatorState:
         self.rate_limit = 50  # requests per window per bucket
         self.rate_window = 1.0  # seconds
         self._windows: dict[str, tuple[float, int]] = {}
+        # Discord's global limit: requests per second per bot, across every route.
+        self.global_limit = 50
+        self.global_window = 1.0
+        # Cloudflare's ban: this many 401/403/429 answers (shared-scope 429s aside) within
+        # ban_window seconds, and every request gets an HTML error page for ban_seconds.
+        # None: no ban, the default; Discord's real threshold is 10,000 per 10 minutes.
+        self.ban_threshold: int | None = None
+        self.ban_window = 600.0
+        self.ban_seconds = 3600.0
+        self.ban_status = 403
+        self.banned_until = 0.0
+        self._invalid_at: list[float] = []
         self._next_id = SNOWFLAKE_EPOCH_MS << 22
 
     # -- time ---------------------------------------------------------------
@@ -271,13 +283,34 @@ class EmulatorState:
 
     def take_rate_limit(self, bucket: str) -> tuple[int, float, bool]:
         """Count one request in the bucket's window: (remaining, reset_after, allowed)."""
+        return self._take(bucket, self.rate_limit, self.rate_window)
+
+    def take_global(self, bot: str) -> tuple[float, bool]:
+        """Count one request against the bot's global limit: (reset_after, allowed)."""
+        _, reset_after, allowed = self._take(f"global:{bot}", self.global_limit, self.global_window)
+        return reset_after, allowed
+
+    def _take(self, key: str, limit: int, window: float) -> tuple[int, float, bool]:
         now = self.now()
         with self.lock:
-            started, used = self._windows.get(bucket, (now, 0))
-            if now - started >= self.rate_window:
+            started, used = self._windows.get(key, (now, 0))
+            if now - started >= window:
                 started, used = now, 0
-            allowed = used < self.rate_limit
+            allowed = used < limit
             if allowed:
                 used += 1
-            self._windows[bucket] = (started, used)
-            return self.rate_limit - used, max(0.0, started + self.rate_window - now), allowed
+            self._windows[key] = (started, used)
+            return limit - used, max(0.0, started + window - now), allowed
+
+    # -- Cloudflare ----------------------------------------------------------------
+    def banned(self) -> bool:
+        return self.now() < self.banned_until
+
+    def count_invalid(self) -> None:
+        """One 401/403/429 answer; enough of them within the window, and the IP is banned."""
+        now = self.now()
+        with self.lock:
+            self._invalid_at = [t for t in self._invalid_at if now - t < self.ban_window]
+            self._invalid_at.append(now)
+            if self.ban_threshold is not None and len(self._invalid_at) >= self.ban_threshold:
+                self.banned_until = now + self.ban_seconds

@@ -110,7 +110,9 @@ class DiscordClient:
         text = response.content.decode("utf-8", errors="replace")
         payload = _json_or_none(response.headers, text)
         if not 200 <= response.status_code < 300:
-            raise error_for(response.status_code, payload, response.headers, text)
+            error = error_for(response.status_code, payload, response.headers, text)
+            error.rate_limit_headers = response.headers
+            raise error
         if payload is None:
             raise DiscordError(
                 status=response.status_code, detail="2xx response whose body is not JSON"

@@ -7,12 +7,15 @@ stay in ``detail`` which is only ever logged.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 
 class InviteProxyError(Exception):
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "Internal error."
+    # Discord's X-RateLimit-* headers, when the error came with them: a 404 still spends the bucket.
+    rate_limit_headers: Mapping[str, str] = {}
 
     def __init__(
         self,

@@ -7,6 +7,14 @@ the fleet lives here, written with conditional updates:
     pk = "fleet#invalid", sk = "window#<n>"    n: 401/403/429 answers in 10-minute window n
     pk = "fleet#budget",  sk = "window#<n>"    n: upstream lookups taken in window n
     pk = "fleet#rate",    sk = "second#<t>"    n: upstream calls in second t (the 50/s limit)
+    pk = "fleet#bucket",  sk = "<scope>"       a rate-limit bucket as Discord last described it:
+                                               limit, remaining, reset_at, discord_bucket
+
+A bucket's ``remaining`` is spent before each call (a conditional decrement),
+so instances never send more than Discord said is left. When its window is
+over, or was never seen, one instance takes the next call as a probe
+(``probing``, remaining 0 until its answer or ``reset_at``) and the headers
+of that answer open the new window for everyone.
 
 Every item carries a TTL, so old windows and expired blocks clean themselves up.
 """
@@ -30,6 +38,34 @@ _BLOCKED = "fleet#blocked"
 _INVALID = "fleet#invalid"
 _BUDGET = "fleet#budget"
 _RATE = "fleet#rate"
+_BUCKET = "fleet#bucket"
+# How often an instance looks again while another's probe is in flight.
+PROBE_POLL_SECONDS = 0.05
+# Two answers whose reset times are this close describe the same window.
+_SAME_WINDOW_SECONDS = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class BucketState:
+    """What Discord's X-RateLimit-* headers said about a bucket, with reset made absolute."""
+
+    limit: int
+    remaining: int
+    reset_at: float
+    discord_bucket: str
+
+
+@dataclass(frozen=True, slots=True)
+class BucketTake:
+    """The answer to "may I call?": yes, yes as the window's probe, or not before ``retry_at``."""
+
+    granted: bool
+    probe: bool = False
+    retry_at: float = 0.0
+
+
+SPENT = BucketTake(granted=True)
+PROBE = BucketTake(granted=True, probe=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +127,107 @@ class DynamoDBFleetState:
             raise CacheUnavailable(detail=f"writing a fleet block failed: {exc}") from None
         except BotoCoreError as exc:
             raise CacheUnavailable(detail=f"writing a fleet block failed: {exc}") from None
+
+    def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
+        """Spend one request from a bucket, or say when to try again."""
+        key = {"pk": {"S": _BUCKET}, "sk": {"S": scope}}
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET remaining = remaining - :one",
+                ConditionExpression="reset_at > :now AND remaining > :zero",
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":zero": {"N": "0"},
+                    ":now": {"N": repr(now)},
+                },
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+            return SPENT
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise CacheUnavailable(detail=f"taking from {scope} failed: {exc}") from None
+            old: dict[str, Any] = exc.response.get("Item", {})  # type: ignore[assignment]
+        except BotoCoreError as exc:
+            raise CacheUnavailable(detail=f"taking from {scope} failed: {exc}") from None
+        reset_at = float(old.get("reset_at", {}).get("N", "0"))
+        if reset_at > now and "probing" in old:
+            # Its answer may come any moment.
+            return BucketTake(granted=False, retry_at=min(reset_at, now + PROBE_POLL_SECONDS))
+        if reset_at > now:
+            return BucketTake(granted=False, retry_at=reset_at)  # empty until Discord's reset
+        # The window is over, or was never seen: one instance probes, the rest wait for it.
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET remaining = :zero, reset_at = :until, probing = :true, "
+                "#ttl = :ttl",
+                ConditionExpression="attribute_not_exists(reset_at) OR reset_at <= :now",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":zero": {"N": "0"},
+                    ":until": {"N": repr(now + probe_seconds)},
+                    ":true": {"BOOL": True},
+                    ":now": {"N": repr(now)},
+                    ":ttl": {"N": str(math.ceil(now + probe_seconds) + WINDOW_SECONDS)},
+                },
+            )
+            return PROBE
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise CacheUnavailable(detail=f"probing {scope} failed: {exc}") from None
+        except BotoCoreError as exc:
+            raise CacheUnavailable(detail=f"probing {scope} failed: {exc}") from None
+        return BucketTake(granted=False, retry_at=now)  # another instance moved first
+
+    def end_probe(self, scope: str, now: float) -> None:
+        """A probe came back without rate-limit headers: let the next call probe at once."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _BUCKET}, "sk": {"S": scope}},
+                UpdateExpression="SET reset_at = :now REMOVE probing",
+                ConditionExpression="attribute_exists(probing)",
+                ExpressionAttributeValues={":now": {"N": repr(now)}},
+            )
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise CacheUnavailable(detail=f"ending the probe of {scope}: {exc}") from None
+        except BotoCoreError as exc:
+            raise CacheUnavailable(detail=f"ending the probe of {scope}: {exc}") from None
+
+    def record_bucket(self, scope: str, state: BucketState) -> None:
+        """Keep what Discord said: a new window replaces the old, the same one only shrinks.
+
+        Answers arrive out of order; within one window the lowest ``remaining``
+        is the truest, since calls reserved but still in flight are not in it.
+        """
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _BUCKET}, "sk": {"S": scope}},
+                UpdateExpression="SET #limit = :limit, remaining = :remaining, reset_at = :reset, "
+                "discord_bucket = :bucket, #ttl = :ttl REMOVE probing",
+                ConditionExpression="attribute_not_exists(reset_at) OR attribute_exists(probing) "
+                "OR reset_at < :new_window OR remaining > :remaining",
+                ExpressionAttributeNames={"#limit": "limit", "#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={
+                    ":limit": {"N": str(state.limit)},
+                    ":remaining": {"N": str(state.remaining)},
+                    ":reset": {"N": repr(state.reset_at)},
+                    ":new_window": {"N": repr(state.reset_at - _SAME_WINDOW_SECONDS)},
+                    ":bucket": {"S": state.discord_bucket[:100]},
+                    ":ttl": {"N": str(math.ceil(state.reset_at) + WINDOW_SECONDS)},
+                },
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return  # an answer already seen said less is left
+            raise CacheUnavailable(detail=f"recording {scope} failed: {exc}") from None
+        except BotoCoreError as exc:
+            raise CacheUnavailable(detail=f"recording {scope} failed: {exc}") from None
 
     def take_budget(self, now: float, limit: int) -> bool:
         """Take one lookup from this window's budget; False when it is spent."""

@@ -260,6 +260,8 @@ class InviteLookupService:
             response = self._discord.get_invite(query.code, query.upstream_params())
         except UnknownInvite as exc:
             self._upstream_done(started, status=404)
+            if self._guard is not None:
+                self._guard.observe_headers(exc.rate_limit_headers)
             return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)
         except InviteProxyError as exc:
             self._upstream_done(started, status=getattr(exc, "status", None))
@@ -272,7 +274,7 @@ class InviteLookupService:
             raise
         self._upstream_done(started, status=response.status)
         if self._guard is not None:
-            self._guard.observe_success(response.headers)
+            self._guard.observe_headers(response.headers)
         try:
             invite = Invite.model_validate(response.payload)
         except ValidationError:

@@ -1,9 +1,10 @@
 """The fleet's manners towards Discord: however many instances run, one careful client.
 
 Before every upstream lookup, the guard reads the fleet's blocks (a 429 seen by
-any instance, a Cloudflare block, a token that just failed, an empty bucket),
-takes one call from the per-second rate and one lookup from the 10-minute
-budget. After every answer it records what Discord said. Blocks short enough
+any instance, a Cloudflare block, a token that just failed), takes one call
+from the per-second rate, one request from the invites bucket as Discord last
+described it, and one lookup from the 10-minute budget. After every answer it
+records what Discord said: the bucket's headers, and any 429, 401 or block. Blocks short enough
 are waited out; longer ones refuse the call, so the caller serves stale or
 answers 429/503 with Retry-After.
 
@@ -29,7 +30,7 @@ from invite_proxy.errors import (
     DiscordUnauthorized,
     InviteProxyError,
 )
-from invite_proxy.fleet_state import Block, window_end
+from invite_proxy.fleet_state import Block, BucketState, BucketTake, window_end
 
 INVITES_BUCKET = "bucket:invites"  # every GET /invites/{code} shares one bucket
 # Scopes that stop a lookup: the whole bot, the whole IP, the token, the lookup bucket.
@@ -43,6 +44,9 @@ class FleetState(Protocol):
     def count_invalid(self, now: float) -> int: ...
     def take_budget(self, now: float, limit: int) -> bool: ...
     def take_second(self, now: float, limit: int) -> bool: ...
+    def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake: ...
+    def record_bucket(self, scope: str, state: BucketState) -> None: ...
+    def end_probe(self, scope: str, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,7 @@ class GuardPolicy:
     token_lock_seconds: float  # after a 401, no call for this long
     cloudflare_block_seconds: float  # after a Cloudflare block, no call for at least this long
     invalid_warn_threshold: int  # warn when a window's invalid answers reach this
+    probe_seconds: float = 5.5  # the longest one call can take: a probe's bucket hold
 
 
 class UpstreamGuard:
@@ -68,6 +73,8 @@ class UpstreamGuard:
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
+        # Whether this instance's call in flight is its bucket's probe (one call at a time).
+        self._probing = False
 
     # -- before a call -------------------------------------------------------------------
     def admit_lookup(self, deadline: float) -> None:
@@ -81,12 +88,33 @@ class UpstreamGuard:
             now = self._wait_or_refuse(Block("global", now + second_left, "rate"), now, deadline)
             if not self._take(self._state.take_second, now, self._policy.calls_per_second):
                 raise DiscordRateLimited(retry_after=1.0, is_global=True, detail="fleet rate")
+        now = self._take_bucket(now, deadline)
         budget = self._policy.lookup_budget
         if budget and not self._take(self._state.take_budget, now, budget):
             obs.count("BudgetExhausted")
             raise BudgetExhausted(
                 retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
             )
+
+    def _take_bucket(self, now: float, deadline: float) -> float:
+        """Spend one request from the invites bucket, waiting briefly if it is empty."""
+        give_up_at = now + self._policy.max_wait_seconds
+        while True:
+            try:
+                take = self._state.take_bucket(INVITES_BUCKET, now, self._policy.probe_seconds)
+            except CacheUnavailable as exc:
+                self._fleet_state_failed(exc)
+                return now
+            if take.granted:
+                self._probing = take.probe
+                return now
+            retry_at = take.retry_at
+            if retry_at > give_up_at or retry_at >= deadline:
+                obs.count_by("UpstreamRefused", "Scope", "bucket")
+                raise _refusal(Block(INVITES_BUCKET, retry_at, "bucket empty"), retry_at - now)
+            obs.count("UpstreamWait")
+            self._sleep(max(retry_at - now, 0.01))
+            now = self._clock()
 
     def _longest_block(self, now: float) -> Block | None:
         try:
@@ -113,18 +141,23 @@ class UpstreamGuard:
         raise _refusal(block, wait)
 
     # -- after a call --------------------------------------------------------------------
-    def observe_success(self, headers: Mapping[str, str]) -> None:
-        """An empty bucket is empty for the whole fleet until it resets."""
-        if headers.get("X-RateLimit-Remaining") != "0":
-            return
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        """Keep what Discord's rate-limit headers say about the invites bucket, for the fleet."""
+        now = self._clock()
+        probing, self._probing = self._probing, False
+        state = bucket_state(headers, now)
         try:
-            reset_after = float(headers.get("X-RateLimit-Reset-After", "1"))
-        except ValueError:
-            reset_after = 1.0
-        self._block(INVITES_BUCKET, self._clock() + reset_after, "bucket empty")
+            if state is not None:
+                self._state.record_bucket(INVITES_BUCKET, state)
+            elif probing:
+                self._state.end_probe(INVITES_BUCKET, now)
+        except CacheUnavailable as exc:
+            self._fleet_state_failed(exc)
 
     def observe_error(self, exc: InviteProxyError) -> None:
         now = self._clock()
+        # A 429's headers are kept too: the block below outlasts them.
+        self.observe_headers(exc.rate_limit_headers)
         if isinstance(exc, DiscordRateLimited):
             if exc.scope != "shared":  # shared-scope 429s do not count towards a ban
                 self._count_invalid(now)
@@ -163,6 +196,19 @@ class UpstreamGuard:
     def _fleet_state_failed(exc: CacheUnavailable) -> None:
         obs.count("FleetStateError")
         obs.logger.warning("fleet state unavailable", extra={"detail": exc.detail})
+
+
+def bucket_state(headers: Mapping[str, str], now: float) -> BucketState | None:
+    """The bucket as X-RateLimit-* describe it; None when an answer carries no such headers."""
+    try:
+        return BucketState(
+            limit=int(headers["X-RateLimit-Limit"]),
+            remaining=int(headers["X-RateLimit-Remaining"]),
+            reset_at=now + float(headers["X-RateLimit-Reset-After"]),
+            discord_bucket=headers.get("X-RateLimit-Bucket", ""),
+        )
+    except (KeyError, ValueError):
+        return None
 
 
 def _refusal(block: Block, wait: float) -> InviteProxyError:

@@ -72,6 +72,7 @@ def upstream_guard(settings: Settings, client: DynamoDBClient) -> UpstreamGuard:
             token_lock_seconds=settings.token_lock_seconds,
             cloudflare_block_seconds=settings.cloudflare_block_seconds,
             invalid_warn_threshold=settings.invalid_warn_threshold,
+            probe_seconds=settings.discord_connect_timeout + settings.discord_read_timeout,
         ),
     )
 
