@@ -151,9 +151,7 @@ def revoker(
         environment = ExecutionEnvironment(template.functions()["RevokerFunction"])
 
         def invoke(rule: Any, context: LambdaContext | None = None) -> Any:
-            if context is None:
-                return environment.invoke(rule)
-            return environment.handler(rule, context)
+            return environment.invoke(rule, context)
 
         return invoke
 

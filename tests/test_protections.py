@@ -28,6 +28,10 @@ def calls(emulator: DiscordEmulator) -> int:
     return len(emulator.state.requests_to(ROUTE))
 
 
+def admin(run: LocalRun) -> dict[str, str]:
+    return {"Authorization": f"Bearer {run.admin_token}"}
+
+
 def get(run: LocalRun, code: str) -> requests.Response:
     return requests.get(f"{run.url}/invites/{code}", timeout=15)
 
@@ -302,6 +306,62 @@ def test_a_failed_fetch_is_shared_for_a_moment_not_repeated(
     time.sleep(2.1)  # the failure is held 2 s; then the next lookup tries Discord again
     assert get(second, "fail-1").status_code == 502
     assert calls(emulator) == 2
+
+
+# -- revocations under the same guard --------------------------------------------------------------
+
+
+def test_a_delete_waits_for_a_fleet_block_like_a_lookup(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    run = start_api()
+    emulator.state.add_invite(guild, code="del-guard-1")
+    body = '{"message": "You are being rate limited.", "retry_after": 30.0, "global": true}'
+    emulator.state.inject(Fault(status=429, body=body, headers={"Retry-After": "30"}))
+    assert get(run, "other-1").status_code == 429  # a lookup meets a global 429
+    refused = requests.delete(f"{run.url}/invites/del-guard-1", headers=admin(run), timeout=10)
+    assert refused.status_code == 429
+    assert 25 <= int(refused.headers["Retry-After"]) <= 30
+    assert emulator.state.requests_to("DELETE /invites/{code}") == []
+    assert emulator.state.find_invite("del-guard-1") is not None
+
+
+def test_a_delete_that_meets_a_401_locks_the_token_for_lookups_too(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    run = start_api(TOKEN_LOCK_SECONDS="120")
+    emulator.state.inject(
+        Fault(status=401, body='{"message": "401: Unauthorized", "code": 0}', route=None)
+    )
+    deleted = requests.delete(f"{run.url}/invites/tok-del", headers=admin(run), timeout=10)
+    assert deleted.status_code == 502
+    refused = get(run, "tok-lookup")
+    assert refused.json()["error"]["code"] == "upstream_unauthorized"
+    assert calls(emulator) == 0  # the lookup never went
+
+
+def test_a_delete_429_holds_deletes_back_but_not_lookups(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    run = start_api()
+    for code in ("del-rl-1", "del-rl-2", "look-rl-1"):
+        emulator.state.add_invite(guild, code=code)
+    emulator.state.inject(
+        Fault(
+            status=429,
+            body=RATE_LIMITED,
+            headers={"Retry-After": "30"},
+            route="DELETE /invites/{code}",
+        )
+    )
+    assert (
+        requests.delete(f"{run.url}/invites/del-rl-1", headers=admin(run), timeout=10).status_code
+        == 429
+    )
+    second = requests.delete(f"{run.url}/invites/del-rl-2", headers=admin(run), timeout=10)
+    assert second.status_code == 429  # refused here: the delete bucket is blocked
+    assert len(emulator.state.requests_to("DELETE /invites/{code}")) == 1
+    assert get(run, "look-rl-1").status_code == 200  # another bucket: lookups go on
 
 
 # -- the budget, the invalid-response count -------------------------------------------------------

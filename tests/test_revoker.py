@@ -290,6 +290,43 @@ def test_a_rate_limit_that_fits_is_waited_out(
     assert len(emulator.state.requests_to(route)) == 2
 
 
+def test_a_run_respects_the_fleets_blocks_and_sends_nothing(
+    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild, dynamodb: Any, table_name: str
+) -> None:
+    emulator.state.add_invite(sweep_guild, code="blocked-1", created_at=NOW - 7200)
+    dynamodb.update_item(  # what an API instance that met a Cloudflare block leaves
+        TableName=table_name,
+        Key={"pk": {"S": "fleet#blocked"}, "sk": {"S": "cloudflare"}},
+        UpdateExpression="SET blocked_until = :until, reason = :reason",
+        ExpressionAttributeValues={
+            ":until": {"N": repr(time.time() + 600)},
+            ":reason": {"S": "cloudflare"},
+        },
+    )
+    with pytest.raises(RuleRunFailed):
+        invoke(rule(guild_id=sweep_guild.id, match={"older_than_seconds": 0}))
+    assert emulator.state.requests == []  # not one call while the IP is blocked
+    assert alive(emulator, "blocked-1") == ["blocked-1"]
+
+
+def test_a_run_that_meets_a_global_429_stops_the_api_too(
+    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild, dynamodb: Any, table_name: str
+) -> None:
+    emulator.state.add_invite(sweep_guild, code="glob-run-1")
+    body = '{"message": "You are being rate limited.", "retry_after": 60.0, "global": true}'
+    emulator.state.inject(
+        Fault(status=429, body=body, route=DELETE_ROUTE, headers={"Retry-After": "60"})
+    )
+    with pytest.raises(RuleRunFailed):
+        invoke(rule(codes=["glob-run-1"]))
+    blocks = dynamodb.query(
+        TableName=table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "fleet#blocked"}},
+    )["Items"]
+    assert [b["sk"]["S"] for b in blocks] == ["global"]  # every instance now waits
+
+
 def test_named_codes_outside_the_guild_are_left_alone(
     invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
 ) -> None:

@@ -75,6 +75,7 @@ def test_each_function_gets_only_what_it_uses(template: Template) -> None:
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:Query",
+        "dynamodb:UpdateItem",
     ]
     assert _secrets(template, "ApiFunction") == ["DiscordTokenSecretArn"]
     assert _table_actions(template, "RevokerFunction") == [

@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from invite_proxy_local import iam
 from invite_proxy_local.template import Authorizer, Cors, Function, Route, Template
 
 ACCOUNT_ID = "123456789012"
@@ -74,7 +75,9 @@ class ExecutionEnvironment:
     def __init__(self, function: Function) -> None:
         self.function = function
         self._lock = threading.Lock()
-        self.module = self._load()
+        iam.install()
+        with iam.acting_as(function.logical_id, function.table_actions):
+            self.module = self._load()
         self.handler: Callable[[dict[str, Any], Any], Any] = getattr(self.module, function.handler)
 
     def _load(self) -> ModuleType:
@@ -91,13 +94,15 @@ class ExecutionEnvironment:
         spec.loader.exec_module(module)
         return module
 
-    def invoke(self, event: dict[str, Any]) -> Any:
-        context = LambdaContext(
-            function_name=self.function.logical_id,
-            memory_limit_in_mb=self.function.memory,
-            timeout_seconds=self.function.timeout,
-        )
-        with self._lock:
+    def invoke(self, event: dict[str, Any], context: Any = None) -> Any:
+        """Run the handler once; ``context`` defaults to a fresh one with the full timeout."""
+        if context is None:
+            context = LambdaContext(
+                function_name=self.function.logical_id,
+                memory_limit_in_mb=self.function.memory,
+                timeout_seconds=self.function.timeout,
+            )
+        with self._lock, iam.acting_as(self.function.logical_id, self.function.table_actions):
             return self.handler(event, context)
 
 

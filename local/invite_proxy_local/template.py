@@ -70,6 +70,7 @@ class Function:
     timeout: int
     memory: int
     environment: dict[str, Any] = field(default_factory=dict)
+    table_actions: frozenset[str] = frozenset()  # what its policies allow on the cache table
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class Template:
                 timeout=int(props.get("Timeout", globals_.get("Timeout", 3))),
                 memory=int(props.get("MemorySize", globals_.get("MemorySize", 128))),
                 environment=env,
+                table_actions=_table_actions(props.get("Policies", [])),
             )
         return result
 
@@ -180,3 +182,17 @@ class Template:
                     Route(props["Method"].upper(), props["Path"], logical_id, authorizer=auth)
                 )
         return routes
+
+
+def _table_actions(policies: list[Any]) -> frozenset[str]:
+    """The DynamoDB actions a function's inline statements allow on the cache table."""
+    actions: set[str] = set()
+    for policy in policies:
+        for statement in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            if statement.get("Effect") != "Allow":
+                continue
+            if statement.get("Resource") != {"Fn::GetAtt": ["InviteCacheTable", "Arn"]}:
+                continue
+            listed = statement.get("Action", [])
+            actions.update([listed] if isinstance(listed, str) else listed)
+    return frozenset(actions)

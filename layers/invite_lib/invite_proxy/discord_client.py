@@ -71,10 +71,11 @@ class DiscordClient:
         """Every invite of a guild, with metadata (uses, max_age, ...). Needs Manage Guild."""
         return self.request("GET", f"/guilds/{_segment(guild_id)}/invites")
 
+    def guild_vanity_url(self, guild_id: str) -> DiscordResponse:
+        return self.request("GET", f"/guilds/{_segment(guild_id)}/vanity-url")
+
     def guild_vanity_code(self, guild_id: str) -> str | None:
-        payload = self.request("GET", f"/guilds/{_segment(guild_id)}/vanity-url").payload
-        code = payload.get("code") if isinstance(payload, dict) else None
-        return code if isinstance(code, str) and code else None
+        return vanity_code_of(self.guild_vanity_url(guild_id))
 
     def request(
         self,
@@ -123,6 +124,13 @@ class DiscordClient:
             payload=payload,
             headers=response.headers,
         )
+
+
+def vanity_code_of(response: DiscordResponse) -> str | None:
+    """The code in a vanity-url answer; None when the guild has none."""
+    payload = response.payload
+    code = payload.get("code") if isinstance(payload, dict) else None
+    return code if isinstance(code, str) and code else None
 
 
 def _segment(value: str) -> str:

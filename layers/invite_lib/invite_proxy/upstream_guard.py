@@ -15,6 +15,7 @@ refusing every lookup would turn a cache outage into a full outage.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -33,8 +34,8 @@ from invite_proxy.errors import (
 from invite_proxy.fleet_state import Block, BucketState, BucketTake, window_end
 
 INVITES_BUCKET = "bucket:invites"  # every GET /invites/{code} shares one bucket
-# Scopes that stop a lookup: the whole bot, the whole IP, the token, the lookup bucket.
-_LOOKUP_SCOPES = frozenset({"global", "cloudflare", "token", INVITES_BUCKET})
+# Scopes that stop every call, whatever its bucket: the whole bot, the whole IP, the token.
+_FLEET_SCOPES = frozenset({"global", "cloudflare", "token"})
 BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
 
 
@@ -78,17 +79,8 @@ class UpstreamGuard:
 
     # -- before a call -------------------------------------------------------------------
     def admit_lookup(self, deadline: float) -> None:
-        """Let one lookup go to Discord now, or raise what the caller should answer."""
-        now = self._clock()
-        block = self._longest_block(now)
-        if block is not None:
-            now = self._wait_or_refuse(block, now, deadline)
-        if not self._take(self._state.take_second, now, self._policy.calls_per_second):
-            second_left = 1.0 - (now % 1.0)
-            now = self._wait_or_refuse(Block("global", now + second_left, "rate"), now, deadline)
-            if not self._take(self._state.take_second, now, self._policy.calls_per_second):
-                raise DiscordRateLimited(retry_after=1.0, is_global=True, detail="fleet rate")
-        now = self._take_bucket(now, deadline)
+        """Let one public lookup go to Discord now, or raise what the caller should answer."""
+        now = self.admit(INVITES_BUCKET, deadline)
         budget = self._policy.lookup_budget
         if budget and not self._take(self._state.take_budget, now, budget):
             obs.count("BudgetExhausted")
@@ -96,12 +88,25 @@ class UpstreamGuard:
                 retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
             )
 
-    def _take_bucket(self, now: float, deadline: float) -> float:
-        """Spend one request from the invites bucket, waiting briefly if it is empty."""
+    def admit(self, bucket: str, deadline: float = math.inf) -> float:
+        """Let one call in ``bucket`` go to Discord now (returning now), or raise."""
+        now = self._clock()
+        block = self._longest_block(now, bucket)
+        if block is not None:
+            now = self._wait_or_refuse(block, now, deadline)
+        if not self._take(self._state.take_second, now, self._policy.calls_per_second):
+            second_left = 1.0 - (now % 1.0)
+            now = self._wait_or_refuse(Block("global", now + second_left, "rate"), now, deadline)
+            if not self._take(self._state.take_second, now, self._policy.calls_per_second):
+                raise DiscordRateLimited(retry_after=1.0, is_global=True, detail="fleet rate")
+        return self._take_bucket(bucket, now, deadline)
+
+    def _take_bucket(self, bucket: str, now: float, deadline: float) -> float:
+        """Spend one request from the bucket, waiting briefly if it is empty."""
         give_up_at = now + self._policy.max_wait_seconds
         while True:
             try:
-                take = self._state.take_bucket(INVITES_BUCKET, now, self._policy.probe_seconds)
+                take = self._state.take_bucket(bucket, now, self._policy.probe_seconds)
             except CacheUnavailable as exc:
                 self._fleet_state_failed(exc)
                 return now
@@ -111,14 +116,18 @@ class UpstreamGuard:
             retry_at = take.retry_at
             if retry_at > give_up_at or retry_at >= deadline:
                 obs.count_by("UpstreamRefused", "Scope", "bucket")
-                raise _refusal(Block(INVITES_BUCKET, retry_at, "bucket empty"), retry_at - now)
+                raise _refusal(Block(bucket, retry_at, "bucket empty"), retry_at - now)
             obs.count("UpstreamWait")
             self._sleep(max(retry_at - now, 0.01))
             now = self._clock()
 
-    def _longest_block(self, now: float) -> Block | None:
+    def _longest_block(self, now: float, bucket: str) -> Block | None:
         try:
-            blocks = [b for b in self._state.active_blocks(now) if b.scope in _LOOKUP_SCOPES]
+            blocks = [
+                b
+                for b in self._state.active_blocks(now)
+                if b.scope in _FLEET_SCOPES or b.scope == bucket
+            ]
         except CacheUnavailable as exc:
             self._fleet_state_failed(exc)
             return None
@@ -141,27 +150,27 @@ class UpstreamGuard:
         raise _refusal(block, wait)
 
     # -- after a call --------------------------------------------------------------------
-    def observe_headers(self, headers: Mapping[str, str]) -> None:
-        """Keep what Discord's rate-limit headers say about the invites bucket, for the fleet."""
+    def observe_headers(self, headers: Mapping[str, str], bucket: str = INVITES_BUCKET) -> None:
+        """Keep what Discord's rate-limit headers say about the bucket, for the fleet."""
         now = self._clock()
         probing, self._probing = self._probing, False
         state = bucket_state(headers, now)
         try:
             if state is not None:
-                self._state.record_bucket(INVITES_BUCKET, state)
+                self._state.record_bucket(bucket, state)
             elif probing:
-                self._state.end_probe(INVITES_BUCKET, now)
+                self._state.end_probe(bucket, now)
         except CacheUnavailable as exc:
             self._fleet_state_failed(exc)
 
-    def observe_error(self, exc: InviteProxyError) -> None:
+    def observe_error(self, exc: InviteProxyError, bucket: str = INVITES_BUCKET) -> None:
         now = self._clock()
         # A 429's headers are kept too: the block below outlasts them.
-        self.observe_headers(exc.rate_limit_headers)
+        self.observe_headers(exc.rate_limit_headers, bucket)
         if isinstance(exc, DiscordRateLimited):
             if exc.scope != "shared":  # shared-scope 429s do not count towards a ban
                 self._count_invalid(now)
-            scope = "global" if exc.is_global else INVITES_BUCKET
+            scope = "global" if exc.is_global else bucket
             self._block(scope, now + (exc.retry_after or 1.0), "429")
         elif isinstance(exc, DiscordBlocked):
             self._count_invalid(now)

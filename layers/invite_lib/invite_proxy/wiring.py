@@ -12,6 +12,7 @@ from invite_proxy.discord_client import DiscordClient
 from invite_proxy.dynamodb_cache import DynamoDBInviteCache, dynamodb_client
 from invite_proxy.dynamodb_leases import DynamoDBLeases
 from invite_proxy.fleet_state import DynamoDBFleetState
+from invite_proxy.guarded_discord import GuardedDiscord
 from invite_proxy.lookup_service import CoalescingPolicy, InviteLookupService, RetryPolicy
 from invite_proxy.revocation_service import InviteRevocationService
 from invite_proxy.secret_source import SecretSource, secrets_manager_string, static_secret
@@ -58,10 +59,6 @@ def discord_client(settings: Settings) -> DiscordClient:
     )
 
 
-def invite_cache(settings: Settings) -> DynamoDBInviteCache:
-    return DynamoDBInviteCache(dynamodb_client(settings.dynamodb_timeout), settings.table_name)
-
-
 def upstream_guard(settings: Settings, client: DynamoDBClient) -> UpstreamGuard:
     return UpstreamGuard(
         DynamoDBFleetState(client, settings.table_name),
@@ -82,11 +79,12 @@ def api_services(settings: Settings) -> tuple[InviteLookupService, InviteRevocat
     client = dynamodb_client(settings.dynamodb_timeout)
     cache = DynamoDBInviteCache(client, settings.table_name)
     discord = discord_client(settings)
+    guard = upstream_guard(settings, client)
     lookup = InviteLookupService(
         cache=cache,
         discord=discord,
         policy=settings.cache_policy,
-        guard=upstream_guard(settings, client),
+        guard=guard,
         leases=DynamoDBLeases(client, settings.table_name),
         coalescing=CoalescingPolicy(
             # The holder's whole lookup (Discord with retries), its write, and slack:
@@ -101,7 +99,8 @@ def api_services(settings: Settings) -> tuple[InviteLookupService, InviteRevocat
         ),
         allowed_guilds=settings.allowed_guilds,
     )
-    return lookup, InviteRevocationService(cache=cache, discord=discord)
+    revocations = InviteRevocationService(cache=cache, discord=GuardedDiscord(discord, guard))
+    return lookup, revocations
 
 
 def admin_verifier(settings: Settings) -> AdminTokenVerifier:
@@ -120,8 +119,10 @@ def rule_runner(settings: Settings) -> RuleRunner:
     from invite_proxy.rule_runner import RuleRunner
     from invite_proxy.webhook_notifier import WebhookNotifier
 
-    cache = invite_cache(settings)
-    discord = discord_client(settings)
+    client = dynamodb_client(settings.dynamodb_timeout)
+    cache = DynamoDBInviteCache(client, settings.table_name)
+    # Every call a rule run makes goes through the guard, as the API's do.
+    discord = GuardedDiscord(discord_client(settings), upstream_guard(settings, client))
     notifier = None
     if settings.revocation_webhook_secret_id or settings.revocation_webhook_url:
         notifier = WebhookNotifier(
