@@ -18,6 +18,7 @@ import requests
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
+from invite_proxy.fleet_state import WINDOW_SECONDS
 from invite_proxy_local.runner import LocalRun
 
 ROUTE = "GET /invites/{code}"
@@ -296,14 +297,15 @@ def test_a_crashed_holders_lease_runs_out(
 def test_a_failed_fetch_is_shared_for_a_moment_not_repeated(
     start_api: Callable[..., LocalRun], emulator: DiscordEmulator
 ) -> None:
-    first, second = start_api(UPSTREAM_RETRIES="0"), start_api(UPSTREAM_RETRIES="0")
+    env = {"UPSTREAM_RETRIES": "0", "LOOKUP_FAILURE_HOLD_SECONDS": "1"}
+    first, second = start_api(**env), start_api(**env)
     emulator.state.inject(Fault(status=500, times=5))
     assert get(first, "fail-1").status_code == 502
     shared = get(second, "fail-1")
     assert shared.status_code == 503
     assert shared.json()["error"]["code"] == "lookup_recently_failed"
     assert calls(emulator) == 1
-    time.sleep(2.1)  # the failure is held 2 s; then the next lookup tries Discord again
+    time.sleep(1.1)  # the failure is held 1 s; then the next lookup tries Discord again
     assert get(second, "fail-1").status_code == 502
     assert calls(emulator) == 2
 
@@ -367,9 +369,17 @@ def test_a_delete_429_holds_deletes_back_but_not_lookups(
 # -- the budget, the invalid-response count -------------------------------------------------------
 
 
+def start_inside_one_window(needed: float = 15.0) -> None:
+    """Counters are per 10-minute window: a test that counts must not straddle two."""
+    into = time.time() % WINDOW_SECONDS
+    if into > WINDOW_SECONDS - needed:
+        time.sleep(WINDOW_SECONDS - into + 0.05)
+
+
 def test_the_lookup_budget_is_fleet_wide(
     start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
 ) -> None:
+    start_inside_one_window()
     first = start_api(LOOKUP_BUDGET_PER_10_MINUTES="2")
     second = start_api(LOOKUP_BUDGET_PER_10_MINUTES="2")
     for code in ("b-1", "b-2", "b-3"):
@@ -390,6 +400,7 @@ def test_invalid_responses_are_counted_and_warned_about_early(
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    start_inside_one_window()
     run = start_api(INVALID_WARN_THRESHOLD="2")
     missing_access = Fault(status=403, body='{"message": "Missing Access", "code": 50001}', times=3)
     emulator.state.inject(missing_access)

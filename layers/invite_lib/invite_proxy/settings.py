@@ -76,6 +76,10 @@ class Settings(BaseModel):
         600, ge=0, le=86_400, validation_alias="CLOUDFLARE_BLOCK_SECONDS"
     )
     coalesce_wait_seconds: float = Field(2.0, ge=0, le=10, validation_alias="COALESCE_WAIT_SECONDS")
+    # After a failed fetch, the fleet answers from that failure this long instead of retrying it.
+    failure_hold_seconds: float = Field(
+        2.0, ge=0, le=30, validation_alias="LOOKUP_FAILURE_HOLD_SECONDS"
+    )
     invalid_warn_threshold: int = Field(
         1000, ge=1, le=10_000, validation_alias="INVALID_WARN_THRESHOLD"
     )

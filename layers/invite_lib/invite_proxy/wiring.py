@@ -91,6 +91,7 @@ def api_services(settings: Settings) -> tuple[InviteLookupService, InviteRevocat
             # a live holder never loses its lease, a crashed one loses it soon.
             lease_seconds=settings.lookup_deadline_seconds + 2 * settings.dynamodb_timeout + 1.0,
             wait_seconds=settings.coalesce_wait_seconds,
+            failure_hold_seconds=settings.failure_hold_seconds,
         ),
         retry=RetryPolicy(
             retries=settings.upstream_retries,
