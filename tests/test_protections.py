@@ -182,6 +182,21 @@ def test_an_empty_bucket_is_waited_out_and_never_earns_a_429(
     assert [r.status for r in emulator.state.requests_to(ROUTE)] == [200] * 6
 
 
+def test_a_slow_probe_is_waited_for_not_answered_with_a_429(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    first, second = start_api(), start_api()  # RATE_LIMIT_WAIT_SECONDS: 0.5
+    for code in ("probe-1", "probe-2"):
+        emulator.state.add_invite(guild, code=code)
+    emulator.state.latency = 0.8  # the window's first call (its probe) is slow
+    probing = in_background(lambda: get(first, "probe-1"))
+    wait_for_calls(emulator, 1)
+    waited = get(second, "probe-2")  # the bucket is not known empty, only unknown
+    assert waited.status_code == 200
+    assert probing.result().status_code == 200
+    assert [r.status for r in emulator.state.requests_to(ROUTE)] == [200, 200]
+
+
 def test_a_stale_copy_beats_a_fleet_block(
     start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
 ) -> None:
@@ -310,6 +325,22 @@ def test_a_failed_fetch_is_shared_for_a_moment_not_repeated(
     assert calls(emulator) == 2
 
 
+def test_a_failure_is_held_from_when_it_failed_not_from_when_the_fetch_began(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    env = {
+        "UPSTREAM_RETRIES": "0",
+        "DISCORD_READ_TIMEOUT": "1",
+        "LOOKUP_FAILURE_HOLD_SECONDS": "0.8",
+    }
+    first, second = start_api(**env), start_api(**env)
+    emulator.state.inject(Fault(status=200, body="{}", delay=1.5))  # longer than the hold
+    assert get(first, "slow-fail").status_code == 504
+    shared = get(second, "slow-fail")
+    assert shared.json()["error"]["code"] == "lookup_recently_failed"
+    assert calls(emulator) == 1
+
+
 # -- revocations under the same guard --------------------------------------------------------------
 
 
@@ -364,6 +395,24 @@ def test_a_delete_429_holds_deletes_back_but_not_lookups(
     assert second.status_code == 429  # refused here: the delete bucket is blocked
     assert len(emulator.state.requests_to("DELETE /invites/{code}")) == 1
     assert get(run, "look-rl-1").status_code == 200  # another bucket: lookups go on
+
+
+def test_a_lookup_refused_by_the_budget_holds_no_bucket_request(
+    start_api: Callable[..., LocalRun],
+    revoker: Callable[..., Callable[..., Any]],
+    emulator: DiscordEmulator,
+    guild: Guild,
+) -> None:
+    start_inside_one_window()
+    run = start_api(LOOKUP_BUDGET_PER_10_MINUTES="1")
+    for code in ("bud-ok", "bud-over", "bud-revoke"):
+        emulator.state.add_invite(guild, code=code)
+    assert get(run, "bud-ok").status_code == 200
+    time.sleep(1.1)  # the bucket's window is over: the next call in it would be the probe
+    assert get(run, "bud-over").json()["error"]["code"] == "lookup_budget_exhausted"
+    # The revoker's own check of a named code uses the same bucket, and is not held up.
+    summary = revoker()({"name": "after-budget", "codes": ["bud-revoke"]})
+    assert summary["revoked"] == 1
 
 
 # -- the budget, the invalid-response count -------------------------------------------------------

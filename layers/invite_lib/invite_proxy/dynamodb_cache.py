@@ -124,20 +124,22 @@ class DynamoDBInviteCache:
         bodies = []
         pk = partition_key(code)
         try:
+            # The mark first: a lookup that writes after it is refused, and one that wrote
+            # before it is deleted below. Marking last would leave a gap between the two.
+            marker = _revoked_key(code) | {
+                "revoked_at": {"N": repr(revoked_at)},
+                TTL_ATTRIBUTE: {"N": str(math.ceil(revoked_at) + REVOKED_MARKER_SECONDS)},
+            }
+            self._client.put_item(TableName=self._table, Item=marker)
             for item in self._items(code, "#sk, #kind, #body"):
                 if item["sk"]["S"] == REVOKED_SORT_KEY:
-                    continue  # replaced below
+                    continue
                 # Variants and fetch leases alike: a lease must not outlive what it guarded.
                 self._client.delete_item(
                     TableName=self._table, Key={"pk": {"S": pk}, "sk": item["sk"]}
                 )
                 if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
                     bodies.append(item["body"]["S"])
-            marker = _revoked_key(code) | {
-                "revoked_at": {"N": repr(revoked_at)},
-                TTL_ATTRIBUTE: {"N": str(math.ceil(revoked_at) + REVOKED_MARKER_SECONDS)},
-            }
-            self._client.put_item(TableName=self._table, Item=marker)
         except _ERRORS as exc:
             raise CacheUnavailable(detail=f"evicting {code!r} failed: {exc}") from None
         return bodies

@@ -22,6 +22,7 @@ Every item carries a TTL, so old windows and expired blocks clean themselves up.
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,8 +42,6 @@ _RATE = "fleet#rate"
 _BUCKET = "fleet#bucket"
 # How often an instance looks again while another's probe is in flight.
 PROBE_POLL_SECONDS = 0.05
-# Two answers whose reset times are this close describe the same window.
-_SAME_WINDOW_SECONDS = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +50,8 @@ class BucketState:
 
     limit: int
     remaining: int
-    reset_at: float
+    reset_at: float  # our clock: when the bucket refills
+    window: float  # names the window: Discord's X-RateLimit-Reset, equal in all its answers
     discord_bucket: str
 
 
@@ -60,8 +60,9 @@ class BucketTake:
     """The answer to "may I call?": yes, yes as the window's probe, or not before ``retry_at``."""
 
     granted: bool
-    probe: bool = False
+    probe: bool = False  # granted as the window's probe
     retry_at: float = 0.0
+    awaiting_probe: bool = False  # not granted: another instance's probe is in flight
 
 
 SPENT = BucketTake(granted=True)
@@ -87,6 +88,8 @@ class DynamoDBFleetState:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
         self._table = table_name
+        # Names this execution environment's probes, so only it can end them.
+        self._id = secrets.token_hex(8)
 
     def active_blocks(self, now: float) -> list[Block]:
         """Every block still in force: one Query, made before every upstream call."""
@@ -154,7 +157,11 @@ class DynamoDBFleetState:
         reset_at = float(old.get("reset_at", {}).get("N", "0"))
         if reset_at > now and "probing" in old:
             # Its answer may come any moment.
-            return BucketTake(granted=False, retry_at=min(reset_at, now + PROBE_POLL_SECONDS))
+            return BucketTake(
+                granted=False,
+                retry_at=min(reset_at, now + PROBE_POLL_SECONDS),
+                awaiting_probe=True,
+            )
         if reset_at > now:
             return BucketTake(granted=False, retry_at=reset_at)  # empty until Discord's reset
         # The window is over, or was never seen: one instance probes, the rest wait for it.
@@ -162,14 +169,14 @@ class DynamoDBFleetState:
             self._client.update_item(
                 TableName=self._table,
                 Key=key,
-                UpdateExpression="SET remaining = :zero, reset_at = :until, probing = :true, "
+                UpdateExpression="SET remaining = :zero, reset_at = :until, probing = :me, "
                 "#ttl = :ttl",
                 ConditionExpression="attribute_not_exists(reset_at) OR reset_at <= :now",
                 ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
                     ":zero": {"N": "0"},
                     ":until": {"N": repr(now + probe_seconds)},
-                    ":true": {"BOOL": True},
+                    ":me": {"S": self._id},
                     ":now": {"N": repr(now)},
                     ":ttl": {"N": str(math.ceil(now + probe_seconds) + WINDOW_SECONDS)},
                 },
@@ -189,8 +196,8 @@ class DynamoDBFleetState:
                 TableName=self._table,
                 Key={"pk": {"S": _BUCKET}, "sk": {"S": scope}},
                 UpdateExpression="SET reset_at = :now REMOVE probing",
-                ConditionExpression="attribute_exists(probing)",
-                ExpressionAttributeValues={":now": {"N": repr(now)}},
+                ConditionExpression="probing = :me",
+                ExpressionAttributeValues={":now": {"N": repr(now)}, ":me": {"S": self._id}},
             )
         except ClientError as exc:
             if not condition_failed(exc):
@@ -199,25 +206,30 @@ class DynamoDBFleetState:
             raise CacheUnavailable(detail=f"ending the probe of {scope}: {exc}") from None
 
     def record_bucket(self, scope: str, state: BucketState) -> None:
-        """Keep what Discord said: a new window replaces the old, the same one only shrinks.
+        """Keep what Discord said: a later window replaces the old, the same one only shrinks.
 
         Answers arrive out of order; within one window the lowest ``remaining``
         is the truest, since calls reserved but still in flight are not in it.
+        A late answer from an earlier window changes nothing.
         """
         try:
             self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": _BUCKET}, "sk": {"S": scope}},
                 UpdateExpression="SET #limit = :limit, remaining = :remaining, reset_at = :reset, "
-                "discord_bucket = :bucket, #ttl = :ttl REMOVE probing",
-                ConditionExpression="attribute_not_exists(reset_at) OR attribute_exists(probing) "
-                "OR reset_at < :new_window OR remaining > :remaining",
-                ExpressionAttributeNames={"#limit": "limit", "#ttl": TTL_ATTRIBUTE},
+                "#window = :window, discord_bucket = :bucket, #ttl = :ttl REMOVE probing",
+                ConditionExpression="attribute_not_exists(#window) OR #window < :window "
+                "OR (#window = :window AND remaining > :remaining)",
+                ExpressionAttributeNames={
+                    "#limit": "limit",
+                    "#window": "window",
+                    "#ttl": TTL_ATTRIBUTE,
+                },
                 ExpressionAttributeValues={
                     ":limit": {"N": str(state.limit)},
                     ":remaining": {"N": str(state.remaining)},
                     ":reset": {"N": repr(state.reset_at)},
-                    ":new_window": {"N": repr(state.reset_at - _SAME_WINDOW_SECONDS)},
+                    ":window": {"N": repr(state.window)},
                     ":bucket": {"S": state.discord_bucket[:100]},
                     ":ttl": {"N": str(math.ceil(state.reset_at) + WINDOW_SECONDS)},
                 },

@@ -158,6 +158,8 @@ class InviteLookupService:
 
     def lookup(self, query: InviteQuery) -> LookupResult:
         now = self._clock()
+        # One deadline for the whole lookup, waiting on another instance included.
+        deadline = now + self._retry.deadline_seconds
         cached = self._read(query, now)
         if cached is not None and cached.is_fresh(now):
             return self._result(cached, CacheStatus.HIT, now)
@@ -183,23 +185,28 @@ class InviteLookupService:
                 return self._result(latest, CacheStatus.HIT, now)
             cached = latest or cached
             claim = self._claim(query, now)
-        return self._fetch_and_store(query, cached, claim)
+        return self._fetch_and_store(query, cached, claim, deadline)
 
     def _fetch_and_store(
-        self, query: InviteQuery, cached: CacheEntry | None, lease: Lease | None
+        self, query: InviteQuery, cached: CacheEntry | None, lease: Lease | None, deadline: float
     ) -> LookupResult:
         now = self._clock()
         try:
-            entry = self._fetch(query, now)
+            entry = self._fetch(query, now, deadline)
         except InviteProxyError as exc:
+            failed_at = self._clock()
             if lease is not None and isinstance(exc, GUARDED):
-                self._finish(lease, now)
+                self._finish(lease, failed_at)
             elif lease is not None:
                 # Others answer from this failure for a moment rather than each retrying it.
-                hold = min(now + self._coalescing.failure_hold_seconds, lease.until)
+                hold = min(failed_at + self._coalescing.failure_hold_seconds, lease.until)
                 self._finish(lease, hold, failed=exc.code)
             if isinstance(exc, STALE_SERVABLE):
-                return self._stale_or_raise(cached, exc, now)
+                return self._stale_or_raise(cached, exc, failed_at)
+            raise
+        except BaseException:
+            if lease is not None:  # a bug, not Discord: let the next lookup try at once
+                self._finish(lease, self._clock())
             raise
         # An invite that died in flight is served, not stored.
         stored = not entry.is_expired(now) and self._write(entry, fetch_started=now)
@@ -235,9 +242,8 @@ class InviteLookupService:
         except CacheUnavailable as exc:
             self._cache_failed(exc)  # the lease runs out by itself
 
-    def _fetch(self, query: InviteQuery, now: float) -> CacheEntry:
+    def _fetch(self, query: InviteQuery, now: float, deadline: float) -> CacheEntry:
         """Ask Discord, retrying 5xx, timeouts and resets with jittered backoff in time."""
-        deadline = now + self._retry.deadline_seconds
         attempt = 0
         while True:
             try:

@@ -80,16 +80,15 @@ class UpstreamGuard:
     # -- before a call -------------------------------------------------------------------
     def admit_lookup(self, deadline: float) -> None:
         """Let one public lookup go to Discord now, or raise what the caller should answer."""
-        now = self.admit(INVITES_BUCKET, deadline)
-        budget = self._policy.lookup_budget
-        if budget and not self._take(self._state.take_budget, now, budget):
-            obs.count("BudgetExhausted")
-            raise BudgetExhausted(
-                retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
-            )
+        self.admit(INVITES_BUCKET, deadline, spend_budget=True)
 
-    def admit(self, bucket: str, deadline: float = math.inf) -> float:
-        """Let one call in ``bucket`` go to Discord now (returning now), or raise."""
+    def admit(self, bucket: str, deadline: float = math.inf, *, spend_budget: bool = False) -> None:
+        """Let one call in ``bucket`` go to Discord now, or raise what the caller should answer.
+
+        The bucket comes last: a call refused before it holds no bucket request (or probe)
+        that no answer would ever give back.
+        """
+        self._probing = False
         now = self._clock()
         block = self._longest_block(now, bucket)
         if block is not None:
@@ -99,9 +98,15 @@ class UpstreamGuard:
             now = self._wait_or_refuse(Block("global", now + second_left, "rate"), now, deadline)
             if not self._take(self._state.take_second, now, self._policy.calls_per_second):
                 raise DiscordRateLimited(retry_after=1.0, is_global=True, detail="fleet rate")
-        return self._take_bucket(bucket, now, deadline)
+        budget = self._policy.lookup_budget
+        if spend_budget and budget and not self._take(self._state.take_budget, now, budget):
+            obs.count("BudgetExhausted")
+            raise BudgetExhausted(
+                retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
+            )
+        self._take_bucket(bucket, now, deadline)
 
-    def _take_bucket(self, bucket: str, now: float, deadline: float) -> float:
+    def _take_bucket(self, bucket: str, now: float, deadline: float) -> None:
         """Spend one request from the bucket, waiting briefly if it is empty."""
         give_up_at = now + self._policy.max_wait_seconds
         while True:
@@ -109,12 +114,15 @@ class UpstreamGuard:
                 take = self._state.take_bucket(bucket, now, self._policy.probe_seconds)
             except CacheUnavailable as exc:
                 self._fleet_state_failed(exc)
-                return now
+                return
             if take.granted:
                 self._probing = take.probe
-                return now
+                return
             retry_at = take.retry_at
-            if retry_at > give_up_at or retry_at >= deadline:
+            # A probe in flight is not a known-empty bucket: its answer is a round trip
+            # away, so it is waited for within the deadline, not the small wait budget.
+            too_far = retry_at > give_up_at and not take.awaiting_probe
+            if too_far or retry_at >= deadline:
                 obs.count_by("UpstreamRefused", "Scope", "bucket")
                 raise _refusal(Block(bucket, retry_at, "bucket empty"), retry_at - now)
             obs.count("UpstreamWait")
@@ -210,10 +218,14 @@ class UpstreamGuard:
 def bucket_state(headers: Mapping[str, str], now: float) -> BucketState | None:
     """The bucket as X-RateLimit-* describe it; None when an answer carries no such headers."""
     try:
+        reset_at = now + float(headers["X-RateLimit-Reset-After"])
         return BucketState(
             limit=int(headers["X-RateLimit-Limit"]),
             remaining=int(headers["X-RateLimit-Remaining"]),
-            reset_at=now + float(headers["X-RateLimit-Reset-After"]),
+            reset_at=reset_at,
+            # Discord's own reset time is the same in every answer of one window; our
+            # receive time plus Reset-After is not, so it only stands in when Reset is missing.
+            window=float(headers.get("X-RateLimit-Reset") or reset_at),
             discord_bucket=headers.get("X-RateLimit-Bucket", ""),
         )
     except (KeyError, ValueError):

@@ -32,6 +32,8 @@ SECRETS_MANAGER_TIMEOUT = 2.0
 REPORTING_SECONDS = 1.0
 # DynamoDB calls in one revocation's eviction (query, deletes, the revoked mark), at worst.
 EVICTION_CALLS = 4
+# DynamoDB calls the guard makes around one Discord call (blocks, rate, bucket, headers).
+GUARD_CALLS = 4
 
 
 def secret(
@@ -135,12 +137,12 @@ def rule_runner(settings: Settings) -> RuleRunner:
             timeout=settings.webhook_timeout,
             user_agent=settings.user_agent,
         )
-    # The worst case of one step (a Discord call that times out, its eviction, a token
-    # re-read) and the report after it: a run stops while it still has all of that.
+    # The worst case of one step (the guard, a Discord call that times out, its eviction,
+    # a token re-read) and the report after it: a run stops while it still has all of that.
     reserve = (
         settings.discord_connect_timeout
         + settings.discord_read_timeout
-        + EVICTION_CALLS * settings.dynamodb_timeout
+        + (EVICTION_CALLS + GUARD_CALLS) * settings.dynamodb_timeout
         + SECRETS_MANAGER_TIMEOUT
         + (settings.webhook_timeout if notifier else 0.0)
         + REPORTING_SECONDS
