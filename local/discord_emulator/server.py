@@ -57,6 +57,15 @@ def discord_error(status: int, code: int, message: str) -> tuple[int, dict[str, 
     return status, {"message": message, "code": code}
 
 
+def invalid_form_body(field: str, error_code: str) -> tuple[int, dict[str, Any]]:
+    """Discord's 400 for a bad field: code 50035, with the field's error under "errors"."""
+    return 400, {
+        "code": 50035,
+        "message": "Invalid Form Body",
+        "errors": {field: {"_errors": [{"code": error_code}]}},
+    }
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as Discord's edge offers
     server: _Server
@@ -176,11 +185,7 @@ class _Handler(BaseHTTPRequestHandler):
         raw_reason = headers.get("x-audit-log-reason")
         reason = unquote(raw_reason) if raw_reason is not None else None
         if reason is not None and len(reason) > MAX_AUDIT_REASON:
-            return 400, {
-                "code": 50035,
-                "message": "Invalid Form Body",
-                "errors": {"reason": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH"}]}},
-            }
+            return invalid_form_body("reason", "BASE_TYPE_MAX_LENGTH")
         invite = state.find_invite(code)
         if invite is None:
             return discord_error(404, 10006, "Unknown Invite")
@@ -224,11 +229,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _invite_route(state: EmulatorState, code: str, query: dict[str, str]) -> Answer:
         with_counts = query.get("with_counts", "false").lower()
         if with_counts not in ("true", "false", "1", "0"):
-            return 400, {
-                "code": 50035,
-                "message": "Invalid Form Body",
-                "errors": {"with_counts": {"_errors": [{"code": "BOOLEAN_TYPE_COERCE"}]}},
-            }
+            return invalid_form_body("with_counts", "BOOLEAN_TYPE_COERCE")
         invite = state.find_invite(code)
         if invite is None:
             return discord_error(404, 10006, "Unknown Invite")

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from invite_proxy.cache_policy import CacheEntry, EntryKind
-from invite_proxy.errors import CacheUnavailable
+from invite_proxy.dynamodb_calls import Refused, call, write_if
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -37,7 +37,6 @@ VARIANT_PREFIX = "variant#"
 LEASE_PREFIX = "lease#"  # see dynamodb_leases.py
 # Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
 REVOKED_MARKER_SECONDS = 3600
-_ERRORS = (BotoCoreError, ClientError)
 
 
 def dynamodb_client(timeout: float) -> DynamoDBClient:
@@ -67,14 +66,14 @@ class DynamoDBInviteCache:
         self, code: str, variant: str, now: float, *, consistent: bool = False
     ) -> CacheEntry | None:
         """The live entry, if any. ``consistent`` sees a write made a moment ago elsewhere."""
-        try:
-            response = self._client.get_item(
+        response = call(
+            "GetItem",
+            lambda: self._client.get_item(
                 TableName=self._table,
                 Key={"pk": {"S": partition_key(code)}, "sk": {"S": sort_key(variant)}},
                 ConsistentRead=consistent,
-            )
-        except _ERRORS as exc:
-            raise CacheUnavailable(detail=f"GetItem failed: {exc}") from None
+            ),
+        )
         item = response.get("Item")
         if item is None:
             return None
@@ -89,59 +88,51 @@ class DynamoDBInviteCache:
         Returns False when a revocation won the race and nothing was written.
         """
         item = _item_from_entry(entry)
-        try:
-            if fetch_started is None:
-                self._client.put_item(TableName=self._table, Item=item)
-                return True
-            self._client.transact_write_items(
+        what = f"writing {entry.code!r}"
+        if fetch_started is None:
+            call(what, lambda: self._client.put_item(TableName=self._table, Item=item))
+            return True
+        check = {
+            "TableName": self._table,
+            "Key": _revoked_key(entry.code),
+            "ConditionExpression": "attribute_not_exists(pk) OR revoked_at < :started",
+            "ExpressionAttributeValues": {":started": {"N": repr(fetch_started)}},
+        }
+        written = write_if(
+            what,
+            lambda: self._client.transact_write_items(
                 TransactItems=[
-                    {
-                        "ConditionCheck": {
-                            "TableName": self._table,
-                            "Key": _revoked_key(entry.code),
-                            "ConditionExpression": (
-                                "attribute_not_exists(pk) OR revoked_at < :started"
-                            ),
-                            "ExpressionAttributeValues": {":started": {"N": repr(fetch_started)}},
-                        }
-                    },
+                    {"ConditionCheck": check},  # type: ignore[typeddict-item]
                     {"Put": {"TableName": self._table, "Item": item}},
                 ]
-            )
-        except ClientError as exc:
-            if _cancelled_by_condition(exc):
-                return False
-            raise CacheUnavailable(detail=f"writing {entry.code!r} failed: {exc}") from None
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"writing {entry.code!r} failed: {exc}") from None
-        return True
+            ),
+        )
+        return not isinstance(written, Refused)
 
     def evict(self, code: str, revoked_at: float) -> list[str]:
         """Delete every cached variant and lease of a code, and mark it revoked at ``revoked_at``.
 
         Returns the invite bodies the variants held.
         """
+        return call(f"evicting {code!r}", lambda: self._evict(code, revoked_at))
+
+    def _evict(self, code: str, revoked_at: float) -> list[str]:
         bodies = []
         pk = partition_key(code)
-        try:
-            # The mark first: a lookup that writes after it is refused, and one that wrote
-            # before it is deleted below. Marking last would leave a gap between the two.
-            marker = _revoked_key(code) | {
-                "revoked_at": {"N": repr(revoked_at)},
-                TTL_ATTRIBUTE: {"N": str(math.ceil(revoked_at) + REVOKED_MARKER_SECONDS)},
-            }
-            self._client.put_item(TableName=self._table, Item=marker)
-            for item in self._items(code, "#sk, #kind, #body"):
-                if item["sk"]["S"] == REVOKED_SORT_KEY:
-                    continue
-                # Variants and fetch leases alike: a lease must not outlive what it guarded.
-                self._client.delete_item(
-                    TableName=self._table, Key={"pk": {"S": pk}, "sk": item["sk"]}
-                )
-                if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
-                    bodies.append(item["body"]["S"])
-        except _ERRORS as exc:
-            raise CacheUnavailable(detail=f"evicting {code!r} failed: {exc}") from None
+        # The mark first: a lookup that writes after it is refused, and one that wrote
+        # before it is deleted below. Marking last would leave a gap between the two.
+        marker = _revoked_key(code) | {
+            "revoked_at": {"N": repr(revoked_at)},
+            TTL_ATTRIBUTE: {"N": str(math.ceil(revoked_at) + REVOKED_MARKER_SECONDS)},
+        }
+        self._client.put_item(TableName=self._table, Item=marker)
+        for item in self._items(code, "#sk, #kind, #body"):
+            if item["sk"]["S"] == REVOKED_SORT_KEY:
+                continue
+            # Variants and fetch leases alike: a lease must not outlive what it guarded.
+            self._client.delete_item(TableName=self._table, Key={"pk": {"S": pk}, "sk": item["sk"]})
+            if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
+                bodies.append(item["body"]["S"])
         return bodies
 
     def shorten_ttl(self, code: str, ttl: int) -> int:
@@ -150,33 +141,30 @@ class DynamoDBInviteCache:
         Fetch leases go: one held through a freshness that now outlives the
         invite would keep others from fetching after the copy expired.
         """
+        return call(f"shortening the TTL of {code!r}", lambda: self._shorten_ttl(code, ttl))
+
+    def _shorten_ttl(self, code: str, ttl: int) -> int:
         shortened = 0
         pk = {"S": partition_key(code)}
-        try:
-            for item in self._items(code, "#sk"):
-                sk = item["sk"]["S"]
-                if sk.startswith(LEASE_PREFIX):
-                    self._client.delete_item(
-                        TableName=self._table, Key={"pk": pk, "sk": item["sk"]}
-                    )
-                    continue
-                if not sk.startswith(VARIANT_PREFIX):
-                    continue
-                try:
-                    self._client.update_item(
+        for item in self._items(code, "#sk"):
+            key = {"pk": pk, "sk": item["sk"]}
+            sk = item["sk"]["S"]
+            if sk.startswith(LEASE_PREFIX):
+                self._client.delete_item(TableName=self._table, Key=key)
+            elif sk.startswith(VARIANT_PREFIX):
+                updated = write_if(
+                    f"shortening the TTL of {code!r}",
+                    partial(
+                        self._client.update_item,
                         TableName=self._table,
-                        Key={"pk": pk, "sk": item["sk"]},
+                        Key=key,
                         UpdateExpression="SET #ttl = :ttl",
                         ConditionExpression="attribute_exists(pk) AND #ttl > :ttl",
                         ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
                         ExpressionAttributeValues={":ttl": {"N": str(ttl)}},
-                    )
-                    shortened += 1
-                except ClientError as exc:
-                    if not condition_failed(exc):
-                        raise
-        except _ERRORS as exc:
-            raise CacheUnavailable(detail=f"shortening the TTL of {code!r} failed: {exc}") from None
+                    ),
+                )
+                shortened += not isinstance(updated, Refused)
         return shortened
 
     def _items(self, code: str, projection: str) -> Iterator[dict[str, Any]]:
@@ -197,20 +185,8 @@ class DynamoDBInviteCache:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def condition_failed(exc: ClientError) -> bool:
-    """The write's condition said no: an expected answer, not a failure."""
-    return bool(exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException")
-
-
 def _revoked_key(code: str) -> dict[str, Any]:
     return {"pk": {"S": partition_key(code)}, "sk": {"S": REVOKED_SORT_KEY}}
-
-
-def _cancelled_by_condition(exc: ClientError) -> bool:
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    reasons = exc.response.get("CancellationReasons") or []
-    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
 
 
 def _item_from_entry(entry: CacheEntry) -> dict[str, Any]:

@@ -24,15 +24,8 @@ import math
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from invite_proxy.dynamodb_cache import (
-    LEASE_PREFIX,
-    TTL_ATTRIBUTE,
-    condition_failed,
-    partition_key,
-)
-from invite_proxy.errors import CacheUnavailable
+from invite_proxy.dynamodb_cache import LEASE_PREFIX, TTL_ATTRIBUTE, partition_key
+from invite_proxy.dynamodb_calls import Refused, write_if
 from invite_proxy.leases import HeldElsewhere, Lease
 
 if TYPE_CHECKING:
@@ -60,23 +53,18 @@ class DynamoDBLeases:
             "lease_until": {"N": repr(until)},
             TTL_ATTRIBUTE: {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
         }
-        try:
-            self._client.put_item(
+        taken = write_if(
+            f"taking the lease on {code!r}",
+            lambda: self._client.put_item(
                 TableName=self._table,
                 Item=item,
                 ConditionExpression="attribute_not_exists(pk) OR lease_until < :now",
                 ExpressionAttributeValues={":now": {"N": repr(now)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise CacheUnavailable(
-                    detail=f"taking the lease on {code!r} failed: {exc}"
-                ) from None
-            holder: dict[str, Any] = exc.response.get("Item", {})  # type: ignore[assignment]
-            return _held(holder, now)
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"taking the lease on {code!r} failed: {exc}") from None
+            ),
+        )
+        if isinstance(taken, Refused):
+            return _held(taken.item, now)
         return Lease(code, variant, self._owner, until)
 
     def finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
@@ -95,21 +83,17 @@ class DynamoDBLeases:
         if failed is not None:
             update += ", failed = :failed"
             values[":failed"] = {"S": failed}
-        try:
-            self._client.update_item(
+        write_if(  # refused: not ours any more, it ran out or a revocation cleared it
+            f"settling the lease on {lease.code!r}",
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key=lease_key(lease.code, lease.variant),
                 UpdateExpression=update,
                 ConditionExpression="#owner = :owner",
                 ExpressionAttributeNames={"#owner": "owner", "#ttl": TTL_ATTRIBUTE},
                 ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if condition_failed(exc):
-                return  # not ours any more: it ran out, or a revocation cleared it
-            raise CacheUnavailable(detail=f"settling the lease on {lease.code!r}: {exc}") from None
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"settling the lease on {lease.code!r}: {exc}") from None
+            ),
+        )
 
 
 def _held(item: dict[str, Any], now: float) -> HeldElsewhere:

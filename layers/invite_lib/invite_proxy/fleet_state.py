@@ -26,10 +26,8 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from invite_proxy.dynamodb_cache import TTL_ATTRIBUTE, condition_failed
-from invite_proxy.errors import CacheUnavailable
+from invite_proxy.dynamodb_cache import TTL_ATTRIBUTE
+from invite_proxy.dynamodb_calls import Refused, call, write_if
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -93,15 +91,15 @@ class DynamoDBFleetState:
 
     def active_blocks(self, now: float) -> list[Block]:
         """Every block still in force: one Query, made before every upstream call."""
-        try:
-            response = self._client.query(
+        response = call(
+            "reading fleet blocks",
+            lambda: self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk",
                 ExpressionAttributeValues={":pk": {"S": _BLOCKED}},
                 ConsistentRead=True,
-            )
-        except (BotoCoreError, ClientError) as exc:
-            raise CacheUnavailable(detail=f"reading fleet blocks failed: {exc}") from None
+            ),
+        )
         blocks = []
         for item in response.get("Items", []):
             until = float(item["blocked_until"]["N"])
@@ -111,8 +109,9 @@ class DynamoDBFleetState:
 
     def block(self, scope: str, until: float, reason: str) -> None:
         """Block a scope until ``until``; a later block already in place is kept."""
-        try:
-            self._client.update_item(
+        write_if(
+            "writing a fleet block",
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": _BLOCKED}, "sk": {"S": scope}},
                 UpdateExpression="SET blocked_until = :until, reason = :reason, #ttl = :ttl",
@@ -123,19 +122,15 @@ class DynamoDBFleetState:
                     ":reason": {"S": reason[:200]},
                     ":ttl": {"N": str(math.ceil(until) + WINDOW_SECONDS)},
                 },
-            )
-        except ClientError as exc:
-            if condition_failed(exc):
-                return
-            raise CacheUnavailable(detail=f"writing a fleet block failed: {exc}") from None
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"writing a fleet block failed: {exc}") from None
+            ),
+        )
 
     def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
         """Spend one request from a bucket, or say when to try again."""
         key = {"pk": {"S": _BUCKET}, "sk": {"S": scope}}
-        try:
-            self._client.update_item(
+        spent = write_if(
+            f"taking from {scope}",
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key=key,
                 UpdateExpression="SET remaining = remaining - :one",
@@ -146,14 +141,11 @@ class DynamoDBFleetState:
                     ":now": {"N": repr(now)},
                 },
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
+            ),
+        )
+        if not isinstance(spent, Refused):
             return SPENT
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise CacheUnavailable(detail=f"taking from {scope} failed: {exc}") from None
-            old: dict[str, Any] = exc.response.get("Item", {})  # type: ignore[assignment]
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"taking from {scope} failed: {exc}") from None
+        old = spent.item
         reset_at = float(old.get("reset_at", {}).get("N", "0"))
         if reset_at > now and "probing" in old:
             # Its answer may come any moment.
@@ -165,8 +157,9 @@ class DynamoDBFleetState:
         if reset_at > now:
             return BucketTake(granted=False, retry_at=reset_at)  # empty until Discord's reset
         # The window is over, or was never seen: one instance probes, the rest wait for it.
-        try:
-            self._client.update_item(
+        probe = write_if(
+            f"probing {scope}",
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key=key,
                 UpdateExpression="SET remaining = :zero, reset_at = :until, probing = :me, "
@@ -180,30 +173,24 @@ class DynamoDBFleetState:
                     ":now": {"N": repr(now)},
                     ":ttl": {"N": str(math.ceil(now + probe_seconds) + WINDOW_SECONDS)},
                 },
-            )
-            return PROBE
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise CacheUnavailable(detail=f"probing {scope} failed: {exc}") from None
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"probing {scope} failed: {exc}") from None
-        return BucketTake(granted=False, retry_at=now)  # another instance moved first
+            ),
+        )
+        if isinstance(probe, Refused):
+            return BucketTake(granted=False, retry_at=now)  # another instance moved first
+        return PROBE
 
     def end_probe(self, scope: str, now: float) -> None:
         """A probe came back without rate-limit headers: let the next call probe at once."""
-        try:
-            self._client.update_item(
+        write_if(  # refused: not our probe, or already answered
+            f"ending the probe of {scope}",
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": _BUCKET}, "sk": {"S": scope}},
                 UpdateExpression="SET reset_at = :now REMOVE probing",
                 ConditionExpression="probing = :me",
                 ExpressionAttributeValues={":now": {"N": repr(now)}, ":me": {"S": self._id}},
-            )
-        except ClientError as exc:
-            if not condition_failed(exc):
-                raise CacheUnavailable(detail=f"ending the probe of {scope}: {exc}") from None
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"ending the probe of {scope}: {exc}") from None
+            ),
+        )
 
     def record_bucket(self, scope: str, state: BucketState) -> None:
         """Keep what Discord said: a later window replaces the old, the same one only shrinks.
@@ -212,8 +199,9 @@ class DynamoDBFleetState:
         is the truest, since calls reserved but still in flight are not in it.
         A late answer from an earlier window changes nothing.
         """
-        try:
-            self._client.update_item(
+        write_if(  # refused: an answer already seen said less is left, or a later window
+            f"recording {scope}",
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": _BUCKET}, "sk": {"S": scope}},
                 UpdateExpression="SET #limit = :limit, remaining = :remaining, reset_at = :reset, "
@@ -233,13 +221,8 @@ class DynamoDBFleetState:
                     ":bucket": {"S": state.discord_bucket[:100]},
                     ":ttl": {"N": str(math.ceil(state.reset_at) + WINDOW_SECONDS)},
                 },
-            )
-        except ClientError as exc:
-            if condition_failed(exc):
-                return  # an answer already seen said less is left
-            raise CacheUnavailable(detail=f"recording {scope} failed: {exc}") from None
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"recording {scope} failed: {exc}") from None
+            ),
+        )
 
     def take_budget(self, now: float, limit: int) -> bool:
         """Take one lookup from this window's budget; False when it is spent."""
@@ -273,12 +256,7 @@ class DynamoDBFleetState:
         if below is not None:
             kwargs["ConditionExpression"] = "attribute_not_exists(n) OR n < :limit"
             kwargs["ExpressionAttributeValues"][":limit"] = {"N": str(below)}
-        try:
-            response = self._client.update_item(**kwargs)
-        except ClientError as exc:
-            if condition_failed(exc):
-                return None
-            raise CacheUnavailable(detail=f"counting in {pk} failed: {exc}") from None
-        except BotoCoreError as exc:
-            raise CacheUnavailable(detail=f"counting in {pk} failed: {exc}") from None
+        response = write_if(f"counting in {pk}", lambda: self._client.update_item(**kwargs))
+        if isinstance(response, Refused):
+            return None
         return int(response["Attributes"]["n"]["N"])

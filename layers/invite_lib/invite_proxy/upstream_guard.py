@@ -118,16 +118,11 @@ class UpstreamGuard:
             if take.granted:
                 self._probing = take.probe
                 return
-            retry_at = take.retry_at
             # A probe in flight is not a known-empty bucket: its answer is a round trip
             # away, so it is waited for within the deadline, not the small wait budget.
-            too_far = retry_at > give_up_at and not take.awaiting_probe
-            if too_far or retry_at >= deadline:
-                obs.count_by("UpstreamRefused", "Scope", "bucket")
-                raise _refusal(Block(bucket, retry_at, "bucket empty"), retry_at - now)
-            obs.count("UpstreamWait")
-            self._sleep(max(retry_at - now, 0.01))
-            now = self._clock()
+            max_wait = math.inf if take.awaiting_probe else give_up_at - now
+            empty = Block(bucket, take.retry_at, "bucket empty")
+            now = self._wait_or_refuse(empty, now, deadline, max_wait)
 
     def _longest_block(self, now: float, bucket: str) -> Block | None:
         try:
@@ -148,11 +143,15 @@ class UpstreamGuard:
             self._fleet_state_failed(exc)
             return True
 
-    def _wait_or_refuse(self, block: Block, now: float, deadline: float) -> float:
+    def _wait_or_refuse(
+        self, block: Block, now: float, deadline: float, max_wait: float | None = None
+    ) -> float:
+        """Sleep until the block ends if that fits both waits; else raise the refusal."""
         wait = block.until - now
-        if wait <= self._policy.max_wait_seconds and block.until < deadline:
+        limit = self._policy.max_wait_seconds if max_wait is None else max_wait
+        if wait <= limit and block.until < deadline:
             obs.count("UpstreamWait")
-            self._sleep(wait)
+            self._sleep(max(wait, 0.0))
             return self._clock()
         obs.count_by("UpstreamRefused", "Scope", block.scope.split(":")[0])
         raise _refusal(block, wait)
