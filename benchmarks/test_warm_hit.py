@@ -18,7 +18,8 @@ import boto3
 import pytest
 
 from invite_proxy.cache_policy import CachePolicy, invite_entry
-from invite_proxy.dynamodb_cache import DynamoDBInviteCache, partition_key, sort_key
+from invite_proxy.dynamodb import keys
+from invite_proxy.dynamodb.cache import DynamoDBInviteCache
 from invite_proxy_local.dynamodb import ensure_table, start_moto_server
 from invite_proxy_local.gateway import ExecutionEnvironment
 from invite_proxy_local.template import Template
@@ -60,7 +61,7 @@ def setup() -> Iterator[tuple[Any, str, ExecutionEnvironment]]:
 
 def test_plain_get_item(benchmark: Any, setup: tuple[Any, str, ExecutionEnvironment]) -> None:
     client, table, _ = setup
-    key = {"pk": {"S": partition_key("proxy-demo")}, "sk": {"S": sort_key("counts=0#event=-")}}
+    key = keys.variant_key("proxy-demo", "counts=0#event=-")
     benchmark(client.get_item, TableName=table, Key=key)
 
 

@@ -19,6 +19,13 @@ from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
 
 BOT_TOKEN = "test-bot-token-d5f1e0"
+# Powertools reads these when invite_proxy.observability is first imported, which may be
+# while test modules are collected, before any fixture runs.
+TEST_POWERTOOLS = {
+    "POWERTOOLS_SERVICE_NAME": "invite-proxy",
+    "POWERTOOLS_METRICS_NAMESPACE": "InviteProxyTest",
+}
+os.environ.update(TEST_POWERTOOLS)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,8 +39,7 @@ def aws_environment() -> Iterator[None]:
         AWS_ACCESS_KEY_ID="testing",
         AWS_SECRET_ACCESS_KEY="testing",
         AWS_DEFAULT_REGION="us-east-1",
-        POWERTOOLS_SERVICE_NAME="invite-proxy",
-        POWERTOOLS_METRICS_NAMESPACE="InviteProxyTest",
+        **TEST_POWERTOOLS,
     )
     yield
     os.environ.clear()

@@ -59,5 +59,8 @@ def clean_env(**extra: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("AWS_ENDPOINT", "DISCORD_", "CACHE_", "ALLOWED_", "ADMIN_", "LOCAL_"))
     }
+    # The child imports the local run as pytest does, whoever started pytest (make or not).
+    paths = [str(REPO / "layers" / "invite_lib"), str(REPO / "local")]
+    env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.update(extra)
     return env

@@ -330,7 +330,7 @@ CLOUDFLARE = "<html><head><title>Access denied | discord.com used Cloudflare</ti
         (
             Fault(status=403, body='{"message": "Missing Access", "code": 50001}'),
             502,
-            "missing_permissions",
+            "upstream_missing_permissions",
             None,
         ),
         (

@@ -17,7 +17,7 @@ from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.admin_tokens import entry_for
 from invite_proxy.models import InviteQuery
-from invite_proxy.settings import Settings
+from invite_proxy.settings import ApiSettings
 from invite_proxy_local.runner import LocalRun
 from tests.conftest import use_local_servers
 
@@ -359,8 +359,8 @@ def test_a_lookup_racing_a_delete_does_not_cache_the_revoked_invite(
     from invite_proxy.wiring import api_services
 
     use_local_servers(moto_endpoint, table_name, emulator)
-    lookups, _ = api_services(Settings.from_env())
-    _, revocations = api_services(Settings.from_env())
+    lookups, _ = api_services(ApiSettings.from_env())
+    _, revocations = api_services(ApiSettings.from_env())
     invite = emulator.state.add_invite(guild, code="race-1")
     body = json.dumps(emulator.state.invite_body(invite, with_counts=False))
     # Discord answers the lookup with the live invite, but only after the DELETE went through.
@@ -368,7 +368,7 @@ def test_a_lookup_racing_a_delete_does_not_cache_the_revoked_invite(
     with ThreadPoolExecutor(1) as pool:
         slow_lookup = pool.submit(lookups.lookup, InviteQuery.parse("race-1", None))
         time.sleep(0.3)
-        revocations.revoke("race-1", None, actor="test", source="api")
+        revocations.revoke("race-1", None, actor="test", source="api", deadline=time.time() + 8)
         assert slow_lookup.result().found  # it saw the invite alive, and says so
     assert (
         cached_variants(boto3.client("dynamodb", endpoint_url=moto_endpoint), table_name, "race-1")

@@ -8,7 +8,8 @@ import pytest
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
-from invite_proxy.discord_client import DiscordClient
+from invite_proxy.discord.client import DiscordClient, DiscordResponse
+from invite_proxy.discord.routes import Route
 from invite_proxy.errors import (
     DiscordBlocked,
     DiscordError,
@@ -21,19 +22,22 @@ from invite_proxy.errors import (
     InviteProxyError,
     UnknownInvite,
 )
-from invite_proxy.settings import Settings
+from invite_proxy.settings import ApiSettings
 from tests.conftest import BOT_TOKEN, closed_port
 
 CLOUDFLARE_HTML = "<!DOCTYPE html><html><body>Error 1015 You are being rate limited</body></html>"
 
 
-def client_for(
-    base_url: str, token: str | None = BOT_TOKEN, read_timeout: float = 2.0
-) -> DiscordClient:
-    return DiscordClient(
+class Client(DiscordClient):
+    def get_invite(self, code: str, params: dict[str, str]) -> DiscordResponse:
+        return self.request(Route.get_invite(code), params=params)
+
+
+def client_for(base_url: str, token: str | None = BOT_TOKEN, read_timeout: float = 2.0) -> Client:
+    return Client(
         base_url=base_url,
         token=lambda: token,
-        user_agent=Settings.from_env({"CACHE_TABLE_NAME": "x-table"}).user_agent,
+        user_agent=ApiSettings.from_env({"CACHE_TABLE_NAME": "x-table"}).user_agent,
         connect_timeout=0.5,
         read_timeout=read_timeout,
     )
@@ -128,7 +132,8 @@ def test_rate_limit_carries_retry_after_global_scope_and_bucket(emulator: Discor
     with pytest.raises(DiscordRateLimited) as caught:
         client_for(emulator.base_url).get_invite("abc", {})
     error = caught.value
-    assert (error.retry_after, error.is_global, error.scope, error.bucket) == (
+    assert error.rate_limit is not None
+    assert (error.retry_after, error.is_global, error.scope, error.rate_limit.bucket) == (
         1.25,
         True,
         "global",

@@ -10,9 +10,10 @@ import pytest
 from botocore.config import Config
 
 from invite_proxy.cache_policy import CachePolicy, invite_entry, unknown_entry
-from invite_proxy.dynamodb_cache import DynamoDBInviteCache, partition_key, sort_key
-from invite_proxy.dynamodb_leases import DynamoDBLeases
-from invite_proxy.errors import CacheUnavailable
+from invite_proxy.dynamodb import keys
+from invite_proxy.dynamodb.cache import DynamoDBInviteCache
+from invite_proxy.dynamodb.leases import DynamoDBLeases
+from invite_proxy.errors import TableUnavailable
 from invite_proxy.leases import HeldElsewhere, Lease
 from invite_proxy_local.template import Template
 from tests.conftest import closed_port
@@ -54,9 +55,7 @@ def test_item_past_its_ttl_reads_as_absent(
     entry = invite_entry("old", "v", "{}", None, now, POLICY)
     cache.put(entry)
     # moto (like DynamoDB, for up to days) still returns the item after its TTL.
-    raw = dynamodb.get_item(
-        TableName=table_name, Key={"pk": {"S": partition_key("old")}, "sk": {"S": sort_key("v")}}
-    )
+    raw = dynamodb.get_item(TableName=table_name, Key=keys.variant_key("old", "v"))
     assert "Item" in raw
     assert cache.get("old", "v", entry.expires_at + 1) is None
     assert cache.get("old", "v", entry.expires_at - 1) == entry
@@ -74,7 +73,7 @@ def test_foreign_item_shape_is_a_miss(
 ) -> None:
     dynamodb.put_item(
         TableName=table_name,
-        Item={"pk": {"S": partition_key("x1")}, "sk": {"S": sort_key("v")}, "kind": {"S": "weird"}},
+        Item=keys.variant_key("x1", "v") | {"kind": {"S": "weird"}},
     )
     assert cache.get("x1", "v", time.time()) is None
 
@@ -86,14 +85,14 @@ def test_unreachable_dynamodb_raises_cache_unavailable_quickly() -> None:
         config=Config(connect_timeout=0.5, read_timeout=0.5, retries={"max_attempts": 1}),
     )
     cache = DynamoDBInviteCache(client, "invites")
-    with pytest.raises(CacheUnavailable):
+    with pytest.raises(TableUnavailable):
         cache.get("abc", "v", time.time())
-    with pytest.raises(CacheUnavailable):
+    with pytest.raises(TableUnavailable):
         cache.put(invite_entry("abc", "v", "{}", None, time.time(), POLICY))
 
 
 def test_missing_table_raises_cache_unavailable(dynamodb: Any) -> None:
-    with pytest.raises(CacheUnavailable):
+    with pytest.raises(TableUnavailable):
         DynamoDBInviteCache(dynamodb, "no-such-table").get("abc", "v", time.time())
 
 

@@ -7,13 +7,9 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.fleet_state import (
-    PROBE,
-    PROBE_POLL_SECONDS,
-    SPENT,
-    BucketState,
-    DynamoDBFleetState,
-)
+from invite_proxy.dynamodb.fleet_state import PROBE_POLL_SECONDS, DynamoDBFleetState
+from invite_proxy.rate_limits import BucketState
+from invite_proxy.upstream_guard import PROBE, SPENT
 
 SCOPE = "bucket:invites"
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from invite_proxy.discord_client import encode_audit_reason
+from invite_proxy.discord.client import encode_audit_reason
 from invite_proxy.errors import InvalidInput
 from invite_proxy.models import (
     INVITE_CODE_PATTERN,

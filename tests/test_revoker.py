@@ -16,8 +16,9 @@ import pytest
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.cache_policy import CachePolicy, invite_entry
-from invite_proxy.dynamodb_cache import DynamoDBInviteCache
+from invite_proxy.dynamodb.cache import DynamoDBInviteCache
 from invite_proxy.errors import InvalidInput, RuleRunFailed
+from invite_proxy.settings import RevokerSettings
 from tests.conftest import ScriptedContext, closed_port
 
 DELETE_ROUTE = "DELETE /invites/{code}"
@@ -187,6 +188,11 @@ def test_a_dry_run_of_codes_checks_without_deleting(
 # -- deadlines -------------------------------------------------------------------------------
 
 
+def reserve_ms() -> int:
+    """The reserve the loaded function keeps, from the settings it was loaded with."""
+    return round(RevokerSettings.from_env().reserve_seconds * 1000)
+
+
 def test_a_run_stops_before_the_deadline_and_the_next_picks_up_the_rest(
     invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
 ) -> None:
@@ -195,8 +201,9 @@ def test_a_run_stops_before_the_deadline_and_the_next_picks_up_the_rest(
         emulator.state.add_invite(sweep_guild, code=code, created_at=NOW - 7200 + offset)
     sweep = rule(guild_id=sweep_guild.id, match={"older_than_seconds": 3600})
 
-    # Each deletion "costs" 20 s of a 60 s budget; the run keeps ~3.5 s in reserve.
-    context = ScriptedContext(lambda: 60_000 - 20_000 * len(deleted(emulator)))
+    # Each deletion "costs" 20 s; the time left allows three, then less than the reserve.
+    start = reserve_ms() + 50_000
+    context = ScriptedContext(lambda: start - 20_000 * len(deleted(emulator)))
     first = invoke(sweep, context)
     assert (first["matched"], first["revoked"], first["left"]) == (5, 3, 2)
     assert first["stopped"] == "deadline"
@@ -213,8 +220,9 @@ def test_a_codes_run_checks_the_time_between_lookup_and_delete(
 ) -> None:
     for code in ("step-1", "step-2", "step-3"):
         emulator.state.add_invite(sweep_guild, code=code)
-    # Every Discord call "costs" 10 s; the run keeps about 9.5 s in reserve.
-    context = ScriptedContext(lambda: 30_000 - 10_000 * len(emulator.state.requests))
+    # Every Discord call "costs" 10 s: time for three calls, not four, before the reserve.
+    start = reserve_ms() + 20_500
+    context = ScriptedContext(lambda: start - 10_000 * len(emulator.state.requests))
     summary = invoke(rule(codes=["step-1", "step-2", "step-3"]), context)
     # step-1: lookup and delete. step-2: looked up, then no time to delete it.
     assert (summary["revoked"], summary["left"], summary["stopped"]) == (1, 2, "deadline")
@@ -342,7 +350,7 @@ def test_a_listing_the_bot_may_not_read_fails_the_invocation(
     invoke: Invoke, emulator: DiscordEmulator
 ) -> None:
     locked = emulator.state.add_guild("Locked", manage_guild=False)
-    with pytest.raises(RuleRunFailed, match="missing_permissions"):
+    with pytest.raises(RuleRunFailed, match="upstream_missing_permissions"):
         invoke(rule(guild_id=locked.id, match={"min_uses": 0}))
     assert deleted(emulator) == []
 

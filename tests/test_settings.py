@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from invite_proxy.settings import VERSION, Settings, SettingsError
+from invite_proxy.settings import VERSION, ApiSettings, SettingsError
 
 
 def test_defaults() -> None:
-    settings = Settings.from_env({"CACHE_TABLE_NAME": "invites"})
+    settings = ApiSettings.from_env({"CACHE_TABLE_NAME": "invites"})
     assert settings.discord_api_base_url == "https://discord.com/api/v10"
     assert settings.cache_policy.fresh_seconds == 60
     assert settings.user_agent.startswith("DiscordBot (https://")
@@ -16,7 +16,7 @@ def test_defaults() -> None:
 
 
 def test_values_come_from_the_environment() -> None:
-    settings = Settings.from_env(
+    settings = ApiSettings.from_env(
         {
             "CACHE_TABLE_NAME": "invites",
             "CACHE_FRESH_SECONDS": "5",
@@ -35,7 +35,7 @@ def test_values_come_from_the_environment() -> None:
 
 
 def test_empty_variables_mean_unset() -> None:
-    settings = Settings.from_env({"CACHE_TABLE_NAME": "invites", "DISCORD_TOKEN_SECRET_ID": ""})
+    settings = ApiSettings.from_env({"CACHE_TABLE_NAME": "invites", "DISCORD_TOKEN_SECRET_ID": ""})
     assert settings.discord_token_secret_id is None
 
 
@@ -50,4 +50,4 @@ def test_empty_variables_mean_unset() -> None:
 )
 def test_bad_configuration_names_the_variable(env: dict[str, str], field: str) -> None:
     with pytest.raises(SettingsError, match=field):
-        Settings.from_env(env)
+        ApiSettings.from_env(env)

@@ -6,6 +6,7 @@ puts the admin token's name in the request context.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -17,10 +18,10 @@ from invite_proxy import http_responses
 from invite_proxy.errors import InviteProxyError
 from invite_proxy.models import InviteQuery
 from invite_proxy.observability import count, logger, metrics
-from invite_proxy.settings import Settings
+from invite_proxy.settings import ApiSettings
 from invite_proxy.wiring import api_services
 
-settings = Settings.from_env()
+settings = ApiSettings.from_env()
 lookups, revocations = api_services(settings)
 app = APIGatewayHttpResolver()
 
@@ -43,7 +44,10 @@ def delete_invite(code: str) -> Response[str]:
     if not admin:  # the route lost its authorizer: fail closed
         return http_responses.plain_error(403, "forbidden", "This route needs an admin token.")
     revocation = revocations.revoke_request(
-        code, event.headers.get("x-audit-log-reason"), actor=str(admin)
+        code,
+        event.headers.get("x-audit-log-reason"),
+        actor=str(admin),
+        deadline=time.time() + settings.lookup_deadline_seconds,
     )
     return http_responses.revocation_response(revocation)
 

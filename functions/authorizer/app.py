@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invite_proxy.errors import CredentialsUnavailable
 from invite_proxy.observability import count, logger, metrics
-from invite_proxy.settings import Settings
+from invite_proxy.settings import AuthorizerSettings
 from invite_proxy.wiring import admin_verifier
 
-settings = Settings.from_env()
+settings = AuthorizerSettings.from_env()
 verifier = admin_verifier(settings)
 
 

@@ -12,10 +12,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invite_proxy.observability import logger, metrics
-from invite_proxy.settings import Settings
+from invite_proxy.settings import RevokerSettings
 from invite_proxy.wiring import rule_runner
 
-settings = Settings.from_env()
+settings = RevokerSettings.from_env()
 runner = rule_runner(settings)
 
 

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from invite_proxy.errors import CredentialsUnavailable
 from invite_proxy.secret_source import SecretSource
+from invite_proxy.validation import problems
 
 # Makes a leaked token easy to recognise in a secret scanner.
 TOKEN_PREFIX = "dip_"  # noqa: S105 - a prefix, not a secret
@@ -87,14 +88,8 @@ class AdminTokenVerifier:
         try:
             token_set = AdminTokenSet.model_validate_json(raw)
         except ValidationError as exc:
-            fields = ", ".join(
-                ".".join(str(p) for p in err["loc"]) or "document"
-                for err in exc.errors(include_url=False, include_input=False)
-            )
-            # Names the fields at fault, never the values.
-            raise CredentialsUnavailable(
-                detail=f"admin token secret is malformed at: {fields}"
-            ) from None
+            problem = "; ".join(problems(exc, whole="document"))
+            raise CredentialsUnavailable(detail=f"admin token secret is bad: {problem}") from None
         known = tuple(_Known(t.name, bytes.fromhex(t.sha256)) for t in token_set.tokens)
         self._parsed = (raw, known)
         return known

@@ -3,19 +3,43 @@
 Each error has a stable public ``code`` and a ``public_message`` that is safe to
 show to anyone. Upstream internals (Discord's bodies, our token, stack traces)
 stay in ``detail`` which is only ever logged.
+
+Policy lives on the error classes, so the code that meets an error reads a
+flag instead of keeping its own list of classes:
+
+* ``retry_now``: another attempt right away may succeed (Discord's 5xx,
+  timeouts, dropped connections). Never a 4xx.
+* ``retry_later``: the failure is about now, not about the request; trying
+  again later can succeed. A rule run stops on one, since it will recur.
+* ``serve_stale``: an older cached copy is a better answer than this error.
+* ``fleet_scope``: what the guard blocks for the whole fleet after it
+  (``rate_limit``, ``cloudflare``, ``token``), or None.
+* ``counts_as_invalid``: Discord counts it towards the 10,000-in-10-minutes ban.
+* ``revocation_outcome``: what the audit log says when a revocation meets it.
+
+``http_responses`` alone maps these errors to HTTP statuses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from invite_proxy.rate_limits import RateLimit
 
 
 class InviteProxyError(Exception):
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "Internal error."
-    # Discord's X-RateLimit-* headers, when the error came with them: a 404 still spends the bucket.
-    rate_limit_headers: Mapping[str, str] = {}
+    retry_now: ClassVar[bool] = False
+    retry_later: ClassVar[bool] = False
+    serve_stale: ClassVar[bool] = False
+    fleet_scope: ClassVar[str | None] = None
+    revocation_outcome: ClassVar[str] = "failed"
+    # What Discord's headers said, when the error is Discord's answer: a 404 still spends
+    # the bucket, and a 429 says for how long and for whom.
+    rate_limit: RateLimit | None = None
+    status: int | None = None  # Discord's HTTP status, when Discord answered
 
     def __init__(
         self,
@@ -29,32 +53,42 @@ class InviteProxyError(Exception):
         self.retry_after = retry_after
         super().__init__(detail or self.public_message)
 
+    @property
+    def counts_as_invalid(self) -> bool:
+        return False
+
 
 class InvalidInput(InviteProxyError):
     code = "invalid_request"
     default_message = "The request is invalid."
-
-
-class PermissionDenied(InviteProxyError):
-    """The bot may not do what an authenticated caller asked (Discord's 50013 or 50001)."""
-
-    code = "missing_permissions"
-    default_message = (
-        "The bot may not delete this invite: it needs Manage Channels on the invite's "
-        "channel, or Manage Guild."
-    )
+    revocation_outcome = "invalid_request"
 
 
 class UnknownInvite(InviteProxyError):
     code = "unknown_invite"
     default_message = "Unknown invite."
+    revocation_outcome = "already_gone"
+
+    def __init__(
+        self,
+        public_message: str | None = None,
+        *,
+        detail: str | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
+        super().__init__(public_message, detail=detail)
+        self.status = 404
+        self.rate_limit = rate_limit
 
 
-class CacheUnavailable(InviteProxyError):
-    """The cache failed. Lookups degrade around it; a revocation reports it."""
+class TableUnavailable(InviteProxyError):
+    """The DynamoDB table failed: the cache, the leases or the fleet state.
 
-    code = "cache_unavailable"
-    default_message = "The cache is unavailable."
+    Lookups degrade around it; a revocation reports it.
+    """
+
+    code = "table_unavailable"
+    default_message = "The proxy's table is unavailable."
 
 
 class DiscordError(InviteProxyError):
@@ -71,25 +105,55 @@ class DiscordError(InviteProxyError):
         discord_code: int | None = None,
         detail: str | None = None,
         retry_after: float | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         super().__init__(public_message, detail=detail, retry_after=retry_after)
         self.status = status
         self.discord_code = discord_code
+        self.rate_limit = rate_limit
 
 
 class DiscordUnauthorized(DiscordError):
     code = "upstream_unauthorized"
     default_message = "Discord rejected the proxy's credentials."
+    retry_later = True
+    serve_stale = True
+    fleet_scope = "token"
+
+    @property
+    def counts_as_invalid(self) -> bool:
+        return True
 
 
 class DiscordMissingPermissions(DiscordError):
-    code = "missing_permissions"
+    """Discord's 50013 or 50001: the bot lacks a permission. Nothing the caller did."""
+
+    code = "upstream_missing_permissions"
     default_message = "The bot lacks the permissions or access this needs."
+    revocation_outcome = "forbidden"
+
+    @property
+    def counts_as_invalid(self) -> bool:
+        return True
+
+
+class PermissionDenied(InviteProxyError):
+    """An admin asked for what the bot may not do: the admin's 403, not Discord's fault."""
+
+    code = "missing_permissions"
+    default_message = (
+        "The bot may not delete this invite: it needs Manage Channels on the invite's "
+        "channel, or Manage Guild."
+    )
+    revocation_outcome = "forbidden"
 
 
 class DiscordRateLimited(DiscordError):
     code = "rate_limited"
     default_message = "Discord is rate limiting the proxy; retry later."
+    retry_later = True
+    serve_stale = True
+    fleet_scope = "rate_limit"
 
     def __init__(
         self,
@@ -98,10 +162,10 @@ class DiscordRateLimited(DiscordError):
         retry_after: float,
         is_global: bool = False,
         scope: str | None = None,
-        bucket: str | None = None,
         status: int | None = 429,
         discord_code: int | None = None,
         detail: str | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         super().__init__(
             public_message,
@@ -109,10 +173,14 @@ class DiscordRateLimited(DiscordError):
             discord_code=discord_code,
             detail=detail,
             retry_after=retry_after,
+            rate_limit=rate_limit,
         )
         self.is_global = is_global
         self.scope = scope
-        self.bucket = bucket
+
+    @property
+    def counts_as_invalid(self) -> bool:
+        return self.scope != "shared"  # shared-scope 429s do not count towards a ban
 
 
 class DiscordBlocked(DiscordError):
@@ -120,6 +188,13 @@ class DiscordBlocked(DiscordError):
 
     code = "upstream_blocked"
     default_message = "Discord is refusing connections from the proxy; retry later."
+    retry_later = True
+    serve_stale = True
+    fleet_scope = "cloudflare"
+
+    @property
+    def counts_as_invalid(self) -> bool:
+        return True
 
 
 class DiscordServerError(DiscordError):
@@ -127,6 +202,9 @@ class DiscordServerError(DiscordError):
 
     code = "upstream_error"
     default_message = "Discord returned a server error."
+    retry_now = True
+    retry_later = True
+    serve_stale = True
 
 
 class DiscordUnavailable(DiscordError):
@@ -134,6 +212,9 @@ class DiscordUnavailable(DiscordError):
 
     code = "upstream_unavailable"
     default_message = "Discord is unavailable; retry later."
+    retry_now = True
+    retry_later = True
+    serve_stale = True
 
 
 class DiscordTimeout(DiscordUnavailable):
@@ -146,6 +227,7 @@ class CredentialsUnavailable(InviteProxyError):
 
     code = "credentials_unavailable"
     default_message = "The proxy cannot read its Discord credentials."
+    retry_later = True
 
 
 class BudgetExhausted(InviteProxyError):
@@ -153,6 +235,9 @@ class BudgetExhausted(InviteProxyError):
 
     code = "lookup_budget_exhausted"
     default_message = "The proxy has used its Discord lookup budget for now; retry later."
+    retry_later = True
+    serve_stale = True
+    fleet_scope = "budget"
 
 
 class LookupInProgress(InviteProxyError):
@@ -160,6 +245,8 @@ class LookupInProgress(InviteProxyError):
 
     code = "lookup_in_progress"
     default_message = "This invite is being fetched from Discord; retry in a moment."
+    retry_later = True
+    serve_stale = True
 
 
 class LookupRecentlyFailed(InviteProxyError):
@@ -167,6 +254,8 @@ class LookupRecentlyFailed(InviteProxyError):
 
     code = "lookup_recently_failed"
     default_message = "Fetching this invite from Discord failed a moment ago; retry later."
+    retry_later = True
+    serve_stale = True
 
 
 class CacheEvictionFailed(InviteProxyError):
@@ -177,20 +266,7 @@ class CacheEvictionFailed(InviteProxyError):
         "Discord handled the deletion, but the proxy could not clear its cached copies; "
         "retry the DELETE to clear them."
     )
-
-
-RETRYABLE_ERRORS: tuple[type[InviteProxyError], ...] = (
-    BudgetExhausted,
-    LookupInProgress,
-    LookupRecentlyFailed,
-    DiscordRateLimited,
-    DiscordBlocked,
-    DiscordServerError,
-    DiscordUnavailable,
-    CredentialsUnavailable,
-    CacheEvictionFailed,
-)
-"""Failures that are about now, not about the request: trying again later can succeed."""
+    retry_later = True
 
 
 class NotificationFailed(InviteProxyError):

@@ -3,7 +3,8 @@
 On a miss, one instance in the fleet fetches, holding a lease; the others wait
 briefly for its result, or serve their stale copy (stale-while-revalidate, or
 stale-if-error when the fetch failed). Knows nothing of API Gateway or HTTP;
-adapters come in through small protocols so tests can plug in real local servers.
+adapters come in through small protocols, so tests plug in in-memory fakes or real
+local servers alike.
 """
 
 from __future__ import annotations
@@ -26,42 +27,18 @@ from invite_proxy.cache_policy import (
     unknown_entry,
 )
 from invite_proxy.errors import (
-    BudgetExhausted,
-    CacheUnavailable,
-    DiscordBlocked,
     DiscordError,
-    DiscordRateLimited,
-    DiscordServerError,
-    DiscordUnauthorized,
-    DiscordUnavailable,
     InviteProxyError,
     LookupInProgress,
     LookupRecentlyFailed,
+    TableUnavailable,
     UnknownInvite,
 )
 from invite_proxy.leases import HeldElsewhere, Lease
 from invite_proxy.models import Invite, InviteQuery, guild_of
 
 if TYPE_CHECKING:
-    from invite_proxy.discord_client import DiscordResponse
-    from invite_proxy.upstream_guard import UpstreamGuard
-
-# Failures after which an older copy is better than an error.
-STALE_SERVABLE = (
-    DiscordRateLimited,
-    DiscordUnavailable,
-    DiscordBlocked,
-    DiscordServerError,
-    DiscordUnauthorized,
-    BudgetExhausted,
-    LookupInProgress,
-    LookupRecentlyFailed,
-)
-# Failures the guard already answers for the whole fleet, each with its own Retry-After:
-# a lease holder that met one lets go at once, and the guard refuses the others.
-GUARDED = (DiscordRateLimited, DiscordBlocked, DiscordUnauthorized, BudgetExhausted)
-# Failures worth another try: Discord's 5xx, timeouts, resets. Never a 4xx.
-RETRYABLE = (DiscordServerError, DiscordUnavailable)
+    from invite_proxy.discord.client import DiscordResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,18 +54,12 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))  # noqa: S311
 
 
-NO_RETRIES = RetryPolicy(retries=0, attempt_seconds=0.0, deadline_seconds=60.0)
-
-
 @dataclass(frozen=True, slots=True)
 class CoalescingPolicy:
     lease_seconds: float  # outlasts any fetch, so only a crashed holder's lease runs out
     wait_seconds: float  # how long a lookup waits for another instance's fetch
     poll_seconds: float = 0.1
     failure_hold_seconds: float = 2.0  # after a failed fetch, the fleet answers from it this long
-
-
-DEFAULT_COALESCING = CoalescingPolicy(lease_seconds=10.0, wait_seconds=2.0)
 
 
 class InviteCache(Protocol):
@@ -106,7 +77,11 @@ class FetchLeases(Protocol):
 
 
 class InviteSource(Protocol):
-    def get_invite(self, code: str, params: Mapping[str, str]) -> DiscordResponse: ...
+    """Discord, as public lookups reach it: through the guard, spending the lookup budget."""
+
+    def lookup_invite(
+        self, code: str, params: Mapping[str, str], *, deadline: float
+    ) -> DiscordResponse: ...
 
 
 class CacheStatus(StrEnum):
@@ -136,11 +111,10 @@ class InviteLookupService:
         *,
         cache: InviteCache,
         discord: InviteSource,
+        leases: FetchLeases,
         policy: CachePolicy,
-        guard: UpstreamGuard | None = None,
-        leases: FetchLeases | None = None,
-        coalescing: CoalescingPolicy | None = None,
-        retry: RetryPolicy = NO_RETRIES,
+        coalescing: CoalescingPolicy,
+        retry: RetryPolicy,
         allowed_guilds: frozenset[str] | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -148,9 +122,8 @@ class InviteLookupService:
         self._cache = cache
         self._discord = discord
         self._policy = policy
-        self._guard = guard
         self._leases = leases
-        self._coalescing = coalescing or DEFAULT_COALESCING
+        self._coalescing = coalescing
         self._retry = retry
         self._allowed_guilds = allowed_guilds
         self._clock = clock
@@ -195,13 +168,14 @@ class InviteLookupService:
             entry = self._fetch(query, now, deadline)
         except InviteProxyError as exc:
             failed_at = self._clock()
-            if lease is not None and isinstance(exc, GUARDED):
+            if lease is not None and exc.fleet_scope is not None:
+                # The guard answers this failure for the whole fleet, with its own Retry-After.
                 self._finish(lease, failed_at)
             elif lease is not None:
                 # Others answer from this failure for a moment rather than each retrying it.
                 hold = min(failed_at + self._coalescing.failure_hold_seconds, lease.until)
                 self._finish(lease, hold, failed=exc.code)
-            if isinstance(exc, STALE_SERVABLE):
+            if exc.serve_stale:
                 return self._stale_or_raise(cached, exc, failed_at)
             raise
         except BaseException:
@@ -224,22 +198,19 @@ class InviteLookupService:
         raise exc
 
     def _claim(self, query: InviteQuery, now: float) -> Lease | HeldElsewhere | None:
-        """Take the fetch lease; None when there are no leases (or they are failing)."""
-        if self._leases is None:
-            return None
+        """Take the fetch lease; None when the table is failing (then this instance fetches)."""
         try:
             return self._leases.acquire(
                 query.code, query.variant, now, self._coalescing.lease_seconds
             )
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             self._cache_failed(exc)
             return None
 
     def _finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
-        assert self._leases is not None
         try:
             self._leases.finish(lease, until, failed=failed)
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             self._cache_failed(exc)  # the lease runs out by itself
 
     def _fetch(self, query: InviteQuery, now: float, deadline: float) -> CacheEntry:
@@ -248,7 +219,9 @@ class InviteLookupService:
         while True:
             try:
                 return self._fetch_once(query, now, deadline)
-            except RETRYABLE:
+            except InviteProxyError as exc:
+                if not exc.retry_now:
+                    raise
                 attempt += 1
                 delay = self._retry.backoff(attempt)
                 finish_by = self._clock() + delay + self._retry.attempt_seconds
@@ -258,29 +231,12 @@ class InviteLookupService:
                 self._sleep(delay)
 
     def _fetch_once(self, query: InviteQuery, now: float, deadline: float) -> CacheEntry:
-        if self._guard is not None:
-            self._guard.admit_lookup(deadline)
-        obs.count("UpstreamCall")
-        started = time.perf_counter()
         try:
-            response = self._discord.get_invite(query.code, query.upstream_params())
-        except UnknownInvite as exc:
-            self._upstream_done(started, status=404)
-            if self._guard is not None:
-                self._guard.observe_headers(exc.rate_limit_headers)
-            return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)
-        except InviteProxyError as exc:
-            self._upstream_done(started, status=getattr(exc, "status", None))
-            if self._guard is not None:
-                self._guard.observe_error(exc)
-            obs.count_by("UpstreamError", "ErrorKind", exc.code)
-            obs.logger.warning(
-                "upstream error", extra={"error_code": exc.code, "detail": exc.detail}
+            response = self._discord.lookup_invite(
+                query.code, query.upstream_params(), deadline=deadline
             )
-            raise
-        self._upstream_done(started, status=response.status)
-        if self._guard is not None:
-            self._guard.observe_headers(response.headers)
+        except UnknownInvite as exc:
+            return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)
         try:
             invite = Invite.model_validate(response.payload)
         except ValidationError:
@@ -295,18 +251,12 @@ class InviteLookupService:
             query.code, query.variant, response.body, invite.expiry(), now, self._policy
         )
 
-    @staticmethod
-    def _upstream_done(started: float, *, status: int | None) -> None:
-        latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        obs.logger.append_keys(upstream_status=status, upstream_latency_ms=latency_ms)
-        obs.milliseconds("UpstreamLatency", latency_ms)
-
     def _read(
         self, query: InviteQuery, now: float, *, consistent: bool = False
     ) -> CacheEntry | None:
         try:
             return self._cache.get(query.code, query.variant, now, consistent=consistent)
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             self._cache_failed(exc)
             return None
 
@@ -316,7 +266,7 @@ class InviteLookupService:
             return False
         try:
             written = self._cache.put(entry, fetch_started=fetch_started)
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             self._cache_failed(exc)
             return False
         if not written:
@@ -326,7 +276,7 @@ class InviteLookupService:
         return written
 
     @staticmethod
-    def _cache_failed(exc: CacheUnavailable) -> None:
+    def _cache_failed(exc: TableUnavailable) -> None:
         # Lookups go on through Discord; operators see the metric and the log.
         obs.count("CacheError")
         obs.logger.warning("cache unavailable", extra={"detail": exc.detail})

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from invite_proxy.errors import InvalidInput
+from invite_proxy.validation import problems
 
 # Random invite codes are 7-10 characters today (16 on old invites); vanity codes
 # are letters, digits and '-', 2-32 characters. Nothing else can name an invite,
@@ -68,14 +69,8 @@ def invalid_input_from(
     exc: ValidationError, hints: dict[str, str] | None = None, *, subject: str | None = None
 ) -> InvalidInput:
     """Turn pydantic's report into one clear message that names each offending field."""
-    hints = hints or {}
-    problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"])
-        message = hints.get(field, error["msg"].removeprefix("Value error, "))
-        problems.append(f"{field}: {message}" if field else message)
     lead = f"Invalid {subject}: " if subject else "Invalid "
-    return InvalidInput(lead + "; ".join(problems) + ".")
+    return InvalidInput(lead + "; ".join(problems(exc, hints)) + ".")
 
 
 def guild_of(payload: Any) -> str | None:
@@ -85,6 +80,19 @@ def guild_of(payload: Any) -> str | None:
     guild = payload.get("guild")
     guild_id = payload.get("guild_id") or (guild.get("id") if isinstance(guild, dict) else None)
     return str(guild_id) if guild_id else None
+
+
+def vanity_code_of(payload: Any) -> str | None:
+    """The vanity code of the guild an invite object belongs to, if it says."""
+    guild = payload.get("guild") if isinstance(payload, dict) else None
+    code = guild.get("vanity_url_code") if isinstance(guild, dict) else None
+    return code if isinstance(code, str) and code else None
+
+
+def vanity_code_of_url(payload: Any) -> str | None:
+    """The code in an answer of GET /guilds/{id}/vanity-url; None when the guild has none."""
+    code = payload.get("code") if isinstance(payload, dict) else None
+    return code if isinstance(code, str) and code else None
 
 
 @cache

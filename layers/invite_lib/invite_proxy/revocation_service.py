@@ -15,17 +15,15 @@ from typing import TYPE_CHECKING, Protocol
 from invite_proxy import observability as obs
 from invite_proxy.errors import (
     CacheEvictionFailed,
-    CacheUnavailable,
-    DiscordMissingPermissions,
     InvalidInput,
     InviteProxyError,
     PermissionDenied,
-    UnknownInvite,
+    TableUnavailable,
 )
 from invite_proxy.models import InviteQuery, guild_of, reason_from_header
 
 if TYPE_CHECKING:
-    from invite_proxy.discord_client import DiscordResponse
+    from invite_proxy.discord.client import DiscordResponse
 
 
 class EvictingCache(Protocol):
@@ -33,7 +31,9 @@ class EvictingCache(Protocol):
 
 
 class InviteDeleter(Protocol):
-    def delete_invite(self, code: str, reason: str | None) -> DiscordResponse: ...
+    def delete_invite(
+        self, code: str, reason: str | None, *, deadline: float
+    ) -> DiscordResponse: ...
 
 
 class Outcome(StrEnum):
@@ -74,7 +74,9 @@ class InviteRevocationService:
         self._discord = discord
         self._clock = clock
 
-    def revoke_request(self, code: str, raw_reason: str | None, *, actor: str) -> Revocation:
+    def revoke_request(
+        self, code: str, raw_reason: str | None, *, actor: str, deadline: float
+    ) -> Revocation:
         """An admin's DELETE: the code and X-Audit-Log-Reason as sent, validated here."""
         obs.count("RevokeRequest")
         try:
@@ -87,27 +89,33 @@ class InviteRevocationService:
                 code=code[:64],
                 guild_id=None,
                 reason=(raw_reason or "")[:600] or None,
-                outcome=Outcome.INVALID,
+                outcome=Outcome(exc.revocation_outcome),
                 error_code=exc.code,
             )
             raise
-        return self.revoke(code, reason, actor=actor, source="api")
+        return self.revoke(code, reason, actor=actor, source="api", deadline=deadline)
 
-    def revoke(self, code: str, reason: str | None, *, actor: str, source: str) -> Revocation:
+    def revoke(
+        self, code: str, reason: str | None, *, actor: str, source: str, deadline: float
+    ) -> Revocation:
         """Delete the invite; whatever Discord says, no cached copy of it survives.
 
         The cache is evicted after Discord answers, and marked revoked at that
         moment: a lookup whose fetch began earlier may have seen the invite
-        alive, and the mark stops it from caching what it saw.
+        alive, and the mark stops it from caching what it saw. No wait for the
+        fleet's guard lasts past ``deadline``.
         """
 
         who = {"actor": actor, "source": source}
         try:
-            response = self._discord.delete_invite(code, reason)
+            response = self._discord.delete_invite(code, reason, deadline=deadline)
         except InviteProxyError as exc:
-            outcome, error = _failure(exc)
+            outcome = Outcome(exc.revocation_outcome)
             self._evict_and_audit(code, reason, **who, outcome=outcome, error_code=exc.code)
-            raise error from None
+            if outcome is Outcome.FORBIDDEN:
+                # The admin asked for what the bot may not do: their 403, not Discord's fault.
+                raise PermissionDenied(detail=exc.detail) from None
+            raise
         guild_id = self._evict_and_audit(
             code, reason, **who, outcome=Outcome.REVOKED, guild_id=guild_of(response.payload)
         )
@@ -155,19 +163,11 @@ class InviteRevocationService:
         """(the guild named by a cached copy, whether eviction worked)."""
         try:
             bodies = self._cache.evict(code, revoked_at=self._clock())
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             obs.count("CacheEvictionError")
             obs.logger.error("cache eviction failed", extra={"code": code, "detail": exc.detail})
             return None, False
         return _guild_of_bodies(bodies), True
-
-
-def _failure(exc: InviteProxyError) -> tuple[Outcome, InviteProxyError]:
-    if isinstance(exc, UnknownInvite):
-        return Outcome.ALREADY_GONE, exc
-    if isinstance(exc, DiscordMissingPermissions):
-        return Outcome.FORBIDDEN, PermissionDenied(detail=exc.detail)
-    return Outcome.FAILED, exc
 
 
 def audit(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -17,21 +17,20 @@ from pydantic import ValidationError
 
 from invite_proxy import observability as obs
 from invite_proxy.errors import (
-    RETRYABLE_ERRORS,
-    CacheUnavailable,
     DiscordError,
     DiscordRateLimited,
     InvalidInput,
     InviteProxyError,
     PermissionDenied,
     RuleRunFailed,
+    TableUnavailable,
     UnknownInvite,
 )
-from invite_proxy.models import GuildInvite
+from invite_proxy.models import GuildInvite, vanity_code_of
 from invite_proxy.revocation_rules import RevocationRule, partition_codes, select
 
 if TYPE_CHECKING:
-    from invite_proxy.discord_client import DiscordResponse
+    from invite_proxy.discord.client import DiscordResponse
     from invite_proxy.revocation_service import InviteRevocationService
 
 RemainingMillis = Callable[[], int]
@@ -43,9 +42,9 @@ class _Deadline(Exception):
 
 
 class RuleDiscord(Protocol):
-    def list_guild_invites(self, guild_id: str) -> DiscordResponse: ...
-    def guild_vanity_code(self, guild_id: str) -> str | None: ...
-    def get_invite(self, code: str, params: Mapping[str, str]) -> DiscordResponse: ...
+    def list_guild_invites(self, guild_id: str, *, deadline: float) -> DiscordResponse: ...
+    def guild_vanity_code(self, guild_id: str, *, deadline: float) -> str | None: ...
+    def get_invite(self, code: str, *, deadline: float) -> DiscordResponse: ...
 
 
 class RuleCache(Protocol):
@@ -161,8 +160,9 @@ class RuleRunner:
         summary: RunSummary,
         remaining_ms: RemainingMillis,
     ) -> None:
-        invites = self._listing(guild_id)
-        selection = select(rule, invites, self._now(), self._vanity_codes(guild_id, invites))
+        invites, vanity_codes = self._listing(guild_id, remaining_ms)
+        vanity_codes |= self._vanity_code(guild_id, remaining_ms)
+        selection = select(rule, invites, self._now(), vanity_codes)
         if rule.codes is not None:
             listed = {invite.code for invite in invites}
             summary.not_listed = len({code for code in rule.codes if code not in listed})
@@ -181,33 +181,39 @@ class RuleRunner:
         revoking = set(selection.codes)
         self._refresh_ttls([i for i in invites if i.code not in revoking], summary, remaining_ms)
 
-    def _listing(self, guild_id: str) -> list[GuildInvite]:
-        payload = self._discord.list_guild_invites(guild_id).payload
+    def _listing(
+        self, guild_id: str, remaining_ms: RemainingMillis
+    ) -> tuple[list[GuildInvite], set[str]]:
+        """The guild's invites, and the vanity codes they show."""
+        deadline = self._deadline(remaining_ms)
+        payload = self._discord.list_guild_invites(guild_id, deadline=deadline).payload
         if not isinstance(payload, list):
             raise DiscordError(detail="the guild invite listing is not a list")
         invites = []
+        vanity_codes = set()
         for item in payload:
+            if vanity := vanity_code_of(item):
+                vanity_codes.add(vanity)
             try:
                 invites.append(GuildInvite.model_validate(item))
             except ValidationError:
                 # Never revoked on a guess; visible to operators.
                 obs.count("RuleUnreadableInvite")
                 obs.logger.warning("unreadable invite in guild listing", extra={"item": item})
-        return invites
+        return invites, vanity_codes
 
-    def _vanity_codes(self, guild_id: str, invites: list[GuildInvite]) -> set[str]:
-        codes = {i.guild.vanity_url_code for i in invites if i.guild and i.guild.vanity_url_code}
+    def _vanity_code(self, guild_id: str, remaining_ms: RemainingMillis) -> set[str]:
         try:
-            vanity = self._discord.guild_vanity_code(guild_id)
-        except RETRYABLE_ERRORS:
-            raise
+            vanity = self._discord.guild_vanity_code(
+                guild_id, deadline=self._deadline(remaining_ms)
+            )
         except InviteProxyError as exc:
+            if exc.retry_later:
+                raise
             # Without Manage Guild this fails; the listing needs it too, so this is rare.
             obs.logger.warning("vanity code lookup failed", extra={"detail": exc.detail})
-            vanity = None
-        if vanity:
-            codes.add(vanity)
-        return codes
+            return set()
+        return {vanity} if vanity else set()
 
     def _run_codes(
         self, rule: RevocationRule, summary: RunSummary, remaining_ms: RemainingMillis
@@ -218,7 +224,10 @@ class RuleRunner:
 
         def check_then_revoke(code: str) -> None:
             try:
-                lookup = self._patiently(lambda: self._discord.get_invite(code, {}), remaining_ms)
+                lookup = self._patiently(
+                    lambda: self._discord.get_invite(code, deadline=self._deadline(remaining_ms)),
+                    remaining_ms,
+                )
             except UnknownInvite:
                 summary.matched += 1
                 if not rule.dry_run:
@@ -228,9 +237,7 @@ class RuleRunner:
             except InviteProxyError:
                 summary.failed += 1
                 raise
-            invite = lookup.payload
-            guild = invite.get("guild") if isinstance(invite, dict) else None
-            if isinstance(guild, dict) and guild.get("vanity_url_code") == code:
+            if vanity_code_of(lookup.payload) == code:
                 summary.vanity_skipped += 1
                 return
             summary.matched += 1
@@ -275,7 +282,11 @@ class RuleRunner:
         try:
             self._patiently(
                 lambda: self._revoker.revoke(
-                    code, rule.audit_reason, actor=rule.actor, source="schedule"
+                    code,
+                    rule.audit_reason,
+                    actor=rule.actor,
+                    source="schedule",
+                    deadline=self._deadline(remaining_ms),
                 ),
                 remaining_ms,
             )
@@ -320,13 +331,17 @@ class RuleRunner:
             try:
                 ttl = math.floor(expiry.timestamp())
                 summary.cache_ttls_shortened += self._cache.shorten_ttl(invite.code, ttl)
-            except CacheUnavailable as exc:
+            except TableUnavailable as exc:
                 obs.logger.warning("cache TTL refresh failed", extra={"detail": exc.detail})
                 return
 
     # -- time and reporting ------------------------------------------------------------
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
+
+    def _deadline(self, remaining_ms: RemainingMillis) -> float:
+        """The latest a wait inside the next step may end: it still leaves the reserve."""
+        return self._clock() + remaining_ms() / 1000 - self._reserve
 
     def _out_of_time(self, remaining_ms: RemainingMillis) -> bool:
         return remaining_ms() / 1000 < self._reserve

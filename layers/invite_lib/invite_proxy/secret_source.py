@@ -32,13 +32,12 @@ class _SecretsManagerString:
         import boto3
         from aws_lambda_powertools.utilities.parameters import SecretsProvider
         from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-        from botocore.config import Config
 
-        config = Config(
-            connect_timeout=self._timeout, read_timeout=self._timeout, retries={"max_attempts": 2}
-        )
+        from invite_proxy.aws_clients import client_config
+
+        client = boto3.client("secretsmanager", config=client_config(self._timeout))
         self._read_error = GetParameterError
-        self._provider = SecretsProvider(boto3_client=boto3.client("secretsmanager", config=config))
+        self._provider = SecretsProvider(boto3_client=client)
         return self._provider
 
     def __call__(self) -> str:

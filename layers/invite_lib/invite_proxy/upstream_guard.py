@@ -1,42 +1,77 @@
 """The fleet's manners towards Discord: however many instances run, one careful client.
 
-Before every upstream lookup, the guard reads the fleet's blocks (a 429 seen by
+Before every call to Discord, the guard reads the fleet's blocks (a 429 seen by
 any instance, a Cloudflare block, a token that just failed), takes one call
-from the per-second rate, one request from the invites bucket as Discord last
-described it, and one lookup from the 10-minute budget. After every answer it
-records what Discord said: the bucket's headers, and any 429, 401 or block. Blocks short enough
-are waited out; longer ones refuse the call, so the caller serves stale or
-answers 429/503 with Retry-After.
+from the per-second rate, for public lookups one lookup from the 10-minute
+budget, and last one request from the route's bucket as Discord last described
+it. After every answer it records what Discord said: the bucket's headers, and
+any 429, 401 or block. Waits that end soon enough, and before the caller's
+deadline, are waited out; longer ones refuse the call, so the caller serves
+stale or answers 429/503 with Retry-After.
 
 If the fleet state cannot be read (DynamoDB failing), the guard lets the call
-through and says so: the per-instance behaviour is then still polite, and
-refusing every lookup would turn a cache outage into a full outage.
+through and says so: refusing every call would turn a table outage into a full
+outage.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from invite_proxy import observability as obs
 from invite_proxy.errors import (
     BudgetExhausted,
-    CacheUnavailable,
     DiscordBlocked,
-    DiscordMissingPermissions,
     DiscordRateLimited,
     DiscordUnauthorized,
     InviteProxyError,
+    TableUnavailable,
 )
-from invite_proxy.fleet_state import Block, BucketState, BucketTake, window_end
+from invite_proxy.rate_limits import BucketState, RateLimit
 
-INVITES_BUCKET = "bucket:invites"  # every GET /invites/{code} shares one bucket
+WINDOW_SECONDS = 600  # Discord counts invalid requests per 10 minutes; so does our budget
+BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
 # Scopes that stop every call, whatever its bucket: the whole bot, the whole IP, the token.
 _FLEET_SCOPES = frozenset({"global", "cloudflare", "token"})
-BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
+
+# The fleet state's calls around one Discord call, at worst: before it, the blocks, the
+# rate (again after a wait), the budget, the bucket (a take, then a probe); after it, the
+# headers, the invalid count and a block. Deadlines that must hold the worst case use these.
+ADMIT_CALLS = 6
+OBSERVE_CALLS = 3
+
+
+def window_of(now: float) -> int:
+    return math.floor(now / WINDOW_SECONDS)
+
+
+def window_end(now: float) -> float:
+    return float((window_of(now) + 1) * WINDOW_SECONDS)
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    scope: str  # "global", "bucket:<id>", "token" or "cloudflare"
+    until: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BucketTake:
+    """The answer to "may I call?": yes, yes as the window's probe, or not before ``retry_at``."""
+
+    granted: bool
+    probe: bool = False  # granted as the window's probe
+    retry_at: float = 0.0
+    awaiting_probe: bool = False  # not granted: another instance's probe is in flight
+
+
+SPENT = BucketTake(granted=True)
+PROBE = BucketTake(granted=True, probe=True)
 
 
 class FleetState(Protocol):
@@ -58,7 +93,7 @@ class GuardPolicy:
     token_lock_seconds: float  # after a 401, no call for this long
     cloudflare_block_seconds: float  # after a Cloudflare block, no call for at least this long
     invalid_warn_threshold: int  # warn when a window's invalid answers reach this
-    probe_seconds: float = 5.5  # the longest one call can take: a probe's bucket hold
+    probe_seconds: float  # the longest one call can take: a probe's bucket hold
 
 
 class UpstreamGuard:
@@ -78,15 +113,11 @@ class UpstreamGuard:
         self._probing = False
 
     # -- before a call -------------------------------------------------------------------
-    def admit_lookup(self, deadline: float) -> None:
-        """Let one public lookup go to Discord now, or raise what the caller should answer."""
-        self.admit(INVITES_BUCKET, deadline, spend_budget=True)
-
-    def admit(self, bucket: str, deadline: float = math.inf, *, spend_budget: bool = False) -> None:
+    def admit(self, bucket: str, deadline: float, *, spend_budget: bool = False) -> None:
         """Let one call in ``bucket`` go to Discord now, or raise what the caller should answer.
 
-        The bucket comes last: a call refused before it holds no bucket request (or probe)
-        that no answer would ever give back.
+        No wait ends after ``deadline``. The bucket comes last: a call refused before it
+        holds no bucket request (or probe) that no answer would ever give back.
         """
         self._probing = False
         now = self._clock()
@@ -97,7 +128,9 @@ class UpstreamGuard:
             second_left = 1.0 - (now % 1.0)
             now = self._wait_or_refuse(Block("global", now + second_left, "rate"), now, deadline)
             if not self._take(self._state.take_second, now, self._policy.calls_per_second):
-                raise DiscordRateLimited(retry_after=1.0, is_global=True, detail="fleet rate")
+                raise DiscordRateLimited(
+                    retry_after=1.0, is_global=True, status=None, detail="fleet rate"
+                )
         budget = self._policy.lookup_budget
         if spend_budget and budget and not self._take(self._state.take_budget, now, budget):
             obs.count("BudgetExhausted")
@@ -112,7 +145,7 @@ class UpstreamGuard:
         while True:
             try:
                 take = self._state.take_bucket(bucket, now, self._policy.probe_seconds)
-            except CacheUnavailable as exc:
+            except TableUnavailable as exc:
                 self._fleet_state_failed(exc)
                 return
             if take.granted:
@@ -131,7 +164,7 @@ class UpstreamGuard:
                 for b in self._state.active_blocks(now)
                 if b.scope in _FLEET_SCOPES or b.scope == bucket
             ]
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             self._fleet_state_failed(exc)
             return None
         return max(blocks, key=lambda b: b.until, default=None)
@@ -139,7 +172,7 @@ class UpstreamGuard:
     def _take(self, take: Callable[[float, int], bool], now: float, limit: int) -> bool:
         try:
             return take(now, limit)
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             self._fleet_state_failed(exc)
             return True
 
@@ -157,49 +190,51 @@ class UpstreamGuard:
         raise _refusal(block, wait)
 
     # -- after a call --------------------------------------------------------------------
-    def observe_headers(self, headers: Mapping[str, str], bucket: str = INVITES_BUCKET) -> None:
-        """Keep what Discord's rate-limit headers say about the bucket, for the fleet."""
+    def observe(self, rate_limit: RateLimit | None, bucket: str) -> None:
+        """Keep what Discord's rate-limit headers said about the bucket, for the fleet."""
         now = self._clock()
         probing, self._probing = self._probing, False
-        state = bucket_state(headers, now)
+        state = rate_limit.bucket_state(now) if rate_limit is not None else None
         try:
             if state is not None:
                 self._state.record_bucket(bucket, state)
             elif probing:
                 self._state.end_probe(bucket, now)
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             self._fleet_state_failed(exc)
 
-    def observe_error(self, exc: InviteProxyError, bucket: str = INVITES_BUCKET) -> None:
+    def observe_error(self, exc: InviteProxyError, bucket: str) -> None:
+        """Keep the headers an error came with, count it if Discord does, and block after it."""
         now = self._clock()
         # A 429's headers are kept too: the block below outlasts them.
-        self.observe_headers(exc.rate_limit_headers, bucket)
-        if isinstance(exc, DiscordRateLimited):
-            if exc.scope != "shared":  # shared-scope 429s do not count towards a ban
-                self._count_invalid(now)
-            scope = "global" if exc.is_global else bucket
-            self._block(scope, now + (exc.retry_after or 1.0), "429")
-        elif isinstance(exc, DiscordBlocked):
+        self.observe(exc.rate_limit, bucket)
+        if exc.counts_as_invalid:
             self._count_invalid(now)
-            wait = max(exc.retry_after or 0.0, self._policy.cloudflare_block_seconds)
-            self._block("cloudflare", now + wait, "cloudflare")
-        elif isinstance(exc, DiscordUnauthorized):
-            self._count_invalid(now)
-            self._block("token", now + self._policy.token_lock_seconds, "401")
-        elif isinstance(exc, DiscordMissingPermissions):
-            self._count_invalid(now)
+        block = self._block_after(exc, bucket, now)
+        if block is not None:
+            try:
+                self._state.block(block.scope, block.until, block.reason)
+            except TableUnavailable as failure:
+                self._fleet_state_failed(failure)
 
-    def _block(self, scope: str, until: float, reason: str) -> None:
-        try:
-            self._state.block(scope, until, reason)
-        except CacheUnavailable as exc:
-            self._fleet_state_failed(exc)
+    def _block_after(self, exc: InviteProxyError, bucket: str, now: float) -> Block | None:
+        retry_after = exc.retry_after or 0.0
+        match exc.fleet_scope:
+            case "rate_limit":
+                scope = "global" if exc.rate_limit and exc.rate_limit.is_global else bucket
+                return Block(scope, now + (retry_after or 1.0), "429")
+            case "cloudflare":
+                wait = max(retry_after, self._policy.cloudflare_block_seconds)
+                return Block("cloudflare", now + wait, "cloudflare")
+            case "token":
+                return Block("token", now + self._policy.token_lock_seconds, "401")
+        return None
 
     def _count_invalid(self, now: float) -> None:
         obs.count("InvalidResponse")
         try:
             in_window = self._state.count_invalid(now)
-        except CacheUnavailable as exc:
+        except TableUnavailable as exc:
             self._fleet_state_failed(exc)
             return
         if in_window >= self._policy.invalid_warn_threshold:
@@ -209,32 +244,18 @@ class UpstreamGuard:
             )
 
     @staticmethod
-    def _fleet_state_failed(exc: CacheUnavailable) -> None:
+    def _fleet_state_failed(exc: TableUnavailable) -> None:
         obs.count("FleetStateError")
         obs.logger.warning("fleet state unavailable", extra={"detail": exc.detail})
 
 
-def bucket_state(headers: Mapping[str, str], now: float) -> BucketState | None:
-    """The bucket as X-RateLimit-* describe it; None when an answer carries no such headers."""
-    try:
-        reset_at = now + float(headers["X-RateLimit-Reset-After"])
-        return BucketState(
-            limit=int(headers["X-RateLimit-Limit"]),
-            remaining=int(headers["X-RateLimit-Remaining"]),
-            reset_at=reset_at,
-            # Discord's own reset time is the same in every answer of one window; our
-            # receive time plus Reset-After is not, so it only stands in when Reset is missing.
-            window=float(headers.get("X-RateLimit-Reset") or reset_at),
-            discord_bucket=headers.get("X-RateLimit-Bucket", ""),
-        )
-    except (KeyError, ValueError):
-        return None
-
-
 def _refusal(block: Block, wait: float) -> InviteProxyError:
+    """What a call the fleet holds back answers: the error Discord would have sent, unsent."""
     detail = f"fleet block {block.scope} ({block.reason}) for {wait:.1f}s more"
     if block.scope == "cloudflare":
         return DiscordBlocked(retry_after=wait, detail=detail)
     if block.scope == "token":
         return DiscordUnauthorized(retry_after=wait, detail=detail)
-    return DiscordRateLimited(retry_after=wait, is_global=block.scope == "global", detail=detail)
+    return DiscordRateLimited(
+        retry_after=wait, is_global=block.scope == "global", status=None, detail=detail
+    )

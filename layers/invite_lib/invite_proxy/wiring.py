@@ -8,32 +8,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from invite_proxy.discord_client import DiscordClient
-from invite_proxy.dynamodb_cache import DynamoDBInviteCache, dynamodb_client
-from invite_proxy.dynamodb_leases import DynamoDBLeases
-from invite_proxy.fleet_state import DynamoDBFleetState
-from invite_proxy.guarded_discord import GuardedDiscord
-from invite_proxy.lookup_service import CoalescingPolicy, InviteLookupService, RetryPolicy
-from invite_proxy.revocation_service import InviteRevocationService
 from invite_proxy.secret_source import SecretSource, secrets_manager_string, static_secret
-from invite_proxy.settings import Settings
-from invite_proxy.upstream_guard import GuardPolicy, UpstreamGuard
+from invite_proxy.settings import SECRETS_MANAGER_TIMEOUT
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from pydantic import SecretStr
 
     from invite_proxy.admin_tokens import AdminTokenVerifier
+    from invite_proxy.discord.guarded import GuardedDiscord
+    from invite_proxy.lookup_service import InviteLookupService
+    from invite_proxy.revocation_service import InviteRevocationService
     from invite_proxy.rule_runner import RuleRunner
-
-# Read once per cache period and only when needed, so it can afford more than DynamoDB gets.
-SECRETS_MANAGER_TIMEOUT = 2.0
-# Time a rule run keeps back at the end for the summary and metrics, with slack.
-REPORTING_SECONDS = 1.0
-# DynamoDB calls in one revocation's eviction (query, deletes, the revoked mark), at worst.
-EVICTION_CALLS = 4
-# DynamoDB calls the guard makes around one Discord call (blocks, rate, bucket, headers).
-GUARD_CALLS = 4
+    from invite_proxy.settings import (
+        ApiSettings,
+        AuthorizerSettings,
+        DiscordSettings,
+        RevokerSettings,
+    )
 
 
 def secret(
@@ -47,8 +39,16 @@ def secret(
     return static_secret(local_value.get_secret_value() if local_value else None)
 
 
-def discord_client(settings: Settings) -> DiscordClient:
-    return DiscordClient(
+def guarded_discord(
+    settings: DiscordSettings, table: DynamoDBClient, *, lookup_budget: int = 0
+) -> GuardedDiscord:
+    """The one road to Discord: the raw client behind the fleet's guard."""
+    from invite_proxy.discord.client import DiscordClient
+    from invite_proxy.discord.guarded import GuardedDiscord
+    from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
+    from invite_proxy.upstream_guard import GuardPolicy, UpstreamGuard
+
+    client = DiscordClient(
         base_url=settings.discord_api_base_url,
         token=secret(
             settings.discord_token_secret_id,
@@ -59,54 +59,54 @@ def discord_client(settings: Settings) -> DiscordClient:
         connect_timeout=settings.discord_connect_timeout,
         read_timeout=settings.discord_read_timeout,
     )
-
-
-def upstream_guard(settings: Settings, client: DynamoDBClient) -> UpstreamGuard:
-    return UpstreamGuard(
-        DynamoDBFleetState(client, settings.table_name),
+    guard = UpstreamGuard(
+        DynamoDBFleetState(table, settings.table_name),
         GuardPolicy(
             max_wait_seconds=settings.rate_limit_wait_seconds,
-            lookup_budget=settings.lookup_budget_per_10_minutes,
+            lookup_budget=lookup_budget,
             calls_per_second=settings.fleet_calls_per_second,
             token_lock_seconds=settings.token_lock_seconds,
             cloudflare_block_seconds=settings.cloudflare_block_seconds,
             invalid_warn_threshold=settings.invalid_warn_threshold,
-            probe_seconds=settings.discord_connect_timeout + settings.discord_read_timeout,
+            probe_seconds=settings.attempt_seconds,
         ),
     )
+    return GuardedDiscord(client, guard)
 
 
-def api_services(settings: Settings) -> tuple[InviteLookupService, InviteRevocationService]:
-    """The API function's two services, sharing one DynamoDB client and one Discord client."""
-    client = dynamodb_client(settings.dynamodb_timeout)
-    cache = DynamoDBInviteCache(client, settings.table_name)
-    discord = discord_client(settings)
-    guard = upstream_guard(settings, client)
+def api_services(settings: ApiSettings) -> tuple[InviteLookupService, InviteRevocationService]:
+    """The API function's two services, sharing one DynamoDB client and one road to Discord."""
+    from invite_proxy.dynamodb.cache import DynamoDBInviteCache
+    from invite_proxy.dynamodb.calls import dynamodb_client
+    from invite_proxy.dynamodb.leases import DynamoDBLeases
+    from invite_proxy.lookup_service import CoalescingPolicy, InviteLookupService, RetryPolicy
+    from invite_proxy.revocation_service import InviteRevocationService
+
+    table = dynamodb_client(settings.dynamodb_timeout)
+    cache = DynamoDBInviteCache(table, settings.table_name)
+    discord = guarded_discord(settings, table, lookup_budget=settings.lookup_budget_per_10_minutes)
     lookup = InviteLookupService(
         cache=cache,
         discord=discord,
+        leases=DynamoDBLeases(table, settings.table_name),
         policy=settings.cache_policy,
-        guard=guard,
-        leases=DynamoDBLeases(client, settings.table_name),
         coalescing=CoalescingPolicy(
-            # The holder's whole lookup (Discord with retries), its write, and slack:
-            # a live holder never loses its lease, a crashed one loses it soon.
-            lease_seconds=settings.lookup_deadline_seconds + 2 * settings.dynamodb_timeout + 1.0,
+            lease_seconds=settings.lease_seconds,
             wait_seconds=settings.coalesce_wait_seconds,
             failure_hold_seconds=settings.failure_hold_seconds,
         ),
         retry=RetryPolicy(
             retries=settings.upstream_retries,
-            attempt_seconds=settings.discord_connect_timeout + settings.discord_read_timeout,
+            attempt_seconds=settings.attempt_seconds,
             deadline_seconds=settings.lookup_deadline_seconds,
         ),
         allowed_guilds=settings.allowed_guilds,
     )
-    revocations = InviteRevocationService(cache=cache, discord=GuardedDiscord(discord, guard))
+    revocations = InviteRevocationService(cache=cache, discord=discord)
     return lookup, revocations
 
 
-def admin_verifier(settings: Settings) -> AdminTokenVerifier:
+def admin_verifier(settings: AuthorizerSettings) -> AdminTokenVerifier:
     from invite_proxy.admin_tokens import AdminTokenVerifier
 
     return AdminTokenVerifier(
@@ -118,16 +118,19 @@ def admin_verifier(settings: Settings) -> AdminTokenVerifier:
     )
 
 
-def rule_runner(settings: Settings) -> RuleRunner:
+def rule_runner(settings: RevokerSettings) -> RuleRunner:
+    from invite_proxy.discord.webhook import WebhookNotifier
+    from invite_proxy.dynamodb.cache import DynamoDBInviteCache
+    from invite_proxy.dynamodb.calls import dynamodb_client
+    from invite_proxy.revocation_service import InviteRevocationService
     from invite_proxy.rule_runner import RuleRunner
-    from invite_proxy.webhook_notifier import WebhookNotifier
 
-    client = dynamodb_client(settings.dynamodb_timeout)
-    cache = DynamoDBInviteCache(client, settings.table_name)
+    table = dynamodb_client(settings.dynamodb_timeout)
+    cache = DynamoDBInviteCache(table, settings.table_name)
     # Every call a rule run makes goes through the guard, as the API's do.
-    discord = GuardedDiscord(discord_client(settings), upstream_guard(settings, client))
+    discord = guarded_discord(settings, table)
     notifier = None
-    if settings.revocation_webhook_secret_id or settings.revocation_webhook_url:
+    if settings.has_webhook:
         notifier = WebhookNotifier(
             secret(
                 settings.revocation_webhook_secret_id,
@@ -137,20 +140,10 @@ def rule_runner(settings: Settings) -> RuleRunner:
             timeout=settings.webhook_timeout,
             user_agent=settings.user_agent,
         )
-    # The worst case of one step (the guard, a Discord call that times out, its eviction,
-    # a token re-read) and the report after it: a run stops while it still has all of that.
-    reserve = (
-        settings.discord_connect_timeout
-        + settings.discord_read_timeout
-        + (EVICTION_CALLS + GUARD_CALLS) * settings.dynamodb_timeout
-        + SECRETS_MANAGER_TIMEOUT
-        + (settings.webhook_timeout if notifier else 0.0)
-        + REPORTING_SECONDS
-    )
     return RuleRunner(
         discord=discord,
         revoker=InviteRevocationService(cache=cache, discord=discord),
         cache=cache,
         notifier=notifier,
-        reserve_seconds=reserve,
+        reserve_seconds=settings.reserve_seconds,
     )

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from invite_proxy.discord_client import _SESSION
+from invite_proxy.discord.session import SESSION
 from invite_proxy.errors import NotificationFailed
 from invite_proxy.secret_source import SecretSource
 
@@ -20,7 +20,7 @@ class WebhookNotifier:
         *,
         timeout: float,
         user_agent: str,
-        session: requests.Session = _SESSION,
+        session: requests.Session = SESSION,
     ) -> None:
         self._url = url
         self._timeout = timeout

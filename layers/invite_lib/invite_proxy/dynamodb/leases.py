@@ -1,8 +1,8 @@
 """Adapter: fetch leases in DynamoDB, so one instance in the fleet fetches a missing invite.
 
-One item per invite code and response variant, beside the cached variant:
+One item per invite code and response variant, beside the cached variant
+(``keys.lease_key``):
 
-    pk = "invite#<code>", sk = "lease#<variant>"
     owner        the instance's random id
     lease_until  no one else fetches before this; a crashed holder's lease simply runs out
     failed       set when the holder gave up: the error code others answer with until
@@ -24,8 +24,8 @@ import math
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from invite_proxy.dynamodb_cache import LEASE_PREFIX, TTL_ATTRIBUTE, partition_key
-from invite_proxy.dynamodb_calls import Refused, write_if
+from invite_proxy.dynamodb import keys
+from invite_proxy.dynamodb.calls import Refused, write_if
 from invite_proxy.leases import HeldElsewhere, Lease
 
 if TYPE_CHECKING:
@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 
 # Expired leases are dead already (every check compares lease_until); the TTL only tidies up.
 _TIDY_AFTER_SECONDS = 600
-
-
-def lease_key(code: str, variant: str) -> dict[str, Any]:
-    return {"pk": {"S": partition_key(code)}, "sk": {"S": LEASE_PREFIX + variant}}
 
 
 class DynamoDBLeases:
@@ -48,10 +44,10 @@ class DynamoDBLeases:
 
     def acquire(self, code: str, variant: str, now: float, seconds: float) -> Lease | HeldElsewhere:
         until = now + seconds
-        item = lease_key(code, variant) | {
+        item = keys.lease_key(code, variant) | {
             "owner": {"S": self._owner},
             "lease_until": {"N": repr(until)},
-            TTL_ATTRIBUTE: {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
+            keys.TTL_ATTRIBUTE: {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
         }
         taken = write_if(
             f"taking the lease on {code!r}",
@@ -87,10 +83,10 @@ class DynamoDBLeases:
             f"settling the lease on {lease.code!r}",
             lambda: self._client.update_item(
                 TableName=self._table,
-                Key=lease_key(lease.code, lease.variant),
+                Key=keys.lease_key(lease.code, lease.variant),
                 UpdateExpression=update,
                 ConditionExpression="#owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner", "#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeNames={"#owner": "owner", "#ttl": keys.TTL_ATTRIBUTE},
                 ExpressionAttributeValues=values,
             ),
         )

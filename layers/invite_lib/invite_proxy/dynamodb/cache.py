@@ -1,18 +1,16 @@
 """Adapter: the invite cache in DynamoDB.
 
-One item per invite code and response variant:
-
-    pk = "invite#<code>", sk = "variant#counts=<0|1>#event=<id|->"
-
-The body is Discord's response as one string attribute (a DynamoDB map would
-turn numbers into Decimals and lose exact pass-through). ``ttl`` is the table's
+One item per invite code and response variant (keys.py has the formats; a
+variant is ``counts=<0|1>#event=<id|->``). The body is Discord's response as
+one string attribute (a DynamoDB map would turn numbers into Decimals and lose
+exact pass-through). ``ttl`` is the table's
 TTL attribute; DynamoDB deletes expired items lazily, days later if it likes,
 so every read treats an item past its ``ttl`` as absent.
 
 A revocation leaves a marker, ``sk = "revoked"``, saying when. A lookup writes
 its result only if no revocation happened after its own fetch began, so a
 lookup racing a DELETE cannot put the revoked invite back. Fetch leases
-(dynamodb_leases.py) live in the same partition, under ``sk = "lease#<variant>"``.
+(leases.py) live in the same partition.
 """
 
 from __future__ import annotations
@@ -22,39 +20,21 @@ from collections.abc import Iterator
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
 from invite_proxy.cache_policy import CacheEntry, EntryKind
-from invite_proxy.dynamodb_calls import Refused, call, write_if
+from invite_proxy.dynamodb import keys
+from invite_proxy.dynamodb.calls import Refused, call, write_if
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-TTL_ATTRIBUTE = "ttl"
-REVOKED_SORT_KEY = "revoked"
-VARIANT_PREFIX = "variant#"
-LEASE_PREFIX = "lease#"  # see dynamodb_leases.py
 # Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
 REVOKED_MARKER_SECONDS = 3600
 
 
-def dynamodb_client(timeout: float) -> DynamoDBClient:
-    """A client that fails fast: the cache is an optimisation, never worth a hung request."""
-    config = Config(
-        connect_timeout=timeout,
-        read_timeout=timeout,
-        retries={"mode": "standard", "max_attempts": 2},
-    )
-    return boto3.client("dynamodb", config=config)
-
-
-def partition_key(code: str) -> str:
-    return f"invite#{code}"
-
-
-def sort_key(variant: str) -> str:
-    return f"{VARIANT_PREFIX}{variant}"
+def eviction_calls(variants: int) -> int:
+    """DynamoDB calls one eviction makes for a code cached in ``variants`` variants, at worst:
+    the revoked mark, one page of the query, and a delete for each variant and its lease."""
+    return 2 + 2 * variants
 
 
 class DynamoDBInviteCache:
@@ -70,7 +50,7 @@ class DynamoDBInviteCache:
             "GetItem",
             lambda: self._client.get_item(
                 TableName=self._table,
-                Key={"pk": {"S": partition_key(code)}, "sk": {"S": sort_key(variant)}},
+                Key=keys.variant_key(code, variant),
                 ConsistentRead=consistent,
             ),
         )
@@ -94,7 +74,7 @@ class DynamoDBInviteCache:
             return True
         check = {
             "TableName": self._table,
-            "Key": _revoked_key(entry.code),
+            "Key": keys.revoked_key(entry.code),
             "ConditionExpression": "attribute_not_exists(pk) OR revoked_at < :started",
             "ExpressionAttributeValues": {":started": {"N": repr(fetch_started)}},
         }
@@ -118,19 +98,19 @@ class DynamoDBInviteCache:
 
     def _evict(self, code: str, revoked_at: float) -> list[str]:
         bodies = []
-        pk = partition_key(code)
         # The mark first: a lookup that writes after it is refused, and one that wrote
         # before it is deleted below. Marking last would leave a gap between the two.
-        marker = _revoked_key(code) | {
+        marker = keys.revoked_key(code) | {
             "revoked_at": {"N": repr(revoked_at)},
-            TTL_ATTRIBUTE: {"N": str(math.ceil(revoked_at) + REVOKED_MARKER_SECONDS)},
+            keys.TTL_ATTRIBUTE: {"N": str(math.ceil(revoked_at) + REVOKED_MARKER_SECONDS)},
         }
         self._client.put_item(TableName=self._table, Item=marker)
+        pk = keys.invite_partition(code)
         for item in self._items(code, "#sk, #kind, #body"):
-            if item["sk"]["S"] == REVOKED_SORT_KEY:
+            if item["sk"]["S"] == keys.REVOKED_SORT_KEY:
                 continue
             # Variants and fetch leases alike: a lease must not outlive what it guarded.
-            self._client.delete_item(TableName=self._table, Key={"pk": {"S": pk}, "sk": item["sk"]})
+            self._client.delete_item(TableName=self._table, Key=keys.key(pk, item["sk"]["S"]))
             if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
                 bodies.append(item["body"]["S"])
         return bodies
@@ -145,13 +125,13 @@ class DynamoDBInviteCache:
 
     def _shorten_ttl(self, code: str, ttl: int) -> int:
         shortened = 0
-        pk = {"S": partition_key(code)}
+        pk = keys.invite_partition(code)
         for item in self._items(code, "#sk"):
-            key = {"pk": pk, "sk": item["sk"]}
             sk = item["sk"]["S"]
-            if sk.startswith(LEASE_PREFIX):
+            key = keys.key(pk, sk)
+            if sk.startswith(keys.LEASE_PREFIX):
                 self._client.delete_item(TableName=self._table, Key=key)
-            elif sk.startswith(VARIANT_PREFIX):
+            elif sk.startswith(keys.VARIANT_PREFIX):
                 updated = write_if(
                     f"shortening the TTL of {code!r}",
                     partial(
@@ -160,7 +140,7 @@ class DynamoDBInviteCache:
                         Key=key,
                         UpdateExpression="SET #ttl = :ttl",
                         ConditionExpression="attribute_exists(pk) AND #ttl > :ttl",
-                        ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                        ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
                         ExpressionAttributeValues={":ttl": {"N": str(ttl)}},
                     ),
                 )
@@ -172,7 +152,7 @@ class DynamoDBInviteCache:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": partition_key(code)}},
+            "ExpressionAttributeValues": {":pk": {"S": keys.invite_partition(code)}},
             "ProjectionExpression": projection,
             "ExpressionAttributeNames": {k: v for k, v in names.items() if k in projection},
             "ConsistentRead": True,
@@ -185,20 +165,14 @@ class DynamoDBInviteCache:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
-def _revoked_key(code: str) -> dict[str, Any]:
-    return {"pk": {"S": partition_key(code)}, "sk": {"S": REVOKED_SORT_KEY}}
-
-
 def _item_from_entry(entry: CacheEntry) -> dict[str, Any]:
-    return {
-        "pk": {"S": partition_key(entry.code)},
-        "sk": {"S": sort_key(entry.variant)},
+    return keys.variant_key(entry.code, entry.variant) | {
         "kind": {"S": entry.kind.value},
         "body": {"S": entry.body},
         "etag": {"S": entry.etag},
         "fetched_at": {"N": repr(entry.fetched_at)},
         "fresh_until": {"N": repr(entry.fresh_until)},
-        TTL_ATTRIBUTE: {"N": str(entry.expires_at)},
+        keys.TTL_ATTRIBUTE: {"N": str(entry.expires_at)},
     }
 
 
@@ -213,7 +187,7 @@ def _entry_from_item(code: str, variant: str, item: dict[str, Any]) -> CacheEntr
             etag=item["etag"]["S"],
             fetched_at=float(item["fetched_at"]["N"]),
             fresh_until=float(item["fresh_until"]["N"]),
-            expires_at=int(item[TTL_ATTRIBUTE]["N"]),
+            expires_at=int(item[keys.TTL_ATTRIBUTE]["N"]),
         )
     except (KeyError, ValueError):
         return None

@@ -1,14 +1,10 @@
 """Adapter: state the whole fleet shares, in the cache table under its own keys.
 
 Every Lambda instance has its own memory, so anything that must hold across
-the fleet lives here, written with conditional updates:
-
-    pk = "fleet#blocked", sk = "<scope>"       blocked_until: no upstream call before it
-    pk = "fleet#invalid", sk = "window#<n>"    n: 401/403/429 answers in 10-minute window n
-    pk = "fleet#budget",  sk = "window#<n>"    n: upstream lookups taken in window n
-    pk = "fleet#rate",    sk = "second#<t>"    n: upstream calls in second t (the 50/s limit)
-    pk = "fleet#bucket",  sk = "<scope>"       a rate-limit bucket as Discord last described it:
-                                               limit, remaining, reset_at, discord_bucket
+the fleet lives here (keys.py has the key formats), written with conditional
+updates: blocks ("no upstream call before"), the invalid-answer count and the
+lookup budget per 10-minute window, the per-second rate, and each rate-limit
+bucket as Discord last described it (limit, remaining, reset_at, discord_bucket).
 
 A bucket's ``remaining`` is spent before each call (a conditional decrement),
 so instances never send more than Discord said is left. When its window is
@@ -23,63 +19,27 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from invite_proxy.dynamodb_cache import TTL_ATTRIBUTE
-from invite_proxy.dynamodb_calls import Refused, call, write_if
+from invite_proxy.dynamodb import keys
+from invite_proxy.dynamodb.calls import Refused, call, write_if
+from invite_proxy.upstream_guard import (
+    PROBE,
+    SPENT,
+    WINDOW_SECONDS,
+    Block,
+    BucketTake,
+    window_end,
+    window_of,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-WINDOW_SECONDS = 600  # Discord counts invalid requests per 10 minutes
-_BLOCKED = "fleet#blocked"
-_INVALID = "fleet#invalid"
-_BUDGET = "fleet#budget"
-_RATE = "fleet#rate"
-_BUCKET = "fleet#bucket"
+    from invite_proxy.rate_limits import BucketState
+
 # How often an instance looks again while another's probe is in flight.
 PROBE_POLL_SECONDS = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class BucketState:
-    """What Discord's X-RateLimit-* headers said about a bucket, with reset made absolute."""
-
-    limit: int
-    remaining: int
-    reset_at: float  # our clock: when the bucket refills
-    window: float  # names the window: Discord's X-RateLimit-Reset, equal in all its answers
-    discord_bucket: str
-
-
-@dataclass(frozen=True, slots=True)
-class BucketTake:
-    """The answer to "may I call?": yes, yes as the window's probe, or not before ``retry_at``."""
-
-    granted: bool
-    probe: bool = False  # granted as the window's probe
-    retry_at: float = 0.0
-    awaiting_probe: bool = False  # not granted: another instance's probe is in flight
-
-
-SPENT = BucketTake(granted=True)
-PROBE = BucketTake(granted=True, probe=True)
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    scope: str  # "global", "bucket:<id>", "token" or "cloudflare"
-    until: float
-    reason: str
-
-
-def window_of(now: float) -> int:
-    return math.floor(now / WINDOW_SECONDS)
-
-
-def window_end(now: float) -> float:
-    return float((window_of(now) + 1) * WINDOW_SECONDS)
 
 
 class DynamoDBFleetState:
@@ -96,7 +56,7 @@ class DynamoDBFleetState:
             lambda: self._client.query(
                 TableName=self._table,
                 KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": _BLOCKED}},
+                ExpressionAttributeValues={":pk": {"S": keys.BLOCKED}},
                 ConsistentRead=True,
             ),
         )
@@ -113,10 +73,10 @@ class DynamoDBFleetState:
             "writing a fleet block",
             lambda: self._client.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": _BLOCKED}, "sk": {"S": scope}},
+                Key=keys.key(keys.BLOCKED, scope),
                 UpdateExpression="SET blocked_until = :until, reason = :reason, #ttl = :ttl",
                 ConditionExpression="attribute_not_exists(blocked_until) OR blocked_until < :until",
-                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
                     ":until": {"N": repr(until)},
                     ":reason": {"S": reason[:200]},
@@ -127,7 +87,7 @@ class DynamoDBFleetState:
 
     def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
         """Spend one request from a bucket, or say when to try again."""
-        key = {"pk": {"S": _BUCKET}, "sk": {"S": scope}}
+        key = keys.key(keys.BUCKET, scope)
         spent = write_if(
             f"taking from {scope}",
             lambda: self._client.update_item(
@@ -165,7 +125,7 @@ class DynamoDBFleetState:
                 UpdateExpression="SET remaining = :zero, reset_at = :until, probing = :me, "
                 "#ttl = :ttl",
                 ConditionExpression="attribute_not_exists(reset_at) OR reset_at <= :now",
-                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
                 ExpressionAttributeValues={
                     ":zero": {"N": "0"},
                     ":until": {"N": repr(now + probe_seconds)},
@@ -185,7 +145,7 @@ class DynamoDBFleetState:
             f"ending the probe of {scope}",
             lambda: self._client.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": _BUCKET}, "sk": {"S": scope}},
+                Key=keys.key(keys.BUCKET, scope),
                 UpdateExpression="SET reset_at = :now REMOVE probing",
                 ConditionExpression="probing = :me",
                 ExpressionAttributeValues={":now": {"N": repr(now)}, ":me": {"S": self._id}},
@@ -203,7 +163,7 @@ class DynamoDBFleetState:
             f"recording {scope}",
             lambda: self._client.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": _BUCKET}, "sk": {"S": scope}},
+                Key=keys.key(keys.BUCKET, scope),
                 UpdateExpression="SET #limit = :limit, remaining = :remaining, reset_at = :reset, "
                 "#window = :window, discord_bucket = :bucket, #ttl = :ttl REMOVE probing",
                 ConditionExpression="attribute_not_exists(#window) OR #window < :window "
@@ -211,7 +171,7 @@ class DynamoDBFleetState:
                 ExpressionAttributeNames={
                     "#limit": "limit",
                     "#window": "window",
-                    "#ttl": TTL_ATTRIBUTE,
+                    "#ttl": keys.TTL_ATTRIBUTE,
                 },
                 ExpressionAttributeValues={
                     ":limit": {"N": str(state.limit)},
@@ -226,27 +186,27 @@ class DynamoDBFleetState:
 
     def take_budget(self, now: float, limit: int) -> bool:
         """Take one lookup from this window's budget; False when it is spent."""
-        return self._take(_BUDGET, f"window#{window_of(now)}", window_end(now), limit)
+        return self._take(keys.BUDGET, keys.window_sort_key(window_of(now)), window_end(now), limit)
 
     def take_second(self, now: float, limit: int) -> bool:
         """Take one call from this second's share of the per-bot rate; False when spent."""
         second = math.floor(now)
-        return self._take(_RATE, f"second#{second}", second + 1.0, limit)
+        return self._take(keys.RATE, keys.second_sort_key(second), second + 1.0, limit)
 
     def _take(self, pk: str, sk: str, ends: float, limit: int) -> bool:
         return self._add(pk, sk, ends, below=limit) is not None
 
     def count_invalid(self, now: float) -> int:
         """Count one invalid answer in this window; return the window's total so far."""
-        return self._add(_INVALID, f"window#{window_of(now)}", window_end(now)) or 0
+        return self._add(keys.INVALID, keys.window_sort_key(window_of(now)), window_end(now)) or 0
 
     def _add(self, pk: str, sk: str, ends: float, *, below: int | None = None) -> int | None:
         """Add one to a counter; its new value, or None when it had reached ``below``."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
-            "Key": {"pk": {"S": pk}, "sk": {"S": sk}},
+            "Key": keys.key(pk, sk),
             "UpdateExpression": "ADD n :one SET #ttl = if_not_exists(#ttl, :ttl)",
-            "ExpressionAttributeNames": {"#ttl": TTL_ATTRIBUTE},
+            "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
             "ExpressionAttributeValues": {
                 ":one": {"N": "1"},
                 ":ttl": {"N": str(math.ceil(ends) + WINDOW_SECONDS)},

@@ -1,4 +1,4 @@
-"""How adapters call DynamoDB: a failure is CacheUnavailable, a refused condition an answer.
+"""How adapters call DynamoDB: a failure is TableUnavailable, a refused condition an answer.
 
 Conditional writes are how the fleet agrees on anything, so "the condition said
 no" is an expected result, returned as ``Refused`` (with the item that stood
@@ -9,11 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from invite_proxy.errors import CacheUnavailable
+from invite_proxy.errors import TableUnavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+def dynamodb_client(timeout: float) -> DynamoDBClient:
+    import boto3
+
+    from invite_proxy.aws_clients import client_config
+
+    return boto3.client("dynamodb", config=client_config(timeout))
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,11 +35,11 @@ class Refused:
 
 
 def call[R](what: str, request: Callable[[], R]) -> R:
-    """One DynamoDB call; any failure is CacheUnavailable naming ``what``."""
+    """One DynamoDB call; any failure is TableUnavailable naming ``what``."""
     try:
         return request()
     except (BotoCoreError, ClientError) as exc:
-        raise CacheUnavailable(detail=f"{what} failed: {exc}") from None
+        raise TableUnavailable(detail=f"{what} failed: {exc}") from None
 
 
 def write_if[R](what: str, request: Callable[[], R]) -> R | Refused:
@@ -38,9 +49,9 @@ def write_if[R](what: str, request: Callable[[], R]) -> R | Refused:
     except ClientError as exc:
         if _refused(exc):
             return Refused(exc.response.get("Item", {}))  # type: ignore[arg-type]
-        raise CacheUnavailable(detail=f"{what} failed: {exc}") from None
+        raise TableUnavailable(detail=f"{what} failed: {exc}") from None
     except BotoCoreError as exc:
-        raise CacheUnavailable(detail=f"{what} failed: {exc}") from None
+        raise TableUnavailable(detail=f"{what} failed: {exc}") from None
 
 
 def _refused(exc: ClientError) -> bool:

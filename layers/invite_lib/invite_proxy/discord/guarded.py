@@ -1,0 +1,87 @@
+"""The one road to Discord: every call goes through the fleet's guard, and is measured.
+
+Public lookups, admin DELETEs and every call a rule run makes (listing, vanity
+code, named-code lookup) come through here: the guard admits the call (blocks,
+rate, bucket and, for public lookups, the budget) within the caller's deadline,
+the raw client sends it, and the guard records what Discord answered. A refusal
+surfaces as the error Discord would have sent, without a request. Only the
+webhook post goes around it: webhooks are limited per webhook, not per bot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from invite_proxy import observability as obs
+from invite_proxy.discord.client import encode_audit_reason
+from invite_proxy.discord.routes import Route
+from invite_proxy.errors import DiscordError, InviteProxyError
+from invite_proxy.models import vanity_code_of_url
+
+if TYPE_CHECKING:
+    from invite_proxy.discord.client import DiscordClient, DiscordResponse
+    from invite_proxy.upstream_guard import UpstreamGuard
+
+
+class GuardedDiscord:
+    def __init__(self, client: DiscordClient, guard: UpstreamGuard) -> None:
+        self._client = client
+        self._guard = guard
+
+    def lookup_invite(
+        self, code: str, params: Mapping[str, str], *, deadline: float
+    ) -> DiscordResponse:
+        """A public lookup: it also spends the fleet's lookup budget."""
+        return self._call(Route.get_invite(code), deadline, params=params, spend_budget=True)
+
+    def get_invite(self, code: str, *, deadline: float) -> DiscordResponse:
+        """A rule run's lookup of a named code: never held back by public traffic's budget."""
+        return self._call(Route.get_invite(code), deadline)
+
+    def delete_invite(self, code: str, reason: str | None, *, deadline: float) -> DiscordResponse:
+        """Revoke an invite. Discord answers 200 with the invite it deleted."""
+        headers = {"X-Audit-Log-Reason": encode_audit_reason(reason)} if reason else None
+        return self._call(Route.delete_invite(code), deadline, headers=headers)
+
+    def list_guild_invites(self, guild_id: str, *, deadline: float) -> DiscordResponse:
+        """Every invite of a guild, with metadata (uses, max_age, ...). Needs Manage Guild."""
+        return self._call(Route.guild_invites(guild_id), deadline)
+
+    def guild_vanity_code(self, guild_id: str, *, deadline: float) -> str | None:
+        """The guild's vanity code; None when it has none."""
+        return vanity_code_of_url(self._call(Route.guild_vanity_url(guild_id), deadline).payload)
+
+    def _call(
+        self,
+        route: Route,
+        deadline: float,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        spend_budget: bool = False,
+    ) -> DiscordResponse:
+        self._guard.admit(route.bucket, deadline, spend_budget=spend_budget)
+        obs.count("UpstreamCall")
+        started = time.perf_counter()
+        try:
+            response = self._client.request(route, params=params, headers=headers)
+        except InviteProxyError as exc:
+            _measure(started, getattr(exc, "status", None))
+            self._guard.observe_error(exc, route.bucket)
+            if isinstance(exc, DiscordError):
+                obs.count_by("UpstreamError", "ErrorKind", exc.code)
+                obs.logger.warning(
+                    "upstream error", extra={"error_code": exc.code, "detail": exc.detail}
+                )
+            raise
+        _measure(started, response.status)
+        self._guard.observe(response.rate_limit, route.bucket)
+        return response
+
+
+def _measure(started: float, status: int | None) -> None:
+    latency_ms = round((time.perf_counter() - started) * 1000, 2)
+    obs.logger.append_keys(upstream_status=status, upstream_latency_ms=latency_ms)
+    obs.milliseconds("UpstreamLatency", latency_ms)

@@ -1,0 +1,59 @@
+"""Every key in the table, and its TTL attribute: the one place their formats are spelt.
+
+    pk = "invite#<code>"   sk = "variant#<variant>"   a cached answer (cache.py)
+                           sk = "lease#<variant>"     its fetch lease (leases.py)
+                           sk = "revoked"             when the code was last revoked
+    pk = "fleet#blocked"   sk = "<scope>"             the fleet's state (fleet_state.py)
+    pk = "fleet#invalid"   sk = "window#<n>"
+    pk = "fleet#budget"    sk = "window#<n>"
+    pk = "fleet#rate"      sk = "second#<t>"
+    pk = "fleet#bucket"    sk = "<bucket>"
+
+Every item carries ``ttl`` (epoch seconds). DynamoDB deletes expired items
+lazily, days later if it likes, so reads check it themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TTL_ATTRIBUTE = "ttl"
+VARIANT_PREFIX = "variant#"
+LEASE_PREFIX = "lease#"
+REVOKED_SORT_KEY = "revoked"
+
+BLOCKED = "fleet#blocked"
+INVALID = "fleet#invalid"
+BUDGET = "fleet#budget"
+RATE = "fleet#rate"
+BUCKET = "fleet#bucket"
+
+Key = dict[str, Any]
+
+
+def key(pk: str, sk: str) -> Key:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def invite_partition(code: str) -> str:
+    return f"invite#{code}"
+
+
+def variant_key(code: str, variant: str) -> Key:
+    return key(invite_partition(code), VARIANT_PREFIX + variant)
+
+
+def lease_key(code: str, variant: str) -> Key:
+    return key(invite_partition(code), LEASE_PREFIX + variant)
+
+
+def revoked_key(code: str) -> Key:
+    return key(invite_partition(code), REVOKED_SORT_KEY)
+
+
+def window_sort_key(window: int) -> str:
+    return f"window#{window}"
+
+
+def second_sort_key(second: int) -> str:
+    return f"second#{second}"
