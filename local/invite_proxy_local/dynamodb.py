@@ -25,19 +25,29 @@ def start_moto_server() -> tuple[object, str]:
 def ensure_table(template: Template, table_name: str, endpoint_url: str | None = None) -> bool:
     """Create the cache table from template.yaml's own definition unless it exists.
 
-    Returns True when it created the table.
+    Several local runs may start together over one DynamoDB, as a Lambda fleet
+    does: whoever loses the race to create the table waits for it to be ACTIVE.
+    Returns True when this call created the table.
     """
     client = boto3.client("dynamodb", endpoint_url=endpoint_url)
+    wait = client.get_waiter("table_exists")
     try:
         client.describe_table(TableName=table_name)
-        return False
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceNotFoundException":
             raise
-    client.create_table(**template.create_table_kwargs(table_name))
-    client.get_waiter("table_exists").wait(
-        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
-    )
+    else:
+        wait.wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        return False
+    try:
+        client.create_table(**template.create_table_kwargs(table_name))
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        # "Already exists" means another run created it a moment ago: ready soon.
+        wait.wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        return False
+    wait.wait(TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     ttl_attribute = template.ttl_attribute()
     if ttl_attribute:
         client.update_time_to_live(

@@ -1,12 +1,17 @@
 """Composition root: settings in, ready services out. Called once per execution environment.
 
-Each function imports what only it needs, so each Lambda function's cold start
-pays for its own path alone (the API never loads the rule models, say).
+``api_services``, ``rule_runner`` and ``admin_verifier`` make the real adapters
+(DynamoDB, Discord, Secrets Manager) and hand them to ``build_api`` and
+``build_rule_runner``, which tests call with in-memory fakes and a fake clock:
+the same assembly either way. Each function imports what only it needs, so each
+Lambda function's cold start pays for its own path alone.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy.secret_source import SecretSource, secrets_manager_string, static_secret
 from invite_proxy.settings import SECRETS_MANAGER_TIMEOUT
@@ -16,16 +21,26 @@ if TYPE_CHECKING:
     from pydantic import SecretStr
 
     from invite_proxy.admin_tokens import AdminTokenVerifier
-    from invite_proxy.discord.guarded import GuardedDiscord
-    from invite_proxy.lookup_service import InviteLookupService
-    from invite_proxy.revocation_service import InviteRevocationService
-    from invite_proxy.rule_runner import RuleRunner
+    from invite_proxy.discord.client import DiscordClient
+    from invite_proxy.discord.guarded import GuardedDiscord, RawDiscord
+    from invite_proxy.lookup_service import FetchLeases, InviteCache, InviteLookupService
+    from invite_proxy.revocation_service import EvictingCache, InviteRevocationService
+    from invite_proxy.rule_runner import Notifier, RuleCache, RuleRunner
     from invite_proxy.settings import (
         ApiSettings,
         AuthorizerSettings,
         DiscordSettings,
         RevokerSettings,
     )
+    from invite_proxy.upstream_guard import FleetState
+
+    class ApiCache(InviteCache, EvictingCache, Protocol): ...
+
+    class RevokerCache(EvictingCache, RuleCache, Protocol): ...
+
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
 
 
 def secret(
@@ -39,16 +54,10 @@ def secret(
     return static_secret(local_value.get_secret_value() if local_value else None)
 
 
-def guarded_discord(
-    settings: DiscordSettings, table: DynamoDBClient, *, lookup_budget: int = 0
-) -> GuardedDiscord:
-    """The one road to Discord: the raw client behind the fleet's guard."""
+def discord_client(settings: DiscordSettings) -> DiscordClient:
     from invite_proxy.discord.client import DiscordClient
-    from invite_proxy.discord.guarded import GuardedDiscord
-    from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
-    from invite_proxy.upstream_guard import GuardPolicy, UpstreamGuard
 
-    client = DiscordClient(
+    return DiscordClient(
         base_url=settings.discord_api_base_url,
         token=secret(
             settings.discord_token_secret_id,
@@ -59,36 +68,59 @@ def guarded_discord(
         connect_timeout=settings.discord_connect_timeout,
         read_timeout=settings.discord_read_timeout,
     )
-    guard = UpstreamGuard(
-        DynamoDBFleetState(table, settings.table_name),
-        GuardPolicy(
-            max_wait_seconds=settings.rate_limit_wait_seconds,
-            lookup_budget=lookup_budget,
-            calls_per_second=settings.fleet_calls_per_second,
-            token_lock_seconds=settings.token_lock_seconds,
-            cloudflare_block_seconds=settings.cloudflare_block_seconds,
-            invalid_warn_threshold=settings.invalid_warn_threshold,
-            probe_seconds=settings.attempt_seconds,
-        ),
+
+
+def guarded_discord(
+    settings: DiscordSettings,
+    client: RawDiscord,
+    fleet: FleetState,
+    *,
+    lookup_budget: int = 0,
+    clock: Clock = time.time,
+    sleep: Sleep = time.sleep,
+) -> GuardedDiscord:
+    """The one road to Discord: the raw client behind the fleet's guard."""
+    from invite_proxy.discord.guarded import GuardedDiscord
+    from invite_proxy.upstream_guard import GuardPolicy, UpstreamGuard
+
+    policy = GuardPolicy(
+        max_wait_seconds=settings.rate_limit_wait_seconds,
+        lookup_budget=lookup_budget,
+        calls_per_second=settings.fleet_calls_per_second,
+        token_lock_seconds=settings.token_lock_seconds,
+        cloudflare_block_seconds=settings.cloudflare_block_seconds,
+        invalid_warn_threshold=settings.invalid_warn_threshold,
+        probe_seconds=settings.attempt_seconds,
     )
-    return GuardedDiscord(client, guard)
+    return GuardedDiscord(client, UpstreamGuard(fleet, policy, clock=clock, sleep=sleep))
 
 
-def api_services(settings: ApiSettings) -> tuple[InviteLookupService, InviteRevocationService]:
-    """The API function's two services, sharing one DynamoDB client and one road to Discord."""
-    from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-    from invite_proxy.dynamodb.calls import dynamodb_client
-    from invite_proxy.dynamodb.leases import DynamoDBLeases
+def build_api(
+    settings: ApiSettings,
+    *,
+    cache: ApiCache,
+    leases: FetchLeases,
+    fleet: FleetState,
+    client: RawDiscord,
+    clock: Clock = time.time,
+    sleep: Sleep = time.sleep,
+) -> tuple[InviteLookupService, InviteRevocationService]:
+    """The API function's two services, sharing one cache and one road to Discord."""
     from invite_proxy.lookup_service import CoalescingPolicy, InviteLookupService, RetryPolicy
     from invite_proxy.revocation_service import InviteRevocationService
 
-    table = dynamodb_client(settings.dynamodb_timeout)
-    cache = DynamoDBInviteCache(table, settings.table_name)
-    discord = guarded_discord(settings, table, lookup_budget=settings.lookup_budget_per_10_minutes)
+    discord = guarded_discord(
+        settings,
+        client,
+        fleet,
+        lookup_budget=settings.lookup_budget_per_10_minutes,
+        clock=clock,
+        sleep=sleep,
+    )
     lookup = InviteLookupService(
         cache=cache,
         discord=discord,
-        leases=DynamoDBLeases(table, settings.table_name),
+        leases=leases,
         policy=settings.cache_policy,
         coalescing=CoalescingPolicy(
             lease_seconds=settings.lease_seconds,
@@ -101,9 +133,26 @@ def api_services(settings: ApiSettings) -> tuple[InviteLookupService, InviteRevo
             deadline_seconds=settings.lookup_deadline_seconds,
         ),
         allowed_guilds=settings.allowed_guilds,
+        clock=clock,
+        sleep=sleep,
     )
-    revocations = InviteRevocationService(cache=cache, discord=discord)
-    return lookup, revocations
+    return lookup, InviteRevocationService(cache=cache, discord=discord, clock=clock)
+
+
+def api_services(settings: ApiSettings) -> tuple[InviteLookupService, InviteRevocationService]:
+    from invite_proxy.dynamodb.cache import DynamoDBInviteCache
+    from invite_proxy.dynamodb.calls import dynamodb_client
+    from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
+    from invite_proxy.dynamodb.leases import DynamoDBLeases
+
+    table = dynamodb_client(settings.dynamodb_timeout)
+    return build_api(
+        settings,
+        cache=DynamoDBInviteCache(table, settings.table_name),
+        leases=DynamoDBLeases(table, settings.table_name),
+        fleet=DynamoDBFleetState(table, settings.table_name),
+        client=discord_client(settings),
+    )
 
 
 def admin_verifier(settings: AuthorizerSettings) -> AdminTokenVerifier:
@@ -118,17 +167,39 @@ def admin_verifier(settings: AuthorizerSettings) -> AdminTokenVerifier:
     )
 
 
+def build_rule_runner(
+    settings: RevokerSettings,
+    *,
+    cache: RevokerCache,
+    fleet: FleetState,
+    client: RawDiscord,
+    notifier: Notifier | None,
+    clock: Clock = time.time,
+    sleep: Sleep = time.sleep,
+) -> RuleRunner:
+    from invite_proxy.revocation_service import InviteRevocationService
+    from invite_proxy.rule_runner import RuleRunner
+
+    # Every call a rule run makes goes through the guard, as the API's do.
+    discord = guarded_discord(settings, client, fleet, clock=clock, sleep=sleep)
+    return RuleRunner(
+        discord=discord,
+        revoker=InviteRevocationService(cache=cache, discord=discord, clock=clock),
+        cache=cache,
+        notifier=notifier,
+        reserve_seconds=settings.reserve_seconds,
+        clock=clock,
+        sleep=sleep,
+    )
+
+
 def rule_runner(settings: RevokerSettings) -> RuleRunner:
     from invite_proxy.discord.webhook import WebhookNotifier
     from invite_proxy.dynamodb.cache import DynamoDBInviteCache
     from invite_proxy.dynamodb.calls import dynamodb_client
-    from invite_proxy.revocation_service import InviteRevocationService
-    from invite_proxy.rule_runner import RuleRunner
+    from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
 
-    table = dynamodb_client(settings.dynamodb_timeout)
-    cache = DynamoDBInviteCache(table, settings.table_name)
-    # Every call a rule run makes goes through the guard, as the API's do.
-    discord = guarded_discord(settings, table)
+    table: DynamoDBClient = dynamodb_client(settings.dynamodb_timeout)
     notifier = None
     if settings.has_webhook:
         notifier = WebhookNotifier(
@@ -140,10 +211,10 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
             timeout=settings.webhook_timeout,
             user_agent=settings.user_agent,
         )
-    return RuleRunner(
-        discord=discord,
-        revoker=InviteRevocationService(cache=cache, discord=discord),
-        cache=cache,
+    return build_rule_runner(
+        settings,
+        cache=DynamoDBInviteCache(table, settings.table_name),
+        fleet=DynamoDBFleetState(table, settings.table_name),
+        client=discord_client(settings),
         notifier=notifier,
-        reserve_seconds=settings.reserve_seconds,
     )

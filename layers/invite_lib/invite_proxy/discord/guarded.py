@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy import observability as obs
 from invite_proxy.discord.client import encode_audit_reason
@@ -21,12 +21,24 @@ from invite_proxy.errors import DiscordError, InviteProxyError
 from invite_proxy.models import vanity_code_of_url
 
 if TYPE_CHECKING:
-    from invite_proxy.discord.client import DiscordClient, DiscordResponse
+    from invite_proxy.discord.client import DiscordResponse
     from invite_proxy.upstream_guard import UpstreamGuard
 
 
+class RawDiscord(Protocol):
+    """The unguarded client (discord/client.py), or a test's stand-in for it."""
+
+    def request(
+        self,
+        route: Route,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DiscordResponse: ...
+
+
 class GuardedDiscord:
-    def __init__(self, client: DiscordClient, guard: UpstreamGuard) -> None:
+    def __init__(self, client: RawDiscord, guard: UpstreamGuard) -> None:
         self._client = client
         self._guard = guard
 

@@ -15,9 +15,9 @@ import requests
 
 from discord_emulator import DiscordEmulator
 from tests.conftest import closed_port
-from tests.local_processes import Process, clean_env
+from tests.e2e.local_processes import Process, clean_env
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

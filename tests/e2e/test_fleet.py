@@ -7,6 +7,7 @@ nothing else, so whatever they do together they do through DynamoDB.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ import requests
 
 from discord_emulator import DiscordEmulator, Fault
 from tests.conftest import closed_port
-from tests.local_processes import Process, clean_env
+from tests.e2e.local_processes import Process, clean_env
 
 ROUTE = "GET /invites/{code}"
 Fleet = Callable[..., list[str]]
@@ -42,6 +43,31 @@ def start_fleet(moto_endpoint: str, table_name: str, emulator: DiscordEmulator) 
     yield start
     for process in processes:
         process.stop()
+
+
+def test_a_fleet_started_together_over_a_new_table_all_starts(
+    moto_endpoint: str, emulator: DiscordEmulator
+) -> None:
+    """Three local runs race to create the table; every one must come up and serve."""
+    table = f"fresh-{uuid.uuid4().hex[:8]}"
+    ports = [closed_port() for _ in range(3)]
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
+        "CACHE_TABLE_NAME": table,
+        "DISCORD_API_BASE_URL": emulator.base_url,
+    }
+    processes = [Process(clean_env(PORT=str(port), **env)) for port in ports]
+    try:
+        created = [p.wait_for("DynamoDB:") for p in processes]
+        for process in processes:
+            process.wait_for("CORS:")
+        assert sum("(created)" in line for line in created) == 1
+        for port in ports:
+            response = requests.get(f"http://127.0.0.1:{port}/invites/no-such-1", timeout=10)
+            assert response.status_code == 404
+    finally:
+        for process in processes:
+            process.stop()
 
 
 def upstream_calls_by_code(emulator: DiscordEmulator) -> Counter[str]:

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +152,10 @@ def test_layer_requirements_are_generated_from_the_lock_file() -> None:
 
 @pytest.fixture(scope="session")
 def sam() -> str:
-    sam_bin = os.environ.get("SAM_BIN") or shutil.which("sam")
+    # make test names it; plain pytest finds the one `make install-sam` put in the repo.
+    sam_bin = os.environ.get("SAM_BIN") or str(REPO_ROOT / ".tools/sam/bin/sam")
+    if not Path(sam_bin).exists():
+        sam_bin = shutil.which("sam") or ""
     if not sam_bin or not Path(sam_bin).exists():
         if os.environ.get("CI"):
             pytest.fail("SAM_BIN is not set; run the tests through `make test`")
@@ -161,9 +165,9 @@ def sam() -> str:
 
 def _run_sam(sam: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, SAM_CLI_TELEMETRY="0")
-    python_bin = os.environ.get("SAM_PYTHON_BIN")
-    if python_bin:  # sam build needs python3.13 on PATH to match the runtime
-        env["PATH"] = f"{python_bin}:{env['PATH']}"
+    # sam build needs python3.13 on PATH to match the runtime: the project's own is one.
+    python_bin = os.environ.get("SAM_PYTHON_BIN") or str(Path(sys.executable).parent)
+    env["PATH"] = f"{python_bin}:{env['PATH']}"
     return subprocess.run(
         [sam, *args],
         cwd=REPO_ROOT,

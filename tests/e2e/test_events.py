@@ -16,8 +16,8 @@ from invite_proxy_local.gateway import ExecutionEnvironment, LocalGateway
 from invite_proxy_local.template import Route, Template
 from tests.conftest import use_local_servers
 
-EVENTS = Path(__file__).resolve().parents[1] / "events"
-SAM_SAMPLE = Path(__file__).parent / "data" / "sam_http_api_proxy_event.json"
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+SAM_SAMPLE = Path(__file__).parents[1] / "data" / "sam_http_api_proxy_event.json"
 
 # API event file -> expected status
 API_EVENTS = {

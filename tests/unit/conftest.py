@@ -1,0 +1,78 @@
+"""A world of in-memory adapters on a fake clock, assembled by the real composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from invite_proxy.lookup_service import InviteLookupService
+from invite_proxy.revocation_service import InviteRevocationService
+from invite_proxy.rule_runner import Notifier, RuleRunner
+from invite_proxy.settings import ApiSettings, RevokerSettings
+from invite_proxy.wiring import build_api, build_rule_runner
+from tests.unit.fakes import (
+    FakeClock,
+    FakeDiscord,
+    InMemoryCache,
+    InMemoryFleetState,
+    InMemoryLeases,
+    Table,
+)
+
+
+@dataclass
+class World:
+    """One table, one Discord, one clock; each ``api()`` is another Lambda instance."""
+
+    clock: FakeClock = field(default_factory=FakeClock)
+    table: Table = field(init=False)
+    cache: InMemoryCache = field(init=False)
+    fleet: InMemoryFleetState = field(init=False)
+    discord: FakeDiscord = field(init=False)
+    lease_records: dict[Any, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.table = Table(self.clock)
+        self.cache = InMemoryCache(self.table)
+        self.fleet = InMemoryFleetState(self.table)
+        self.discord = FakeDiscord(self.clock)
+
+    def api(self, **env: Any) -> tuple[InviteLookupService, InviteRevocationService]:
+        settings = ApiSettings.from_env(
+            {"CACHE_TABLE_NAME": "unit-table", **{k: str(v) for k, v in env.items()}}
+        )
+        leases = InMemoryLeases(self.table, self.lease_records)
+        self.cache.leases = leases
+        return build_api(
+            settings,
+            cache=self.cache,
+            leases=leases,
+            fleet=self.fleet.view(),
+            client=self.discord,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+        )
+
+    def lookups(self, **env: Any) -> InviteLookupService:
+        return self.api(**env)[0]
+
+    def runner(self, notifier: Notifier | None = None, **env: Any) -> RuleRunner:
+        settings = RevokerSettings.from_env(
+            {"CACHE_TABLE_NAME": "unit-table", **{k: str(v) for k, v in env.items()}}
+        )
+        return build_rule_runner(
+            settings,
+            cache=self.cache,
+            fleet=self.fleet.view(),
+            client=self.discord,
+            notifier=notifier,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+        )
+
+
+@pytest.fixture
+def world() -> World:
+    return World()

@@ -1,0 +1,343 @@
+"""In-memory stand-ins for the adapters, and a clock that moves only when told.
+
+Each fake keeps the contract of the adapter it replaces (the same conditional
+semantics as the DynamoDB adapters, the same errors as the Discord client), so
+the services run unchanged at the speed of pure Python. Every fake can charge
+its worst-case time to the clock, so deadline tests see what a slow table or a
+slow Discord would cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from invite_proxy.cache_policy import CacheEntry, EntryKind
+from invite_proxy.discord.client import DiscordResponse
+from invite_proxy.discord.routes import Route
+from invite_proxy.errors import InviteProxyError, TableUnavailable, UnknownInvite
+from invite_proxy.leases import HeldElsewhere, Lease
+from invite_proxy.rate_limits import BucketState, RateLimit
+from invite_proxy.upstream_guard import PROBE, SPENT, Block, BucketTake, window_of
+
+START = 1_800_000_000.0
+
+
+class FakeClock:
+    """Time stands still until something sleeps or charges for its work."""
+
+    def __init__(self, now: float = START) -> None:
+        self.now = now
+        self.slept: list[float] = []
+        # Run while something sleeps: what other instances do in the meantime.
+        self.meanwhile: list[Callable[[], None]] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0, seconds
+        self.slept.append(seconds)
+        self.now += seconds
+        while self.meanwhile:
+            self.meanwhile.pop(0)()
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Table:
+    """What the three DynamoDB adapters share: the clock, a per-call cost, and failure."""
+
+    def __init__(self, clock: FakeClock, call_seconds: float = 0.0) -> None:
+        self.clock = clock
+        self.call_seconds = call_seconds  # what one DynamoDB call costs at worst
+        self.calls = 0
+        self.down = False
+
+    def charge(self, calls: int = 1) -> None:
+        """Account for ``calls`` DynamoDB calls, as the real adapter would make them."""
+        self.calls += calls
+        self.clock.advance(calls * self.call_seconds)
+        if self.down:
+            raise TableUnavailable(detail="fake table is down")
+
+
+@dataclass
+class _Revoked:
+    at: float
+
+
+class InMemoryCache:
+    """The DynamoDB invite cache's contract: expiry on read, revocation marks, eviction."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.entries: dict[tuple[str, str], CacheEntry] = {}
+        self.revoked: dict[str, _Revoked] = {}
+        self.leases: InMemoryLeases | None = None  # eviction clears these too
+
+    def get(
+        self, code: str, variant: str, now: float, *, consistent: bool = False
+    ) -> CacheEntry | None:
+        self.table.charge()
+        entry = self.entries.get((code, variant))
+        return None if entry is None or entry.is_expired(now) else entry
+
+    def put(self, entry: CacheEntry, *, fetch_started: float | None = None) -> bool:
+        self.table.charge()
+        mark = self.revoked.get(entry.code)
+        if fetch_started is not None and mark is not None and mark.at >= fetch_started:
+            return False
+        self.entries[(entry.code, entry.variant)] = entry
+        return True
+
+    def variants_of(self, code: str) -> list[str]:
+        return [variant for (c, variant) in self.entries if c == code]
+
+    def evict(self, code: str, revoked_at: float) -> list[str]:
+        leases = self.leases.held_for(code) if self.leases else []
+        variants = self.variants_of(code)
+        # The adapter: the mark, the query, a delete for each variant and each lease.
+        self.table.charge(2 + len(variants) + len(leases))
+        self.revoked[code] = _Revoked(revoked_at)
+        bodies = []
+        for variant in variants:
+            entry = self.entries.pop((code, variant))
+            if entry.kind is EntryKind.INVITE:
+                bodies.append(entry.body)
+        if self.leases:
+            self.leases.drop(code)
+        return bodies
+
+    def shorten_ttl(self, code: str, ttl: int) -> int:
+        variants = self.variants_of(code)
+        self.table.charge(1 + len(variants))
+        shortened = 0
+        for variant in variants:
+            entry = self.entries[(code, variant)]
+            if entry.expires_at > ttl:
+                self.entries[(code, variant)] = _with_ttl(entry, ttl)
+                shortened += 1
+        return shortened
+
+
+def _with_ttl(entry: CacheEntry, ttl: int) -> CacheEntry:
+    return CacheEntry(
+        code=entry.code,
+        variant=entry.variant,
+        kind=entry.kind,
+        body=entry.body,
+        etag=entry.etag,
+        fetched_at=entry.fetched_at,
+        fresh_until=min(entry.fresh_until, ttl),
+        expires_at=ttl,
+    )
+
+
+@dataclass
+class LeaseRecord:
+    owner: str
+    until: float
+    failed: str | None = None
+
+
+class InMemoryLeases:
+    """Fetch leases: taken when free or run out, settled only by their owner."""
+
+    _owners = itertools.count(1)
+
+    def __init__(self, table: Table, shared: dict[tuple[str, str], LeaseRecord] | None = None):
+        self.table = table
+        # Instances of one fleet share the records, each with its own owner id.
+        self.records = shared if shared is not None else {}
+        self.owner = f"instance-{next(self._owners)}"
+
+    def acquire(self, code: str, variant: str, now: float, seconds: float) -> Lease | HeldElsewhere:
+        self.table.charge()
+        held = self.records.get((code, variant))
+        if held is not None and held.until >= now:
+            return HeldElsewhere(until=held.until, failed=held.failed)
+        self.records[(code, variant)] = LeaseRecord(self.owner, now + seconds)
+        return Lease(code, variant, self.owner, now + seconds)
+
+    def finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
+        self.table.charge()
+        held = self.records.get((lease.code, lease.variant))
+        if held is not None and held.owner == lease.owner:
+            held.until, held.failed = until, failed
+
+    def held_for(self, code: str) -> list[str]:
+        return [variant for (c, variant) in self.records if c == code]
+
+    def drop(self, code: str) -> None:
+        for key in [k for k in self.records if k[0] == code]:
+            del self.records[key]
+
+
+@dataclass
+class _Bucket:
+    reset_at: float = 0.0
+    remaining: int = 0
+    window: float = -math.inf
+    probing: str | None = None
+
+
+class InMemoryFleetState:
+    """The fleet's shared state, with the DynamoDB adapter's conditional semantics."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self.blocks: dict[str, Block] = {}
+        self.counters: dict[tuple[str, int], int] = {}
+        self.buckets: dict[str, _Bucket] = {}
+        self.id = f"fleet-{next(self._ids)}"
+
+    def view(self) -> InMemoryFleetState:
+        """The same shared state, as another instance (with its own probe id) sees it."""
+        other = InMemoryFleetState(self.table)
+        other.blocks, other.counters, other.buckets = self.blocks, self.counters, self.buckets
+        return other
+
+    def active_blocks(self, now: float) -> list[Block]:
+        self.table.charge()
+        return [b for b in self.blocks.values() if b.until > now]
+
+    def block(self, scope: str, until: float, reason: str) -> None:
+        self.table.charge()
+        held = self.blocks.get(scope)
+        if held is None or held.until < until:
+            self.blocks[scope] = Block(scope, until, reason)
+
+    def count_invalid(self, now: float) -> int:
+        self.table.charge()
+        return self._add("invalid", window_of(now)) or 0
+
+    def take_budget(self, now: float, limit: int) -> bool:
+        self.table.charge()
+        return self._add("budget", window_of(now), below=limit) is not None
+
+    def take_second(self, now: float, limit: int) -> bool:
+        self.table.charge()
+        return self._add("rate", math.floor(now), below=limit) is not None
+
+    def _add(self, counter: str, slot: int, *, below: int | None = None) -> int | None:
+        n = self.counters.get((counter, slot), 0)
+        if below is not None and n >= below:
+            return None
+        self.counters[(counter, slot)] = n + 1
+        return n + 1
+
+    def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
+        bucket = self.buckets.setdefault(scope, _Bucket())
+        if bucket.reset_at > now and bucket.remaining > 0:
+            self.table.charge()
+            bucket.remaining -= 1
+            return SPENT
+        if bucket.reset_at > now:
+            self.table.charge()
+            if bucket.probing:
+                return BucketTake(
+                    granted=False, retry_at=min(bucket.reset_at, now + 0.05), awaiting_probe=True
+                )
+            return BucketTake(granted=False, retry_at=bucket.reset_at)
+        self.table.charge(2)
+        bucket.remaining, bucket.reset_at, bucket.probing = 0, now + probe_seconds, self.id
+        return PROBE
+
+    def record_bucket(self, scope: str, state: BucketState) -> None:
+        self.table.charge()
+        bucket = self.buckets.setdefault(scope, _Bucket())
+        if bucket.window < state.window or (
+            bucket.window == state.window and bucket.remaining > state.remaining
+        ):
+            bucket.reset_at, bucket.remaining = state.reset_at, state.remaining
+            bucket.window, bucket.probing = state.window, None
+
+    def end_probe(self, scope: str, now: float) -> None:
+        self.table.charge()
+        bucket = self.buckets.get(scope)
+        if bucket is not None and bucket.probing == self.id:
+            bucket.reset_at, bucket.probing = now, None
+
+
+Answer = Callable[[Route, Mapping[str, str] | None], DiscordResponse]
+
+
+@dataclass
+class FakeDiscord:
+    """The raw Discord client's contract: a 2xx answer, or the error the client would raise.
+
+    Invites live in ``invites``; ``faults`` are raised in order before anything else.
+    """
+
+    clock: FakeClock
+    latency: float = 0.0  # each call's time, as a slow Discord would take it
+    token_seconds: float = 0.0  # each call's token read, as if its cache had just run out
+    invites: dict[str, dict[str, Any]] = field(default_factory=dict)
+    guilds: dict[str, list[str]] = field(default_factory=dict)  # guild id -> its invite codes
+    vanity: dict[str, str] = field(default_factory=dict)
+    faults: list[InviteProxyError] = field(default_factory=list)
+    # Raised for every call to a route ("DELETE /invites/x"), or to every route of a method.
+    refuse: dict[str, InviteProxyError] = field(default_factory=dict)
+    rate_limit: RateLimit | None = None  # the headers each answer carries
+    calls: list[Route] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    # Run once, after the next answer is decided and before it arrives: what happens meanwhile.
+    while_answering: list[Callable[[Route], None]] = field(default_factory=list)
+
+    def add_invite(self, code: str, guild_id: str = "1000", **fields: Any) -> dict[str, Any]:
+        invite = {"code": code, "guild_id": guild_id, "guild": {"id": guild_id}, **fields}
+        self.invites[code] = invite
+        self.guilds.setdefault(guild_id, []).append(code)
+        return invite
+
+    def request(
+        self,
+        route: Route,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> DiscordResponse:
+        self.calls.append(route)
+        self.clock.advance(self.token_seconds + self.latency)
+        if self.faults:
+            raise self.faults.pop(0)
+        refusal = self.refuse.get(f"{route.method} {route.path}") or self.refuse.get(route.method)
+        if refusal is not None:
+            raise refusal
+        answer = self._decide(route)
+        while self.while_answering:
+            self.while_answering.pop(0)(route)
+        return answer
+
+    def _decide(self, route: Route) -> DiscordResponse:
+        method, parts = route.method, route.path.strip("/").split("/")
+        if parts[0] == "invites":
+            invite = self.invites.get(parts[1])
+            if invite is None:
+                raise UnknownInvite(detail="fake: unknown invite", rate_limit=self.rate_limit)
+            if method == "DELETE":
+                self.deleted.append(parts[1])
+                del self.invites[parts[1]]
+            return self._answer(invite)
+        if parts[2] == "invites":
+            return self._answer([self.invites[c] for c in self.guilds.get(parts[1], [])])
+        return self._answer({"code": self.vanity.get(parts[1])})
+
+    def _answer(self, payload: Any) -> DiscordResponse:
+        return DiscordResponse(
+            status=200,
+            body=json.dumps(payload),
+            payload=payload,
+            rate_limit=self.rate_limit or RateLimit(),
+        )
+
+    def routes(self) -> Iterator[str]:
+        return (f"{r.method} {r.path}" for r in self.calls)

@@ -1,0 +1,235 @@
+"""The guard's decisions on the one road to Discord: blocks, rate, buckets, budget, deadlines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from invite_proxy.discord.guarded import GuardedDiscord
+from invite_proxy.errors import (
+    BudgetExhausted,
+    DiscordBlocked,
+    DiscordMissingPermissions,
+    DiscordRateLimited,
+    DiscordUnauthorized,
+    InviteProxyError,
+    UnknownInvite,
+)
+from invite_proxy.rate_limits import RateLimit
+from invite_proxy.settings import ApiSettings
+from invite_proxy.upstream_guard import WINDOW_SECONDS
+from invite_proxy.wiring import guarded_discord
+from tests.unit.conftest import World
+from tests.unit.fakes import InMemoryFleetState
+
+FAR = float("inf")
+
+
+def instance(world: World, fleet: InMemoryFleetState | None = None, **env: Any) -> GuardedDiscord:
+    """One Lambda instance's road to Discord, over the world's shared fleet state."""
+    settings = ApiSettings.from_env(
+        {"CACHE_TABLE_NAME": "unit-table", **{k: str(v) for k, v in env.items()}}
+    )
+    return guarded_discord(
+        settings,
+        world.discord,
+        fleet or world.fleet.view(),
+        lookup_budget=settings.lookup_budget_per_10_minutes,
+        clock=world.clock,
+        sleep=world.clock.sleep,
+    )
+
+
+@pytest.fixture
+def road(world: World) -> GuardedDiscord:
+    world.discord.add_invite("abc-123")
+    world.discord.add_invite("def-456")
+    return instance(world)
+
+
+def lookup(road: GuardedDiscord, code: str = "abc-123", deadline: float = FAR) -> Any:
+    return road.lookup_invite(code, {}, deadline=deadline)
+
+
+# -- blocks -------------------------------------------------------------------------------
+
+
+def test_a_429_blocks_its_bucket_for_the_whole_fleet(world: World, road: GuardedDiscord) -> None:
+    world.discord.faults.append(DiscordRateLimited(retry_after=30.0, scope="user"))
+    with pytest.raises(DiscordRateLimited):
+        lookup(road)
+    with pytest.raises(DiscordRateLimited) as refused:
+        lookup(instance(world), "def-456")  # another instance, another code, same bucket
+    assert refused.value.retry_after == pytest.approx(30.0)
+    assert len(world.discord.calls) == 1
+    # Another bucket is not held back.
+    assert instance(world).delete_invite("def-456", None, deadline=FAR).status == 200
+
+
+def test_a_global_429_blocks_every_bucket(world: World, road: GuardedDiscord) -> None:
+    world.discord.faults.append(
+        DiscordRateLimited(retry_after=5.0, is_global=True, rate_limit=RateLimit(is_global=True))
+    )
+    with pytest.raises(DiscordRateLimited):
+        lookup(road)
+    with pytest.raises(DiscordRateLimited):
+        road.delete_invite("abc-123", None, deadline=FAR)
+    assert len(world.discord.calls) == 1
+
+
+def test_a_short_block_is_waited_out(world: World, road: GuardedDiscord) -> None:
+    world.discord.faults.append(DiscordRateLimited(retry_after=0.3, scope="user"))
+    with pytest.raises(DiscordRateLimited):
+        lookup(road)
+    assert lookup(road).status == 200
+    assert world.clock.slept == [pytest.approx(0.3)]
+
+
+def test_a_cloudflare_block_lasts_at_least_its_floor(world: World, road: GuardedDiscord) -> None:
+    world.discord.faults.append(DiscordBlocked(status=403, retry_after=5.0))
+    with pytest.raises(DiscordBlocked):
+        lookup(road)
+    world.clock.advance(599)
+    with pytest.raises(DiscordBlocked) as refused:
+        road.list_guild_invites("1000", deadline=FAR)
+    assert refused.value.retry_after == pytest.approx(1.0)
+    world.clock.advance(1.1)
+    assert lookup(road).status == 200
+
+
+def test_a_401_locks_the_token(world: World, road: GuardedDiscord) -> None:
+    world.discord.faults.append(DiscordUnauthorized(status=401))
+    with pytest.raises(DiscordUnauthorized):
+        lookup(road)
+    with pytest.raises(DiscordUnauthorized):
+        road.delete_invite("abc-123", None, deadline=FAR)
+    world.clock.advance(60.1)
+    assert lookup(road).status == 200
+
+
+@pytest.mark.parametrize(
+    ("error", "invalid"),
+    [
+        (DiscordRateLimited(retry_after=0.0, scope="user"), 1),
+        (DiscordRateLimited(retry_after=0.0, scope="shared"), 0),
+        (DiscordMissingPermissions(status=403), 1),
+        (DiscordUnauthorized(status=401), 1),
+        (UnknownInvite(), 0),
+    ],
+)
+def test_invalid_answers_are_counted_as_discord_counts_them(
+    world: World, road: GuardedDiscord, error: InviteProxyError, invalid: int
+) -> None:
+    world.discord.faults.append(error)
+    with pytest.raises(type(error)):
+        lookup(road)
+    counted = sum(n for (counter, _), n in world.fleet.counters.items() if counter == "invalid")
+    assert counted == invalid
+
+
+def test_a_failing_fleet_state_lets_calls_through(world: World, road: GuardedDiscord) -> None:
+    world.table.down = True
+    assert lookup(road).status == 200
+    world.discord.faults.append(DiscordRateLimited(retry_after=30.0, scope="user"))
+    with pytest.raises(DiscordRateLimited):
+        lookup(road)
+
+
+# -- rate and buckets ---------------------------------------------------------------------
+
+
+def test_the_fleet_rate_holds_calls_to_the_next_second(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    world.clock.now = float(int(world.clock.now)) + 0.8
+    road = instance(world, FLEET_CALLS_PER_SECOND=2, RATE_LIMIT_WAIT_SECONDS=0.5)
+    lookup(road)
+    lookup(road)
+    lookup(road)  # the third waits 0.2 s for the next second
+    assert world.clock.slept == [pytest.approx(0.2)]
+
+
+def test_an_empty_bucket_is_waited_out_or_refused(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    world.discord.rate_limit = RateLimit(limit=5, remaining=0, reset=1.0, reset_after=0.4)
+    road = instance(world, RATE_LIMIT_WAIT_SECONDS=0.5)
+    lookup(road)  # the probe: its answer says the bucket is empty for 0.4 s
+    lookup(road)
+    assert world.clock.slept == [pytest.approx(0.4)]
+    world.discord.rate_limit = RateLimit(limit=5, remaining=0, reset=2.0, reset_after=3.0)
+    lookup(road)
+    with pytest.raises(DiscordRateLimited) as refused:
+        lookup(road)
+    assert refused.value.retry_after == pytest.approx(3.0)
+    assert len(world.discord.calls) == 3
+
+
+def test_an_unseen_bucket_lets_one_probe_through_and_its_answer_opens_it(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    world.discord.rate_limit = RateLimit(limit=5, remaining=4, reset=1.0, reset_after=1.0)
+    first, second = instance(world), instance(world)
+    first._guard.admit("bucket:invites", FAR)  # first's probe is on the wire
+    # Meanwhile the probe's answer arrives, with headers that open the window.
+    world.clock.meanwhile.append(
+        lambda: first._guard.observe(world.discord.rate_limit, "bucket:invites")
+    )
+    assert lookup(second).status == 200
+    assert 0 < sum(world.clock.slept) < 0.1  # one poll, then the window was open
+    assert world.fleet.buckets["bucket:invites"].remaining == 3
+
+
+@pytest.mark.parametrize("caller", ["lookup", "delete", "listing", "vanity", "rule lookup"])
+def test_no_caller_waits_past_its_deadline_for_a_probe(world: World, caller: str) -> None:
+    world.discord.add_invite("abc-123")
+    routes: dict[str, tuple[str, Callable[[GuardedDiscord, float], object]]] = {
+        "lookup": ("bucket:invites", lambda r, d: lookup(r, deadline=d)),
+        "delete": (
+            "bucket:invites-delete",
+            lambda r, d: r.delete_invite("abc-123", None, deadline=d),
+        ),
+        "listing": (
+            "bucket:guild-invites:1000",
+            lambda r, d: r.list_guild_invites("1000", deadline=d),
+        ),
+        "vanity": (
+            "bucket:guild-vanity:1000",
+            lambda r, d: r.guild_vanity_code("1000", deadline=d),
+        ),
+        "rule lookup": ("bucket:invites", lambda r, d: r.get_invite("abc-123", deadline=d)),
+    }
+    bucket, call = routes[caller]
+    instance(world)._guard.admit(bucket, FAR)  # another instance's probe, still in flight
+    deadline = world.clock.now + 1.5
+    with pytest.raises(DiscordRateLimited):
+        call(instance(world), deadline)
+    assert world.clock.now < deadline
+    assert sum(world.clock.slept) > 1.0  # it did wait for the probe, as long as it could
+    assert world.discord.calls == []
+
+
+# -- the budget ---------------------------------------------------------------------------
+
+
+def test_the_budget_holds_public_lookups_only(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    world.clock.now -= world.clock.now % WINDOW_SECONDS
+    road = instance(world, LOOKUP_BUDGET_PER_10_MINUTES=2)
+    lookup(road)
+    lookup(instance(world, LOOKUP_BUDGET_PER_10_MINUTES=2))
+    with pytest.raises(BudgetExhausted) as spent:
+        lookup(road)
+    assert spent.value.retry_after == pytest.approx(WINDOW_SECONDS)
+    assert road.get_invite("abc-123", deadline=FAR).status == 200  # a rule run's lookup
+    world.clock.advance(WINDOW_SECONDS)
+    assert lookup(road).status == 200
+
+
+def test_a_lookup_refused_by_the_budget_holds_no_bucket_request(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    road = instance(world, LOOKUP_BUDGET_PER_10_MINUTES=1)
+    world.clock.now -= world.clock.now % WINDOW_SECONDS
+    lookup(road)
+    with pytest.raises(BudgetExhausted):
+        lookup(road)
+    assert world.fleet.buckets["bucket:invites"].probing is None

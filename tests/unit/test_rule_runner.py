@@ -1,0 +1,180 @@
+"""Rule runs over in-memory adapters: what is chosen, what is revoked, and when a run stops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+
+from invite_proxy.cache_policy import CachePolicy, invite_entry
+from invite_proxy.errors import DiscordMissingPermissions, DiscordRateLimited, RuleRunFailed
+from invite_proxy.revocation_rules import RevocationRule
+from invite_proxy.rule_runner import RuleRunner
+from invite_proxy.settings import RESERVE_VARIANTS, RevokerSettings
+from tests.unit.conftest import World
+from tests.unit.fakes import FakeClock, LeaseRecord
+
+GUILD = "1000"
+POLICY = CachePolicy(
+    fresh_seconds=60, max_age_seconds=86_400, negative_seconds=60, stale_if_error_seconds=3600
+)
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def rule(**fields: object) -> RevocationRule:
+    return RevocationRule.parse({"name": "unit-rule", **fields})
+
+
+def lambda_time(clock: FakeClock, timeout: float) -> Callable[[], int]:
+    """get_remaining_time_in_millis for an invocation that starts now."""
+    ends = clock.now + timeout
+    return lambda: int((ends - clock.now) * 1000)
+
+
+def test_a_sweep_revokes_what_matches_oldest_first_and_spares_the_rest(world: World) -> None:
+    now = world.clock.now
+    for n, age in enumerate([7200, 9000, 60]):
+        world.discord.add_invite(f"inv-{n}", created_at=iso(now - age), max_age=0, uses=1)
+    world.discord.add_invite("keep-me", created_at=iso(now - 9999), max_age=0)
+    summary = world.runner().run(
+        rule(guild_id=GUILD, match={"older_than_seconds": 3600}, exclude_codes=["keep-me"]),
+        lambda_time(world.clock, 300),
+    )
+    assert world.discord.deleted == ["inv-1", "inv-0"]
+    assert (summary.matched, summary.revoked, summary.excluded) == (2, 2, 1)
+
+
+def test_the_vanity_code_is_never_touched(world: World) -> None:
+    world.discord.add_invite("vanity", guild={"id": GUILD, "vanity_url_code": "vanity"})
+    world.discord.add_invite("plain")
+    world.discord.vanity[GUILD] = "other-vanity"
+    world.discord.add_invite("other-vanity")
+    summary = world.runner().run(
+        rule(guild_id=GUILD, match={"older_than_seconds": 0}), lambda_time(world.clock, 300)
+    )
+    assert summary.vanity_skipped == 0  # no created_at: "older than" never matches a guess
+    summary = world.runner().run(
+        rule(codes=["vanity", "plain", "other-vanity"]), lambda_time(world.clock, 300)
+    )
+    assert world.discord.deleted == ["plain", "other-vanity"]
+    assert summary.vanity_skipped == 1
+
+
+def test_revoking_evicts_every_cached_copy(world: World) -> None:
+    world.discord.add_invite("cached-1")
+    for variant in ("counts=0#event=-", "counts=1#event=-"):
+        world.cache.put(invite_entry("cached-1", variant, "{}", None, world.clock.now, POLICY))
+    world.runner().run(rule(codes=["cached-1"]), lambda_time(world.clock, 300))
+    assert world.cache.variants_of("cached-1") == []
+
+
+def test_a_rate_limit_that_fits_is_waited_out_once(world: World) -> None:
+    world.discord.add_invite("slow-1")
+    world.discord.faults.append(DiscordRateLimited(retry_after=2.0, scope="user"))
+    summary = world.runner().run(rule(codes=["slow-1"]), lambda_time(world.clock, 300))
+    assert (summary.revoked, world.discord.deleted) == (1, ["slow-1"])
+
+
+def test_a_missing_permission_fails_one_invite_not_the_run(world: World) -> None:
+    for code in ("locked-1", "open-1"):
+        world.discord.add_invite(code)
+    world.discord.refuse["DELETE /invites/locked-1"] = DiscordMissingPermissions(status=403)
+    summary = world.runner().run(rule(codes=["locked-1", "open-1"]), lambda_time(world.clock, 300))
+    assert (summary.failed, summary.revoked) == (1, 1)
+
+
+def test_a_run_that_meets_a_long_rate_limit_stops_and_fails(world: World) -> None:
+    world.discord.add_invite("one-1")
+    world.discord.faults.append(DiscordRateLimited(retry_after=60.0, scope="user"))
+    with pytest.raises(RuleRunFailed, match="rate_limited"):
+        world.runner().run(rule(codes=["one-1"]), lambda_time(world.clock, 300))
+
+
+# -- deadlines ----------------------------------------------------------------------------
+
+
+class SlowNotifier:
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        self.clock, self.seconds, self.sent = clock, seconds, 0
+
+    def send(self, content: str) -> None:
+        self.clock.advance(self.seconds)
+        self.sent += 1
+
+
+def worst_case_world(settings: RevokerSettings, *, forbidden: bool = False) -> World:
+    """Every call as slow as its timeouts allow, every code cached in the assumed variants."""
+    world = World()
+    now = world.clock.now
+    for n in range(40):
+        code = f"doomed-{n:02}"
+        world.discord.add_invite(code, created_at=iso(now - 86_400 + n), max_age=0)
+        for v in range(RESERVE_VARIANTS):
+            variant = f"counts=0#event={v}"
+            world.cache.put(invite_entry(code, variant, "{}", None, now, POLICY))
+            world.lease_records[(code, variant)] = LeaseRecord("elsewhere", now)
+    world.api()  # eviction clears the leases of the world's instances
+    if forbidden:  # each DELETE is one more invalid answer to count
+        world.discord.refuse["DELETE"] = DiscordMissingPermissions(status=403)
+    world.table.call_seconds = settings.dynamodb_call_seconds
+    world.discord.latency = settings.attempt_seconds
+    world.discord.token_seconds = settings.secret_read_seconds
+    return world
+
+
+def overran(settings: RevokerSettings, timeout: float, reserve: float | None = None) -> bool:
+    """Whether a sweep's invocation, with ``timeout`` seconds, answered after Lambda's timeout."""
+    world = worst_case_world(settings, forbidden=timeout % 2 == 1)
+    notifier = SlowNotifier(world.clock, settings.webhook_timeout)
+    runner = world.runner(notifier=notifier, REVOCATION_WEBHOOK_URL="https://hook.example")
+    if reserve is not None:
+        runner._reserve = reserve
+    ends = world.clock.now + timeout
+    summary = runner.run(
+        rule(guild_id=GUILD, match={"older_than_seconds": 0}), lambda_time(world.clock, timeout)
+    )
+    assert summary.stopped == "deadline"
+    assert notifier.sent == 1
+    return world.clock.now > ends
+
+
+SETTINGS = {"CACHE_TABLE_NAME": "unit-table", "REVOCATION_WEBHOOK_URL": "https://hook.example"}
+TIMEOUTS = range(150, 450, 7)
+
+
+def test_a_run_near_its_deadline_stops_in_time_with_the_worst_case() -> None:
+    settings = RevokerSettings.from_env(SETTINGS)
+    assert not [t for t in TIMEOUTS if overran(settings, t)]
+
+
+def test_the_old_hand_counted_reserve_would_overrun() -> None:
+    """The bug the derived reserve fixes: 8 table calls were counted where a step makes 19."""
+    settings = RevokerSettings.from_env(SETTINGS)
+    table_calls = 4 + 4  # GUARD_CALLS + EVICTION_CALLS, as wiring.py once spelt them
+    old = settings.attempt_seconds + table_calls * settings.dynamodb_call_seconds + 2.0 + 1.0
+    assert [t for t in TIMEOUTS if overran(settings, t, reserve=old + settings.webhook_timeout)]
+
+
+def test_no_time_at_all_calls_nothing(world: World) -> None:
+    world.discord.add_invite("never-1")
+    runner: RuleRunner = world.runner()
+    summary = runner.run(rule(codes=["never-1"]), lambda: 1_000)
+    assert (summary.left, summary.stopped) == (1, "deadline")
+    assert world.discord.calls == []
+
+
+def test_a_rule_run_never_waits_past_its_deadline_for_the_fleet(world: World) -> None:
+    world.discord.add_invite("held-1")
+    settings = RevokerSettings.from_env({"CACHE_TABLE_NAME": "unit-table"})
+    # Another instance's DELETE probe is in flight and never answers.
+    world.fleet.view().take_bucket("bucket:invites-delete", world.clock.now, 1e6)
+    timeout = settings.reserve_seconds + 3.0
+    ends = world.clock.now + timeout
+    with pytest.raises(RuleRunFailed, match="rate_limited"):
+        world.runner().run(rule(codes=["held-1"]), lambda_time(world.clock, timeout))
+    assert world.discord.deleted == []
+    assert world.clock.now <= ends - settings.reserve_seconds + 0.05
