@@ -74,7 +74,9 @@ requirements-check:
 	  diff -I '^#' -q /tmp/invite-proxy-requirements.txt layers/invite_lib/requirements.txt >/dev/null || \
 	  { echo "layers/invite_lib/requirements.txt is out of date with uv.lock: run 'make lock'"; exit 1; }
 
-# The sam tests (validate --lint, build) find the CLI here.
+# The sam tests (validate --lint, build) find the CLI here. One worker per core; a test
+# file stays on one worker, so a file's servers and processes are never shared.
+PYTEST_ARGS ?= -n auto --dist loadfile
 pytest:
 	SAM_BIN=$(CURDIR)/$(SAM) SAM_PYTHON_BIN=$$(dirname "$$(scripts/find-python $(PY_RUNTIME))") \
 	  $(PYTHON) -m pytest $(PYTEST_ARGS)
@@ -94,7 +96,7 @@ build: install-sam
 	PATH="$$(dirname "$$(scripts/find-python $(PY_RUNTIME))"):$$PATH" $(SAM) build --build-dir $(BUILD_DIR)
 
 bench: install
-	$(PYTHON) -m pytest benchmarks --benchmark-only -p no:cacheprovider $(PYTEST_ARGS)
+	$(PYTHON) -m pytest benchmarks --benchmark-only -p no:cacheprovider $(BENCH_ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .benchmarks

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -163,10 +162,20 @@ def sam() -> str:
     return sam_bin
 
 
+def _runtime_python_dir() -> str:
+    found = subprocess.run(
+        [str(REPO_ROOT / "scripts/find-python"), "3.13"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return str(Path(found.stdout.strip()).parent)
+
+
 def _run_sam(sam: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, SAM_CLI_TELEMETRY="0")
-    # sam build needs python3.13 on PATH to match the runtime: the project's own is one.
-    python_bin = os.environ.get("SAM_PYTHON_BIN") or str(Path(sys.executable).parent)
+    # sam build needs a python3.13 with pip on PATH, to match the runtime.
+    python_bin = os.environ.get("SAM_PYTHON_BIN") or _runtime_python_dir()
     env["PATH"] = f"{python_bin}:{env['PATH']}"
     return subprocess.run(
         [sam, *args],

@@ -76,3 +76,13 @@ class World:
 @pytest.fixture
 def world() -> World:
     return World()
+
+
+@pytest.fixture(autouse=True)
+def no_wall_clock_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unit layer runs on the fake clock: a real sleep anywhere in it is a bug."""
+
+    def refuse(seconds: float) -> None:
+        raise AssertionError(f"time.sleep({seconds}) in a unit test: use the fake clock")
+
+    monkeypatch.setattr("time.sleep", refuse)

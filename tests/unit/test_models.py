@@ -15,7 +15,9 @@ from invite_proxy.models import (
     GuildInvite,
     Invite,
     InviteQuery,
+    guild_of,
     reason_from_header,
+    vanity_code_of,
 )
 
 VALID_CODES = ["ab", "discord-developers", "0vCdhLbwjZZTWZLD", "a" * 32, "ABC-123-xyz"]
@@ -190,7 +192,7 @@ def test_guild_invite_reads_metadata_and_keeps_the_rest() -> None:
     assert invite.channel is not None
     assert invite.channel.id == "11"
     assert invite.guild is not None
-    assert invite.guild.vanity_url_code == "vanity"
+    assert invite.guild.model_dump()["vanity_url_code"] == "vanity"  # nested extras are kept
     assert invite.is_permanent() is False
     assert invite.model_dump()["roles"] == [{"id": "44"}]
 
@@ -210,3 +212,19 @@ def test_guild_invite_knows_when_it_is_permanent(
     fields: dict[str, object], permanent: bool | None
 ) -> None:
     assert GuildInvite.model_validate({"code": "p1", **fields}).is_permanent() is permanent
+
+
+@pytest.mark.parametrize(
+    ("payload", "guild", "vanity"),
+    [
+        ({"code": "v", "guild": {"id": "33", "vanity_url_code": "v"}}, "33", "v"),
+        ({"code": "x", "guild_id": "34", "guild": {"id": "34"}}, "34", None),
+        ({"code": "y", "guild": {"id": 35, "vanity_url_code": ""}}, "35", None),
+        ({"code": "z"}, None, None),
+        (["not", "an", "invite"], None, None),
+    ],
+)
+def test_an_invites_guild_and_vanity_code_are_found_one_way(
+    payload: object, guild: str | None, vanity: str | None
+) -> None:
+    assert (guild_of(payload), vanity_code_of(payload)) == (guild, vanity)

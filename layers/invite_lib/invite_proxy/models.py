@@ -205,10 +205,6 @@ class _Ref(BaseModel):
     id: str
 
 
-class _GuildRef(_Ref):
-    vanity_url_code: str | None = None
-
-
 class GuildInvite(Invite):
     """An invite from GET /guilds/{guild_id}/invites: the invite plus its metadata.
 
@@ -221,7 +217,7 @@ class GuildInvite(Invite):
     temporary: bool | None = None
     channel: _Ref | None = None
     inviter: _Ref | None = None
-    guild: _GuildRef | None = None
+    guild: _Ref | None = None
 
     def is_permanent(self) -> bool | None:
         """Whether the invite never expires; None when nothing says."""
