@@ -19,12 +19,25 @@ from typing import Any
 from invite_proxy.cache_policy import CacheEntry, EntryKind
 from invite_proxy.discord.client import DiscordResponse
 from invite_proxy.discord.routes import Route
-from invite_proxy.errors import InviteProxyError, TableUnavailable, UnknownInvite
+from invite_proxy.errors import (
+    DiscordRateLimited,
+    InviteProxyError,
+    TableUnavailable,
+    UnknownInvite,
+)
 from invite_proxy.leases import HeldElsewhere, Lease
 from invite_proxy.rate_limits import BucketState, RateLimit
 from invite_proxy.upstream_guard import PROBE, SPENT, Block, BucketTake, window_of
 
 START = 1_800_000_000.0
+
+
+def rate_limited(
+    retry_after: float, scope: str = "user", *, is_global: bool = False
+) -> DiscordRateLimited:
+    """Discord's 429, as the client raises it."""
+    limit = RateLimit(retry_after=retry_after, scope=scope, is_global=is_global)
+    return DiscordRateLimited(retry_after=retry_after, rate_limit=limit)
 
 
 class FakeClock:

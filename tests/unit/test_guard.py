@@ -22,7 +22,7 @@ from invite_proxy.settings import ApiSettings
 from invite_proxy.upstream_guard import WINDOW_SECONDS
 from invite_proxy.wiring import guarded_discord
 from tests.unit.conftest import World
-from tests.unit.fakes import InMemoryFleetState
+from tests.unit.fakes import InMemoryFleetState, rate_limited
 
 FAR = float("inf")
 
@@ -57,7 +57,7 @@ def lookup(road: GuardedDiscord, code: str = "abc-123", deadline: float = FAR) -
 
 
 def test_a_429_blocks_its_bucket_for_the_whole_fleet(world: World, road: GuardedDiscord) -> None:
-    world.discord.faults.append(DiscordRateLimited(retry_after=30.0, scope="user"))
+    world.discord.faults.append(rate_limited(30.0, "user"))
     with pytest.raises(DiscordRateLimited):
         lookup(road)
     with pytest.raises(DiscordRateLimited) as refused:
@@ -69,9 +69,7 @@ def test_a_429_blocks_its_bucket_for_the_whole_fleet(world: World, road: Guarded
 
 
 def test_a_global_429_blocks_every_bucket(world: World, road: GuardedDiscord) -> None:
-    world.discord.faults.append(
-        DiscordRateLimited(retry_after=5.0, is_global=True, rate_limit=RateLimit(is_global=True))
-    )
+    world.discord.faults.append(rate_limited(5.0, "global", is_global=True))
     with pytest.raises(DiscordRateLimited):
         lookup(road)
     with pytest.raises(DiscordRateLimited):
@@ -80,7 +78,7 @@ def test_a_global_429_blocks_every_bucket(world: World, road: GuardedDiscord) ->
 
 
 def test_a_short_block_is_waited_out(world: World, road: GuardedDiscord) -> None:
-    world.discord.faults.append(DiscordRateLimited(retry_after=0.3, scope="user"))
+    world.discord.faults.append(rate_limited(0.3, "user"))
     with pytest.raises(DiscordRateLimited):
         lookup(road)
     assert lookup(road).status == 200
@@ -112,8 +110,8 @@ def test_a_401_locks_the_token(world: World, road: GuardedDiscord) -> None:
 @pytest.mark.parametrize(
     ("error", "invalid"),
     [
-        (DiscordRateLimited(retry_after=0.0, scope="user"), 1),
-        (DiscordRateLimited(retry_after=0.0, scope="shared"), 0),
+        (rate_limited(0.0, "user"), 1),
+        (rate_limited(0.0, "shared"), 0),
         (DiscordMissingPermissions(status=403), 1),
         (DiscordUnauthorized(status=401), 1),
         (UnknownInvite(), 0),
@@ -132,7 +130,7 @@ def test_invalid_answers_are_counted_as_discord_counts_them(
 def test_a_failing_fleet_state_lets_calls_through(world: World, road: GuardedDiscord) -> None:
     world.table.down = True
     assert lookup(road).status == 200
-    world.discord.faults.append(DiscordRateLimited(retry_after=30.0, scope="user"))
+    world.discord.faults.append(rate_limited(30.0, "user"))
     with pytest.raises(DiscordRateLimited):
         lookup(road)
 

@@ -20,7 +20,7 @@ from invite_proxy.lookup_service import CacheStatus
 from invite_proxy.models import InviteQuery
 from invite_proxy.upstream_guard import WINDOW_SECONDS
 from tests.unit.conftest import World
-from tests.unit.fakes import LeaseRecord
+from tests.unit.fakes import LeaseRecord, rate_limited
 
 PLAIN = InviteQuery.parse("abc-123", None)
 COUNTS = InviteQuery.parse("abc-123", {"with_counts": "true"})
@@ -114,7 +114,7 @@ def test_stale_if_error_serves_an_older_copy_within_its_bound(world: World) -> N
 @pytest.mark.parametrize(
     "error",
     [
-        DiscordRateLimited(retry_after=30.0, scope="user"),
+        rate_limited(30.0, "user"),
         DiscordTimeout(),
     ],
 )
@@ -212,7 +212,7 @@ def test_a_failed_fetch_is_shared_for_a_moment_not_repeated(world: World) -> Non
 
 
 def test_a_failure_the_guard_answers_releases_the_lease_at_once(world: World) -> None:
-    world.discord.faults.append(DiscordRateLimited(retry_after=0.2, scope="user"))
+    world.discord.faults.append(rate_limited(0.2, "user"))
     with pytest.raises(DiscordRateLimited):
         world.lookups(UPSTREAM_RETRIES=0).lookup(PLAIN)
     world.clock.advance(0.3)  # the 429's own block is over; no failure is held

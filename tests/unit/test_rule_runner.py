@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import pytest
 
 from invite_proxy.cache_policy import CachePolicy, invite_entry
-from invite_proxy.errors import DiscordMissingPermissions, DiscordRateLimited, RuleRunFailed
+from invite_proxy.errors import DiscordMissingPermissions, RuleRunFailed
 from invite_proxy.revocation_rules import RevocationRule
 from invite_proxy.rule_runner import RuleRunner
 from invite_proxy.settings import RESERVE_VARIANTS, RevokerSettings
 from tests.unit.conftest import World
-from tests.unit.fakes import FakeClock, LeaseRecord
+from tests.unit.fakes import FakeClock, LeaseRecord, rate_limited
 
 GUILD = "1000"
 POLICY = CachePolicy(
@@ -74,7 +74,7 @@ def test_revoking_evicts_every_cached_copy(world: World) -> None:
 
 def test_a_rate_limit_that_fits_is_waited_out_once(world: World) -> None:
     world.discord.add_invite("slow-1")
-    world.discord.faults.append(DiscordRateLimited(retry_after=2.0, scope="user"))
+    world.discord.faults.append(rate_limited(2.0, "user"))
     summary = world.runner().run(rule(codes=["slow-1"]), lambda_time(world.clock, 300))
     assert (summary.revoked, world.discord.deleted) == (1, ["slow-1"])
 
@@ -89,7 +89,7 @@ def test_a_missing_permission_fails_one_invite_not_the_run(world: World) -> None
 
 def test_a_run_that_meets_a_long_rate_limit_stops_and_fails(world: World) -> None:
     world.discord.add_invite("one-1")
-    world.discord.faults.append(DiscordRateLimited(retry_after=60.0, scope="user"))
+    world.discord.faults.append(rate_limited(60.0, "user"))
     with pytest.raises(RuleRunFailed, match="rate_limited"):
         world.runner().run(rule(codes=["one-1"]), lambda_time(world.clock, 300))
 

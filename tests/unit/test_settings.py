@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from invite_proxy.settings import VERSION, ApiSettings, SettingsError
+from invite_proxy.aws_clients import client_config, worst_call_seconds
+from invite_proxy.settings import (
+    VERSION,
+    ApiSettings,
+    AuthorizerSettings,
+    RevokerSettings,
+    SettingsError,
+)
 
 
 def test_defaults() -> None:
@@ -51,3 +60,25 @@ def test_empty_variables_mean_unset() -> None:
 def test_bad_configuration_names_the_variable(env: dict[str, str], field: str) -> None:
     with pytest.raises(SettingsError, match=field):
         ApiSettings.from_env(env)
+
+
+@pytest.mark.parametrize("timeout", [0.1, 1.0, 2.0])
+def test_an_aws_calls_worst_case_is_what_its_client_is_configured_to_do(timeout: float) -> None:
+    """Every attempt botocore makes may time out connecting and then reading."""
+    import boto3
+
+    client = boto3.client("dynamodb", region_name="us-east-1", config=client_config(timeout))
+    config: Any = client.meta.config  # botocore sets these attributes dynamically
+    attempts = config.retries["total_max_attempts"]
+    per_attempt = config.connect_timeout + config.read_timeout
+    backoff = (attempts - 1) * 1.0  # standard mode sleeps at most 1 s before the first retry
+    assert attempts == 2  # the README's "retry once"
+    assert worst_call_seconds(timeout) == pytest.approx(attempts * per_attempt + backoff)
+
+
+def test_each_function_reads_only_its_own_settings() -> None:
+    # The authorizer starts without the table it never uses.
+    assert AuthorizerSettings.from_env({}).admin_tokens_cache_seconds == 60
+    revoker = RevokerSettings.from_env({"CACHE_TABLE_NAME": "invites"})
+    assert not hasattr(revoker, "cache_fresh_seconds")
+    assert revoker.reserve_seconds > revoker.attempt_seconds + revoker.secret_read_seconds

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from botocore.config import Config
 
-ATTEMPTS = 2  # the first try and one retry
+ATTEMPTS = 2  # the first try and one retry (botocore's max_attempts would count retries only)
 # Standard retry mode sleeps at most 1 s (times jitter) before the second attempt.
 RETRY_BACKOFF_SECONDS = 1.0
 
@@ -22,7 +22,7 @@ def client_config(timeout: float) -> Config:
     return Config(
         connect_timeout=timeout,
         read_timeout=timeout,
-        retries={"mode": "standard", "max_attempts": ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
     )
 
 

@@ -12,8 +12,10 @@ flag instead of keeping its own list of classes:
 * ``retry_later``: the failure is about now, not about the request; trying
   again later can succeed. A rule run stops on one, since it will recur.
 * ``serve_stale``: an older cached copy is a better answer than this error.
-* ``fleet_scope``: what the guard blocks for the whole fleet after it
-  (``rate_limit``, ``cloudflare``, ``token``), or None.
+* ``fleet_scope``: the guard answers it for the whole fleet, with its own
+  Retry-After (a lease holder that meets one lets go at once): ``rate_limit``,
+  ``cloudflare`` and ``token`` block the fleet after them, ``budget`` is the
+  lookup budget; None for everything else.
 * ``counts_as_invalid``: Discord counts it towards the 10,000-in-10-minutes ban.
 * ``revocation_outcome``: what the audit log says when a revocation meets it.
 
@@ -116,7 +118,6 @@ class DiscordError(InviteProxyError):
 class DiscordUnauthorized(DiscordError):
     code = "upstream_unauthorized"
     default_message = "Discord rejected the proxy's credentials."
-    retry_later = True
     serve_stale = True
     fleet_scope = "token"
 
@@ -160,12 +161,10 @@ class DiscordRateLimited(DiscordError):
         public_message: str | None = None,
         *,
         retry_after: float,
-        is_global: bool = False,
-        scope: str | None = None,
+        rate_limit: RateLimit,
         status: int | None = 429,
         discord_code: int | None = None,
         detail: str | None = None,
-        rate_limit: RateLimit | None = None,
     ) -> None:
         super().__init__(
             public_message,
@@ -175,8 +174,15 @@ class DiscordRateLimited(DiscordError):
             retry_after=retry_after,
             rate_limit=rate_limit,
         )
-        self.is_global = is_global
-        self.scope = scope
+        self.rate_limit: RateLimit = rate_limit
+
+    @property
+    def is_global(self) -> bool:
+        return self.rate_limit.is_global
+
+    @property
+    def scope(self) -> str | None:
+        return self.rate_limit.scope
 
     @property
     def counts_as_invalid(self) -> bool:

@@ -134,7 +134,7 @@ def reason_from_header(raw: str | None) -> str | None:
     try:
         return _audit_reason().validate_python(decoded)
     except ValidationError as exc:
-        message = exc.errors(include_url=False)[0]["msg"]
+        message = problems(exc)[0]
         raise InvalidInput(
             f"Invalid X-Audit-Log-Reason: {message} (1 to 512 characters once decoded)."
         ) from None

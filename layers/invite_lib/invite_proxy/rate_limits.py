@@ -69,9 +69,6 @@ class RateLimit:
         )
 
 
-NO_RATE_LIMIT = RateLimit()
-
-
 def _float(value: Any) -> float | None:
     try:
         return float(value)

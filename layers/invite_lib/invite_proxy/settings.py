@@ -1,8 +1,8 @@
 """Typed configuration, parsed once from environment variables: one model per function.
 
 Each function reads only its own model, so the authorizer does not need the
-cache table it never uses, and a setting no function reads is not accepted
-silently by one that does.
+cache table it never uses. Variables a model does not know are ignored: the
+local run gives every function the same environment.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ SECRETS_MANAGER_TIMEOUT = 2.0
 # Time a rule run keeps back at the end for the summary and metrics, with slack.
 REPORTING_SECONDS = 1.0
 # The reserve for one revocation assumes its code is cached in at most this many variants
-# (with counts or not, for one or two scheduled events): each adds DynamoDB deletes.
+# (with counts or not, with no scheduled event or one): each adds two DynamoDB deletes.
+# Callers choose variants (any event id), so this is an assumption, not a limit.
 RESERVE_VARIANTS = 4
 
 
@@ -156,8 +157,8 @@ class ApiSettings(DiscordSettings):
 
     @property
     def lease_seconds(self) -> float:
-        """A fetch lease outlasts the holder's whole lookup and its cache write, with slack:
-        a live holder never loses its lease, a crashed one loses it soon."""
+        """A fetch lease outlasts the holder's whole lookup and a normal cache write, with
+        slack: a live holder keeps its lease, a crashed one loses it soon."""
         return self.lookup_deadline_seconds + 2 * self.dynamodb_timeout + 1.0
 
 

@@ -38,9 +38,11 @@ BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
 # Scopes that stop every call, whatever its bucket: the whole bot, the whole IP, the token.
 _FLEET_SCOPES = frozenset({"global", "cloudflare", "token"})
 
-# The fleet state's calls around one Discord call, at worst: before it, the blocks, the
-# rate (again after a wait), the budget, the bucket (a take, then a probe); after it, the
-# headers, the invalid count and a block. Deadlines that must hold the worst case use these.
+# Table calls that can land after a caller's deadline, at worst. ``admit`` never starts a
+# wait that ends after the deadline, but the calls after its last wait still take their
+# time: the blocks, the rate (again after a wait), the budget, the bucket (a take, then a
+# probe), six at most. After the Discord call: the headers, the invalid count and a block.
+# Deadlines that must hold the worst case (the rule runner's reserve) use these.
 ADMIT_CALLS = 6
 OBSERVE_CALLS = 3
 
@@ -123,13 +125,16 @@ class UpstreamGuard:
         now = self._clock()
         block = self._longest_block(now, bucket)
         if block is not None:
-            now = self._wait_or_refuse(block, now, deadline)
+            now = self._wait_or_refuse(block, deadline)
         if not self._take(self._state.take_second, now, self._policy.calls_per_second):
             second_left = 1.0 - (now % 1.0)
-            now = self._wait_or_refuse(Block("global", now + second_left, "rate"), now, deadline)
+            now = self._wait_or_refuse(Block("global", now + second_left, "rate"), deadline)
             if not self._take(self._state.take_second, now, self._policy.calls_per_second):
                 raise DiscordRateLimited(
-                    retry_after=1.0, is_global=True, status=None, detail="fleet rate"
+                    retry_after=1.0,
+                    rate_limit=RateLimit(retry_after=1.0, is_global=True),
+                    status=None,
+                    detail="fleet rate",
                 )
         budget = self._policy.lookup_budget
         if spend_budget and budget and not self._take(self._state.take_budget, now, budget):
@@ -155,7 +160,7 @@ class UpstreamGuard:
             # away, so it is waited for within the deadline, not the small wait budget.
             max_wait = math.inf if take.awaiting_probe else give_up_at - now
             empty = Block(bucket, take.retry_at, "bucket empty")
-            now = self._wait_or_refuse(empty, now, deadline, max_wait)
+            now = self._wait_or_refuse(empty, deadline, max_wait)
 
     def _longest_block(self, now: float, bucket: str) -> Block | None:
         try:
@@ -177,9 +182,10 @@ class UpstreamGuard:
             return True
 
     def _wait_or_refuse(
-        self, block: Block, now: float, deadline: float, max_wait: float | None = None
+        self, block: Block, deadline: float, max_wait: float | None = None
     ) -> float:
         """Sleep until the block ends if that fits both waits; else raise the refusal."""
+        now = self._clock()  # the table calls since the last reading took time too
         wait = block.until - now
         limit = self._policy.max_wait_seconds if max_wait is None else max_wait
         if wait <= limit and block.until < deadline:
@@ -256,6 +262,5 @@ def _refusal(block: Block, wait: float) -> InviteProxyError:
         return DiscordBlocked(retry_after=wait, detail=detail)
     if block.scope == "token":
         return DiscordUnauthorized(retry_after=wait, detail=detail)
-    return DiscordRateLimited(
-        retry_after=wait, is_global=block.scope == "global", status=None, detail=detail
-    )
+    rate_limit = RateLimit(retry_after=wait, is_global=block.scope == "global")
+    return DiscordRateLimited(retry_after=wait, rate_limit=rate_limit, status=None, detail=detail)

@@ -139,12 +139,7 @@ def error_for(status: int, payload: Any, rate_limit: RateLimit, text: str) -> In
     if status in (403, 429) and (not is_discord_json or code == CLOUDFLARE_BLOCKED):
         return DiscordBlocked(retry_after=rate_limit.retry_after, **kwargs)
     if status == 429:
-        return DiscordRateLimited(
-            retry_after=rate_limit.retry_after or 1.0,
-            is_global=rate_limit.is_global,
-            scope=rate_limit.scope,
-            **kwargs,
-        )
+        return DiscordRateLimited(retry_after=rate_limit.retry_after or 1.0, **kwargs)
     if status == 401:
         return DiscordUnauthorized(**kwargs)
     if status == 403:

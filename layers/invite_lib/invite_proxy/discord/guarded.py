@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from invite_proxy import observability as obs
 from invite_proxy.discord.client import encode_audit_reason
 from invite_proxy.discord.routes import Route
-from invite_proxy.errors import DiscordError, InviteProxyError
+from invite_proxy.errors import InviteProxyError, UnknownInvite
 from invite_proxy.models import vanity_code_of_url
 
 if TYPE_CHECKING:
@@ -79,14 +79,17 @@ class GuardedDiscord:
         started = time.perf_counter()
         try:
             response = self._client.request(route, params=params, headers=headers)
-        except InviteProxyError as exc:
-            _measure(started, getattr(exc, "status", None))
+        except UnknownInvite as exc:  # an answer, not a failure: it still spends the bucket
+            _measure(started, exc.status)
             self._guard.observe_error(exc, route.bucket)
-            if isinstance(exc, DiscordError):
-                obs.count_by("UpstreamError", "ErrorKind", exc.code)
-                obs.logger.warning(
-                    "upstream error", extra={"error_code": exc.code, "detail": exc.detail}
-                )
+            raise
+        except InviteProxyError as exc:
+            _measure(started, exc.status)
+            self._guard.observe_error(exc, route.bucket)
+            obs.count_by("UpstreamError", "ErrorKind", exc.code)
+            obs.logger.warning(
+                "upstream error", extra={"error_code": exc.code, "detail": exc.detail}
+            )
             raise
         _measure(started, response.status)
         self._guard.observe(response.rate_limit, route.bucket)
