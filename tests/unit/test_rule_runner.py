@@ -167,6 +167,21 @@ def test_no_time_at_all_calls_nothing(world: World) -> None:
     assert world.discord.calls == []
 
 
+def test_a_sweep_with_time_for_one_call_stops_at_the_deadline_not_on_an_error(
+    world: World,
+) -> None:
+    settings = RevokerSettings.from_env({"CACHE_TABLE_NAME": "unit-table"})
+    world.discord.add_invite("late-1", created_at=iso(world.clock.now - 7200), max_age=0)
+    world.discord.latency = 10.0
+    timeout = settings.reserve_seconds + 5.0  # room for the vanity lookup, then no more
+    summary = world.runner().run(
+        rule(guild_id=GUILD, match={"older_than_seconds": 0}), lambda_time(world.clock, timeout)
+    )
+    assert summary.stopped == "deadline"
+    assert [r.path for r in world.discord.calls] == [f"/guilds/{GUILD}/vanity-url"]
+    assert world.discord.deleted == []
+
+
 def test_a_rule_run_never_waits_past_its_deadline_for_the_fleet(world: World) -> None:
     world.discord.add_invite("held-1")
     settings = RevokerSettings.from_env({"CACHE_TABLE_NAME": "unit-table"})

@@ -160,8 +160,17 @@ class RuleRunner:
         summary: RunSummary,
         remaining_ms: RemainingMillis,
     ) -> None:
-        invites, vanity_codes = self._listing(guild_id, remaining_ms)
-        vanity_codes |= self._vanity_code(guild_id, remaining_ms)
+        # Each of the two calls before any revocation is a step of its own: it starts
+        # only with the reserve in hand, and the run stops cleanly when it is not.
+        if self._out_of_time(remaining_ms):
+            self._stop_for_deadline(summary, 0)
+            return
+        vanity_codes = self._vanity_code(guild_id, remaining_ms)
+        if self._out_of_time(remaining_ms):
+            self._stop_for_deadline(summary, 0)
+            return
+        invites, listed_vanity_codes = self._listing(guild_id, remaining_ms)
+        vanity_codes |= listed_vanity_codes
         selection = select(rule, invites, self._now(), vanity_codes)
         if rule.codes is not None:
             listed = {invite.code for invite in invites}
