@@ -21,7 +21,6 @@ from invite_proxy.errors import (
     DiscordRateLimited,
     InvalidInput,
     InviteProxyError,
-    PermissionDenied,
     RuleRunFailed,
     TableUnavailable,
     UnknownInvite,
@@ -299,13 +298,14 @@ class RuleRunner:
                 ),
                 remaining_ms,
             )
-        except UnknownInvite:
-            summary.already_gone += 1
-        except PermissionDenied:
-            summary.failed += 1  # this invite's channel only; the rest may be fine
-        except InviteProxyError:
+        except InviteProxyError as exc:
+            if exc.revocation_outcome == "already_gone":
+                summary.already_gone += 1
+                return
             summary.failed += 1
-            raise
+            if exc.revocation_outcome != "forbidden":
+                raise
+            # Forbidden: this invite's channel only; the rest may be fine.
         else:
             summary.revoked += 1
 
