@@ -46,6 +46,7 @@ class RecordedRequest:
     route: str | None
     status: int = 0
     body: bytes = b""
+    at: float = 0.0  # the emulator's clock when it arrived
 
 
 @dataclass
@@ -133,6 +134,7 @@ class EmulatorState:
         self.rate_limit = 50  # requests per window per bucket
         self.rate_window = 1.0  # seconds
         self._windows: dict[str, tuple[float, int]] = {}
+        self.window_starts: dict[str, list[float]] = {}  # per bucket: when each window began
         # Discord's global limit: requests per second per bot, across every route.
         self.global_limit = 50
         self.global_window = 1.0
@@ -274,6 +276,7 @@ class EmulatorState:
             return None
 
     def record(self, request: RecordedRequest) -> None:
+        request.at = self.now()
         with self.lock:
             self.requests.append(request)
 
@@ -296,6 +299,8 @@ class EmulatorState:
             started, used = self._windows.get(key, (now, 0))
             if now - started >= window:
                 started, used = now, 0
+            if used == 0:
+                self.window_starts.setdefault(key, []).append(started)
             allowed = used < limit
             if allowed:
                 used += 1

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.dynamodb.fleet_state import PROBE_POLL_SECONDS, DynamoDBFleetState
+from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
 from invite_proxy.rate_limits import BucketState
-from invite_proxy.upstream_guard import PROBE, SPENT
+from invite_proxy.upstream_guard import PROBE, PROBE_POLL_SECONDS, SPENT
 
 SCOPE = "bucket:invites"
 

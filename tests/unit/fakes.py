@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +24,10 @@ from invite_proxy.errors import (
     TableUnavailable,
     UnknownInvite,
 )
+from invite_proxy.instance_state import InstanceFleetState
 from invite_proxy.leases import HeldElsewhere, Lease
 from invite_proxy.rate_limits import BucketState, RateLimit
-from invite_proxy.upstream_guard import PROBE, SPENT, Block, BucketTake, window_of
+from invite_proxy.upstream_guard import Block, BucketTake
 
 START = 1_800_000_000.0
 
@@ -192,92 +192,56 @@ class InMemoryLeases:
             del self.records[key]
 
 
-@dataclass
-class _Bucket:
-    reset_at: float = 0.0
-    remaining: int = 0
-    window: float = -math.inf
-    probing: str | None = None
-
-
 class InMemoryFleetState:
-    """The fleet's shared state, with the DynamoDB adapter's conditional semantics."""
+    """The fleet's shared state: the library's own in-memory twin, charged as table calls."""
 
-    _ids = itertools.count(1)
-
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, memory: InstanceFleetState | None = None) -> None:
         self.table = table
-        self.blocks: dict[str, Block] = {}
-        self.counters: dict[tuple[str, int], int] = {}
-        self.buckets: dict[str, _Bucket] = {}
-        self.id = f"fleet-{next(self._ids)}"
+        self.memory = memory or InstanceFleetState()
 
     def view(self) -> InMemoryFleetState:
         """The same shared state, as another instance (with its own probe id) sees it."""
-        other = InMemoryFleetState(self.table)
-        other.blocks, other.counters, other.buckets = self.blocks, self.counters, self.buckets
-        return other
+        return InMemoryFleetState(self.table, InstanceFleetState(shared=self.memory))
+
+    @property
+    def buckets(self) -> dict[str, Any]:
+        return self.memory.buckets
+
+    @property
+    def counters(self) -> dict[tuple[str, int], int]:
+        return self.memory.counters
 
     def active_blocks(self, now: float) -> list[Block]:
         self.table.charge()
-        return [b for b in self.blocks.values() if b.until > now]
+        return self.memory.active_blocks(now)
 
     def block(self, scope: str, until: float, reason: str) -> None:
         self.table.charge()
-        held = self.blocks.get(scope)
-        if held is None or held.until < until:
-            self.blocks[scope] = Block(scope, until, reason)
+        self.memory.block(scope, until, reason)
 
     def count_invalid(self, now: float) -> int:
         self.table.charge()
-        return self._add("invalid", window_of(now)) or 0
+        return self.memory.count_invalid(now)
 
     def take_budget(self, now: float, limit: int) -> bool:
         self.table.charge()
-        return self._add("budget", window_of(now), below=limit) is not None
+        return self.memory.take_budget(now, limit)
 
     def take_second(self, now: float, limit: int) -> bool:
         self.table.charge()
-        return self._add("rate", math.floor(now), below=limit) is not None
-
-    def _add(self, counter: str, slot: int, *, below: int | None = None) -> int | None:
-        n = self.counters.get((counter, slot), 0)
-        if below is not None and n >= below:
-            return None
-        self.counters[(counter, slot)] = n + 1
-        return n + 1
+        return self.memory.take_second(now, limit)
 
     def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
-        bucket = self.buckets.setdefault(scope, _Bucket())
-        if bucket.reset_at > now and bucket.remaining > 0:
-            self.table.charge()
-            bucket.remaining -= 1
-            return SPENT
-        if bucket.reset_at > now:
-            self.table.charge()
-            if bucket.probing:
-                return BucketTake(
-                    granted=False, retry_at=min(bucket.reset_at, now + 0.05), awaiting_probe=True
-                )
-            return BucketTake(granted=False, retry_at=bucket.reset_at)
-        self.table.charge(2)
-        bucket.remaining, bucket.reset_at, bucket.probing = 0, now + probe_seconds, self.id
-        return PROBE
+        self.table.charge(2)  # a take, then a probe: the adapter's worst case
+        return self.memory.take_bucket(scope, now, probe_seconds)
 
     def record_bucket(self, scope: str, state: BucketState) -> None:
         self.table.charge()
-        bucket = self.buckets.setdefault(scope, _Bucket())
-        if bucket.window < state.window or (
-            bucket.window == state.window and bucket.remaining > state.remaining
-        ):
-            bucket.reset_at, bucket.remaining = state.reset_at, state.remaining
-            bucket.window, bucket.probing = state.window, None
+        self.memory.record_bucket(scope, state)
 
     def end_probe(self, scope: str, now: float) -> None:
         self.table.charge()
-        bucket = self.buckets.get(scope)
-        if bucket is not None and bucket.probing == self.id:
-            bucket.reset_at, bucket.probing = now, None
+        self.memory.end_probe(scope, now)
 
 
 Answer = Callable[[Route, Mapping[str, str] | None], DiscordResponse]

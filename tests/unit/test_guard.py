@@ -37,6 +37,7 @@ def instance(world: World, fleet: InMemoryFleetState | None = None, **env: Any) 
         world.discord,
         fleet or world.fleet.view(),
         lookup_budget=settings.lookup_budget_per_10_minutes,
+        instance_lookup_budget=settings.instance_lookup_budget,
         clock=world.clock,
         sleep=world.clock.sleep,
     )
@@ -130,9 +131,89 @@ def test_invalid_answers_are_counted_as_discord_counts_them(
 def test_a_failing_fleet_state_lets_calls_through(world: World, road: GuardedDiscord) -> None:
     world.table.down = True
     assert lookup(road).status == 200
-    world.discord.faults.append(rate_limited(30.0, "user"))
-    with pytest.raises(DiscordRateLimited):
+    assert lookup(road, "def-456").status == 200
+
+
+@pytest.mark.parametrize(
+    ("error", "scope"),
+    [
+        (rate_limited(30.0, "user"), "bucket"),
+        (rate_limited(30.0, "global", is_global=True), "global"),
+        (DiscordBlocked(status=403, retry_after=5.0), "cloudflare"),
+        (DiscordUnauthorized(status=401), "token"),
+    ],
+)
+def test_with_the_table_down_an_instance_honours_every_block_it_learns(
+    world: World, road: GuardedDiscord, error: InviteProxyError, scope: str
+) -> None:
+    world.table.down = True
+    world.discord.faults.append(error)
+    with pytest.raises(type(error)):
         lookup(road)
+    with pytest.raises(type(error)):
+        lookup(road, "def-456")  # refused by this instance's own memory, never sent
+    assert len(world.discord.calls) == 1
+    if scope != "bucket":  # a bucket's 429 holds that bucket only
+        with pytest.raises(type(error)):
+            road.delete_invite("abc-123", None, deadline=FAR)
+        assert len(world.discord.calls) == 1
+
+
+def test_with_the_table_down_an_instance_keeps_to_the_buckets_it_has_seen(
+    world: World,
+) -> None:
+    world.discord.add_invite("abc-123")
+    world.discord.rate_limit = RateLimit(limit=5, remaining=0, reset=1.0, reset_after=3.0)
+    road = instance(world)
+    world.table.down = True
+    lookup(road)  # its answer: the bucket is empty for 3 s
+    with pytest.raises(DiscordRateLimited) as refused:
+        lookup(road)
+    assert refused.value.retry_after == pytest.approx(3.0)
+    assert len(world.discord.calls) == 1
+
+
+def test_with_the_table_down_an_instance_keeps_to_its_share_of_the_rate(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    world.clock.now = float(int(world.clock.now))
+    # 40 a second for the fleet, at most 10 instances: 4 a second each.
+    road = instance(world, FLEET_CALLS_PER_SECOND=40, MAX_CONCURRENCY=10)
+    world.table.down = True
+    for _ in range(4):
+        lookup(road)
+    with pytest.raises(DiscordRateLimited) as refused:  # too long a wait: answered at once
+        lookup(road)
+    assert refused.value.retry_after == pytest.approx(1.0)
+    world.clock.advance(1.0)
+    for _ in range(4):
+        lookup(road)
+    assert len(world.discord.calls) == 8
+
+
+def test_with_the_table_down_an_instance_spends_only_its_share_of_the_budget(
+    world: World,
+) -> None:
+    world.discord.add_invite("abc-123")
+    world.clock.now -= world.clock.now % WINDOW_SECONDS
+    road = instance(world, LOOKUP_BUDGET_PER_10_MINUTES=200, MAX_CONCURRENCY=10)
+    world.table.down = True
+    for _ in range(20):
+        lookup(road)
+        world.clock.advance(1)
+    with pytest.raises(BudgetExhausted):
+        lookup(road)
+
+
+def test_when_the_table_comes_back_the_fleet_state_decides_again(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    road = instance(world, FLEET_CALLS_PER_SECOND=40, MAX_CONCURRENCY=40)
+    world.clock.now = float(int(world.clock.now))
+    world.table.down = True
+    lookup(road)  # one a second, alone
+    world.table.down = False
+    for _ in range(5):
+        lookup(road)  # the fleet's 40 a second again
+    assert world.clock.slept == []
 
 
 # -- rate and buckets ---------------------------------------------------------------------

@@ -279,7 +279,8 @@ class InviteLookupService:
     def _cache_failed(exc: TableUnavailable) -> None:
         # Lookups go on through Discord; operators see the metric and the log.
         obs.count("CacheError")
-        obs.logger.warning("cache unavailable", extra={"detail": exc.detail})
+        if exc.newly_failed:
+            obs.logger.warning("cache unavailable", extra={"detail": exc.detail})
 
     @staticmethod
     def _result(entry: CacheEntry, status: CacheStatus, now: float) -> LookupResult:

@@ -66,6 +66,10 @@ class DiscordSettings(_Settings):
 
     table_name: str = Field(validation_alias="CACHE_TABLE_NAME", min_length=3)
     dynamodb_timeout: float = Field(1.0, gt=0, le=10, validation_alias="DYNAMODB_TIMEOUT")
+    # After the table fails, calls skip it this long before one tries it again.
+    table_circuit_seconds: float = Field(
+        5.0, ge=0, le=300, validation_alias="TABLE_CIRCUIT_SECONDS"
+    )
 
     discord_api_base_url: str = Field(
         DISCORD_API_BASE_URL, validation_alias="DISCORD_API_BASE_URL", pattern=r"^https?://"
@@ -93,10 +97,22 @@ class DiscordSettings(_Settings):
     invalid_warn_threshold: int = Field(
         1000, ge=1, le=10_000, validation_alias="INVALID_WARN_THRESHOLD"
     )
+    # How many instances the function may run at once (the template's reserved concurrency):
+    # while the table is down, each keeps to this share of the fleet's rate and budget.
+    max_concurrency: int = Field(10, ge=1, le=10_000, validation_alias="MAX_CONCURRENCY")
+    instance_calls_per_second_setting: int | None = Field(
+        None, ge=1, le=50, validation_alias="INSTANCE_CALLS_PER_SECOND"
+    )
 
     @property
     def user_agent(self) -> str:
         return f"DiscordBot ({self.user_agent_url}, {VERSION})"
+
+    @property
+    def instance_calls_per_second(self) -> int:
+        """This instance's share of the fleet's rate, kept to while the table is down."""
+        share = max(1, self.fleet_calls_per_second // self.max_concurrency)
+        return self.instance_calls_per_second_setting or share
 
     @property
     def attempt_seconds(self) -> float:
@@ -154,6 +170,12 @@ class ApiSettings(DiscordSettings):
         if not self.allowed_guild_ids:
             return None
         return frozenset(self.allowed_guild_ids.split(","))
+
+    @property
+    def instance_lookup_budget(self) -> int:
+        """This instance's share of the lookup budget, kept to while the table is down."""
+        budget = self.lookup_budget_per_10_minutes
+        return max(1, budget // self.max_concurrency) if budget else 0
 
     @property
     def lease_seconds(self) -> float:

@@ -9,9 +9,13 @@ any 429, 401 or block. Waits that end soon enough, and before the caller's
 deadline, are waited out; longer ones refuse the call, so the caller serves
 stale or answers 429/503 with Retry-After.
 
-If the fleet state cannot be read (DynamoDB failing), the guard lets the call
-through and says so: refusing every call would turn a table outage into a full
-outage.
+Everything the guard learns is kept twice: in the fleet state (DynamoDB), for
+every instance, and in this instance's own memory. If the fleet state cannot be
+reached, the instance goes on alone, as a careful client: it honours every block
+and bucket it has seen itself, and keeps to its own share of the rate and the
+budget (the fleet's, divided by the concurrency the function is allowed).
+Refusing every call instead would turn a table outage into a full outage;
+calling freely would earn the 429s that get the bot banned.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ _FLEET_SCOPES = frozenset({"global", "cloudflare", "token"})
 # Deadlines that must hold the worst case (the rule runner's reserve) use these.
 ADMIT_CALLS = 6
 OBSERVE_CALLS = 3
+# How often a caller looks again while another's probe is in flight.
+PROBE_POLL_SECONDS = 0.05
 
 
 def window_of(now: float) -> int:
@@ -92,6 +98,8 @@ class GuardPolicy:
     max_wait_seconds: float  # a block this short is waited out
     lookup_budget: int  # upstream lookups per 10 minutes, fleet-wide; 0 = no budget
     calls_per_second: int  # fleet-wide, under Discord's 50/s per bot
+    instance_calls_per_second: int  # this instance's share, kept to while the table is down
+    instance_lookup_budget: int  # this instance's share of the budget, likewise
     token_lock_seconds: float  # after a 401, no call for this long
     cloudflare_block_seconds: float  # after a Cloudflare block, no call for at least this long
     invalid_warn_threshold: int  # warn when a window's invalid answers reach this
@@ -102,12 +110,14 @@ class UpstreamGuard:
     def __init__(
         self,
         state: FleetState,
+        memory: FleetState,
         policy: GuardPolicy,
         *,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._state = state
+        self._memory = memory  # this instance's own: instance_state.InstanceFleetState
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
@@ -126,10 +136,10 @@ class UpstreamGuard:
         block = self._longest_block(now, bucket)
         if block is not None:
             now = self._wait_or_refuse(block, deadline)
-        if not self._take(self._state.take_second, now, self._policy.calls_per_second):
+        if not self._take_second(now):
             second_left = 1.0 - (now % 1.0)
             now = self._wait_or_refuse(Block("global", now + second_left, "rate"), deadline)
-            if not self._take(self._state.take_second, now, self._policy.calls_per_second):
+            if not self._take_second(now):
                 raise DiscordRateLimited(
                     retry_after=1.0,
                     rate_limit=RateLimit(retry_after=1.0, is_global=True),
@@ -137,7 +147,7 @@ class UpstreamGuard:
                     detail="fleet rate",
                 )
         budget = self._policy.lookup_budget
-        if spend_budget and budget and not self._take(self._state.take_budget, now, budget):
+        if spend_budget and budget and not self._take_budget(now):
             obs.count("BudgetExhausted")
             raise BudgetExhausted(
                 retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
@@ -152,7 +162,7 @@ class UpstreamGuard:
                 take = self._state.take_bucket(bucket, now, self._policy.probe_seconds)
             except TableUnavailable as exc:
                 self._fleet_state_failed(exc)
-                return
+                take = self._memory.take_bucket(bucket, now, self._policy.probe_seconds)
             if take.granted:
                 self._probing = take.probe
                 return
@@ -163,23 +173,28 @@ class UpstreamGuard:
             now = self._wait_or_refuse(empty, deadline, max_wait)
 
     def _longest_block(self, now: float, bucket: str) -> Block | None:
+        """The fleet's blocks and this instance's own: what it learnt holds either way."""
+        blocks = self._memory.active_blocks(now)
         try:
-            blocks = [
-                b
-                for b in self._state.active_blocks(now)
-                if b.scope in _FLEET_SCOPES or b.scope == bucket
-            ]
+            blocks += self._state.active_blocks(now)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
-            return None
-        return max(blocks, key=lambda b: b.until, default=None)
+        relevant = [b for b in blocks if b.scope in _FLEET_SCOPES or b.scope == bucket]
+        return max(relevant, key=lambda b: b.until, default=None)
 
-    def _take(self, take: Callable[[float, int], bool], now: float, limit: int) -> bool:
+    def _take_second(self, now: float) -> bool:
         try:
-            return take(now, limit)
+            return self._state.take_second(now, self._policy.calls_per_second)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
-            return True
+            return self._memory.take_second(now, self._policy.instance_calls_per_second)
+
+    def _take_budget(self, now: float) -> bool:
+        try:
+            return self._state.take_budget(now, self._policy.lookup_budget)
+        except TableUnavailable as exc:
+            self._fleet_state_failed(exc)
+            return self._memory.take_budget(now, self._policy.instance_lookup_budget)
 
     def _wait_or_refuse(
         self, block: Block, deadline: float, max_wait: float | None = None
@@ -201,6 +216,10 @@ class UpstreamGuard:
         now = self._clock()
         probing, self._probing = self._probing, False
         state = rate_limit.bucket_state(now) if rate_limit is not None else None
+        if state is not None:
+            self._memory.record_bucket(bucket, state)
+        else:
+            self._memory.end_probe(bucket, now)  # a no-op unless this instance holds its probe
         try:
             if state is not None:
                 self._state.record_bucket(bucket, state)
@@ -218,6 +237,7 @@ class UpstreamGuard:
             self._count_invalid(now)
         block = self._block_after(exc, bucket, now)
         if block is not None:
+            self._memory.block(block.scope, block.until, block.reason)
             try:
                 self._state.block(block.scope, block.until, block.reason)
             except TableUnavailable as failure:
@@ -242,7 +262,7 @@ class UpstreamGuard:
             in_window = self._state.count_invalid(now)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
-            return
+            in_window = self._memory.count_invalid(now)
         if in_window >= self._policy.invalid_warn_threshold:
             obs.logger.warning(
                 "invalid Discord responses approaching the ban threshold",
@@ -252,7 +272,8 @@ class UpstreamGuard:
     @staticmethod
     def _fleet_state_failed(exc: TableUnavailable) -> None:
         obs.count("FleetStateError")
-        obs.logger.warning("fleet state unavailable", extra={"detail": exc.detail})
+        if exc.newly_failed:
+            obs.logger.warning("fleet state unavailable", extra={"detail": exc.detail})
 
 
 def _refusal(block: Block, wait: float) -> InviteProxyError:

@@ -76,23 +76,28 @@ def guarded_discord(
     fleet: FleetState,
     *,
     lookup_budget: int = 0,
+    instance_lookup_budget: int = 0,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> GuardedDiscord:
     """The one road to Discord: the raw client behind the fleet's guard."""
     from invite_proxy.discord.guarded import GuardedDiscord
+    from invite_proxy.instance_state import InstanceFleetState
     from invite_proxy.upstream_guard import GuardPolicy, UpstreamGuard
 
     policy = GuardPolicy(
         max_wait_seconds=settings.rate_limit_wait_seconds,
         lookup_budget=lookup_budget,
         calls_per_second=settings.fleet_calls_per_second,
+        instance_calls_per_second=settings.instance_calls_per_second,
+        instance_lookup_budget=instance_lookup_budget,
         token_lock_seconds=settings.token_lock_seconds,
         cloudflare_block_seconds=settings.cloudflare_block_seconds,
         invalid_warn_threshold=settings.invalid_warn_threshold,
         probe_seconds=settings.attempt_seconds,
     )
-    return GuardedDiscord(client, UpstreamGuard(fleet, policy, clock=clock, sleep=sleep))
+    guard = UpstreamGuard(fleet, InstanceFleetState(), policy, clock=clock, sleep=sleep)
+    return GuardedDiscord(client, guard)
 
 
 def build_api(
@@ -114,6 +119,7 @@ def build_api(
         client,
         fleet,
         lookup_budget=settings.lookup_budget_per_10_minutes,
+        instance_lookup_budget=settings.instance_lookup_budget,
         clock=clock,
         sleep=sleep,
     )
@@ -141,16 +147,17 @@ def build_api(
 
 def api_services(settings: ApiSettings) -> tuple[InviteLookupService, InviteRevocationService]:
     from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-    from invite_proxy.dynamodb.calls import dynamodb_client
+    from invite_proxy.dynamodb.calls import CircuitBreaker, dynamodb_client
     from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
     from invite_proxy.dynamodb.leases import DynamoDBLeases
 
     table = dynamodb_client(settings.dynamodb_timeout)
+    breaker = CircuitBreaker(settings.table_circuit_seconds)  # the table fails for all three
     return build_api(
         settings,
-        cache=DynamoDBInviteCache(table, settings.table_name),
-        leases=DynamoDBLeases(table, settings.table_name),
-        fleet=DynamoDBFleetState(table, settings.table_name),
+        cache=DynamoDBInviteCache(table, settings.table_name, breaker),
+        leases=DynamoDBLeases(table, settings.table_name, breaker),
+        fleet=DynamoDBFleetState(table, settings.table_name, breaker),
         client=discord_client(settings),
     )
 
@@ -196,10 +203,11 @@ def build_rule_runner(
 def rule_runner(settings: RevokerSettings) -> RuleRunner:
     from invite_proxy.discord.webhook import WebhookNotifier
     from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-    from invite_proxy.dynamodb.calls import dynamodb_client
+    from invite_proxy.dynamodb.calls import CircuitBreaker, dynamodb_client
     from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
 
     table: DynamoDBClient = dynamodb_client(settings.dynamodb_timeout)
+    breaker = CircuitBreaker(settings.table_circuit_seconds)
     notifier = None
     if settings.has_webhook:
         notifier = WebhookNotifier(
@@ -213,8 +221,8 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
         )
     return build_rule_runner(
         settings,
-        cache=DynamoDBInviteCache(table, settings.table_name),
-        fleet=DynamoDBFleetState(table, settings.table_name),
+        cache=DynamoDBInviteCache(table, settings.table_name, breaker),
+        fleet=DynamoDBFleetState(table, settings.table_name, breaker),
         client=discord_client(settings),
         notifier=notifier,
     )

@@ -22,7 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 from invite_proxy.cache_policy import CacheEntry, EntryKind
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, call, write_if
+from invite_proxy.dynamodb.calls import (
+    DEFAULT_OPEN_SECONDS,
+    CircuitBreaker,
+    Refused,
+    TableCalls,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -38,15 +43,18 @@ def eviction_calls(variants: int) -> int:
 
 
 class DynamoDBInviteCache:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, breaker: CircuitBreaker | None = None
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._calls = TableCalls(breaker or CircuitBreaker(DEFAULT_OPEN_SECONDS))
 
     def get(
         self, code: str, variant: str, now: float, *, consistent: bool = False
     ) -> CacheEntry | None:
         """The live entry, if any. ``consistent`` sees a write made a moment ago elsewhere."""
-        response = call(
+        response = self._calls.call(
             "GetItem",
             lambda: self._client.get_item(
                 TableName=self._table,
@@ -70,7 +78,7 @@ class DynamoDBInviteCache:
         item = _item_from_entry(entry)
         what = f"writing {entry.code!r}"
         if fetch_started is None:
-            call(what, lambda: self._client.put_item(TableName=self._table, Item=item))
+            self._calls.call(what, lambda: self._client.put_item(TableName=self._table, Item=item))
             return True
         check = {
             "TableName": self._table,
@@ -78,7 +86,7 @@ class DynamoDBInviteCache:
             "ConditionExpression": "attribute_not_exists(pk) OR revoked_at < :started",
             "ExpressionAttributeValues": {":started": {"N": repr(fetch_started)}},
         }
-        written = write_if(
+        written = self._calls.write_if(
             what,
             lambda: self._client.transact_write_items(
                 TransactItems=[
@@ -94,7 +102,7 @@ class DynamoDBInviteCache:
 
         Returns the invite bodies the variants held.
         """
-        return call(f"evicting {code!r}", lambda: self._evict(code, revoked_at))
+        return self._calls.call(f"evicting {code!r}", lambda: self._evict(code, revoked_at))
 
     def _evict(self, code: str, revoked_at: float) -> list[str]:
         bodies = []
@@ -121,7 +129,9 @@ class DynamoDBInviteCache:
         Fetch leases go: one held through a freshness that now outlives the
         invite would keep others from fetching after the copy expired.
         """
-        return call(f"shortening the TTL of {code!r}", lambda: self._shorten_ttl(code, ttl))
+        return self._calls.call(
+            f"shortening the TTL of {code!r}", lambda: self._shorten_ttl(code, ttl)
+        )
 
     def _shorten_ttl(self, code: str, ttl: int) -> int:
         shortened = 0
@@ -132,7 +142,7 @@ class DynamoDBInviteCache:
             if sk.startswith(keys.LEASE_PREFIX):
                 self._client.delete_item(TableName=self._table, Key=key)
             elif sk.startswith(keys.VARIANT_PREFIX):
-                updated = write_if(
+                updated = self._calls.write_if(
                     f"shortening the TTL of {code!r}",
                     partial(
                         self._client.update_item,

@@ -1,4 +1,5 @@
-"""How adapters call DynamoDB: a failure is TableUnavailable, a refused condition an answer.
+"""How adapters call DynamoDB: a failure is TableUnavailable, a refused condition an answer,
+and a table that just failed is not waited on again for a while (the circuit breaker).
 
 Conditional writes are how the fleet agrees on anything, so "the condition said
 no" is an expected result, returned as ``Refused`` (with the item that stood
@@ -7,13 +8,15 @@ there, when the call asked for it), never an error.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from invite_proxy.errors import TableUnavailable
+from invite_proxy import observability as obs
+from invite_proxy.errors import TableSkipped, TableUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -34,24 +37,80 @@ class Refused:
     item: dict[str, Any] = field(default_factory=dict)  # with ReturnValuesOnConditionCheckFailure
 
 
-def call[R](what: str, request: Callable[[], R]) -> R:
-    """One DynamoDB call; any failure is TableUnavailable naming ``what``."""
-    try:
-        return request()
-    except (BotoCoreError, ClientError) as exc:
-        raise TableUnavailable(detail=f"{what} failed: {exc}") from None
+DEFAULT_OPEN_SECONDS = 5.0  # TABLE_CIRCUIT_SECONDS's default
 
 
-def write_if[R](what: str, request: Callable[[], R]) -> R | Refused:
-    """A conditional write (or transaction): its response, or Refused when a condition said no."""
-    try:
-        return request()
-    except ClientError as exc:
-        if _refused(exc):
-            return Refused(exc.response.get("Item", {}))  # type: ignore[arg-type]
-        raise TableUnavailable(detail=f"{what} failed: {exc}") from None
-    except BotoCoreError as exc:
-        raise TableUnavailable(detail=f"{what} failed: {exc}") from None
+class CircuitBreaker:
+    """Stops waiting on a failing table for a while, so each request does not pay again.
+
+    Closed, calls go through. A failure opens it: for ``open_seconds`` every call
+    fails at once, without a request. Then it is half-open: one call tries the
+    table, and closes it if it works or opens it again if not. Opening and
+    closing each say so once, with a metric and one log line. One breaker serves
+    every adapter of an execution environment: the table fails for all of them.
+    """
+
+    def __init__(self, open_seconds: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._open_seconds = open_seconds
+        self._clock = clock
+        self._open_until: float | None = None  # None: closed
+
+    def before(self, what: str) -> None:
+        if self._open_until is not None and self._clock() < self._open_until:
+            raise TableSkipped(detail=f"{what} skipped: the table's circuit is open")
+
+    def succeeded(self) -> None:
+        if self._open_until is not None:
+            self._open_until = None
+            obs.count("TableCircuitClosed")
+            obs.logger.warning("table circuit closed: the table answers again")
+
+    def failed(self, failure: TableUnavailable) -> None:
+        opening = self._open_until is None
+        self._open_until = self._clock() + self._open_seconds
+        if opening:
+            obs.count("TableCircuitOpen")
+            obs.logger.warning(
+                "table circuit open: calls skip the table for a while",
+                extra={"open_seconds": self._open_seconds, "detail": failure.detail},
+            )
+
+
+class TableCalls:
+    """How an adapter calls the table: through the breaker, with failures typed."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+
+    def call[R](self, what: str, request: Callable[[], R]) -> R:
+        """One DynamoDB call (or a few as one step); any failure is TableUnavailable."""
+        self._breaker.before(what)
+        try:
+            result = request()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._failed(what, exc) from None
+        self._breaker.succeeded()
+        return result
+
+    def write_if[R](self, what: str, request: Callable[[], R]) -> R | Refused:
+        """A conditional write (or transaction): its response, or Refused when a condition
+        said no, which is an answer from a healthy table, not a failure."""
+        self._breaker.before(what)
+        try:
+            result: R | Refused = request()
+        except ClientError as exc:
+            if not _refused(exc):
+                raise self._failed(what, exc) from None
+            result = Refused(exc.response.get("Item", {}))  # type: ignore[arg-type]
+        except BotoCoreError as exc:
+            raise self._failed(what, exc) from None
+        self._breaker.succeeded()
+        return result
+
+    def _failed(self, what: str, exc: Exception) -> TableUnavailable:
+        failure = TableUnavailable(detail=f"{what} failed: {exc}")
+        self._breaker.failed(failure)
+        return failure
 
 
 def _refused(exc: ClientError) -> bool:

@@ -22,9 +22,15 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, call, write_if
+from invite_proxy.dynamodb.calls import (
+    DEFAULT_OPEN_SECONDS,
+    CircuitBreaker,
+    Refused,
+    TableCalls,
+)
 from invite_proxy.upstream_guard import (
     PROBE,
+    PROBE_POLL_SECONDS,
     SPENT,
     WINDOW_SECONDS,
     Block,
@@ -38,20 +44,20 @@ if TYPE_CHECKING:
 
     from invite_proxy.rate_limits import BucketState
 
-# How often an instance looks again while another's probe is in flight.
-PROBE_POLL_SECONDS = 0.05
-
 
 class DynamoDBFleetState:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, breaker: CircuitBreaker | None = None
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._calls = TableCalls(breaker or CircuitBreaker(DEFAULT_OPEN_SECONDS))
         # Names this execution environment's probes, so only it can end them.
         self._id = secrets.token_hex(8)
 
     def active_blocks(self, now: float) -> list[Block]:
         """Every block still in force: one Query, made before every upstream call."""
-        response = call(
+        response = self._calls.call(
             "reading fleet blocks",
             lambda: self._client.query(
                 TableName=self._table,
@@ -69,7 +75,7 @@ class DynamoDBFleetState:
 
     def block(self, scope: str, until: float, reason: str) -> None:
         """Block a scope until ``until``; a later block already in place is kept."""
-        write_if(
+        self._calls.write_if(
             "writing a fleet block",
             lambda: self._client.update_item(
                 TableName=self._table,
@@ -88,7 +94,7 @@ class DynamoDBFleetState:
     def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
         """Spend one request from a bucket, or say when to try again."""
         key = keys.key(keys.BUCKET, scope)
-        spent = write_if(
+        spent = self._calls.write_if(
             f"taking from {scope}",
             lambda: self._client.update_item(
                 TableName=self._table,
@@ -117,7 +123,7 @@ class DynamoDBFleetState:
         if reset_at > now:
             return BucketTake(granted=False, retry_at=reset_at)  # empty until Discord's reset
         # The window is over, or was never seen: one instance probes, the rest wait for it.
-        probe = write_if(
+        probe = self._calls.write_if(
             f"probing {scope}",
             lambda: self._client.update_item(
                 TableName=self._table,
@@ -141,7 +147,7 @@ class DynamoDBFleetState:
 
     def end_probe(self, scope: str, now: float) -> None:
         """A probe came back without rate-limit headers: let the next call probe at once."""
-        write_if(  # refused: not our probe, or already answered
+        self._calls.write_if(  # refused: not our probe, or already answered
             f"ending the probe of {scope}",
             lambda: self._client.update_item(
                 TableName=self._table,
@@ -159,7 +165,8 @@ class DynamoDBFleetState:
         is the truest, since calls reserved but still in flight are not in it.
         A late answer from an earlier window changes nothing.
         """
-        write_if(  # refused: an answer already seen said less is left, or a later window
+        # Refused: an answer already seen said less is left, or it is of a later window.
+        self._calls.write_if(
             f"recording {scope}",
             lambda: self._client.update_item(
                 TableName=self._table,
@@ -216,7 +223,9 @@ class DynamoDBFleetState:
         if below is not None:
             kwargs["ConditionExpression"] = "attribute_not_exists(n) OR n < :limit"
             kwargs["ExpressionAttributeValues"][":limit"] = {"N": str(below)}
-        response = write_if(f"counting in {pk}", lambda: self._client.update_item(**kwargs))
+        response = self._calls.write_if(
+            f"counting in {pk}", lambda: self._client.update_item(**kwargs)
+        )
         if isinstance(response, Refused):
             return None
         return int(response["Attributes"]["n"]["N"])

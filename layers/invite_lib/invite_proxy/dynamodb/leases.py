@@ -25,7 +25,12 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, write_if
+from invite_proxy.dynamodb.calls import (
+    DEFAULT_OPEN_SECONDS,
+    CircuitBreaker,
+    Refused,
+    TableCalls,
+)
 from invite_proxy.leases import HeldElsewhere, Lease
 
 if TYPE_CHECKING:
@@ -36,9 +41,12 @@ _TIDY_AFTER_SECONDS = 600
 
 
 class DynamoDBLeases:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, breaker: CircuitBreaker | None = None
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._calls = TableCalls(breaker or CircuitBreaker(DEFAULT_OPEN_SECONDS))
         # One id per execution environment: enough to tell holders apart.
         self._owner = secrets.token_hex(8)
 
@@ -49,7 +57,7 @@ class DynamoDBLeases:
             "lease_until": {"N": repr(until)},
             keys.TTL_ATTRIBUTE: {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
         }
-        taken = write_if(
+        taken = self._calls.write_if(
             f"taking the lease on {code!r}",
             lambda: self._client.put_item(
                 TableName=self._table,
@@ -79,7 +87,7 @@ class DynamoDBLeases:
         if failed is not None:
             update += ", failed = :failed"
             values[":failed"] = {"S": failed}
-        write_if(  # refused: not ours any more, it ran out or a revocation cleared it
+        self._calls.write_if(  # refused: not ours any more, it ran out or a revocation cleared it
             f"settling the lease on {lease.code!r}",
             lambda: self._client.update_item(
                 TableName=self._table,

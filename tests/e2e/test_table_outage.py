@@ -1,0 +1,90 @@
+"""DynamoDB down: the fleet state is gone, and each instance is still a careful client.
+
+The probe from issue 11: a local run over a DynamoDB that then stops answering,
+an emulator bucket of 5 a second, 40 lookups of distinct codes.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from discord_emulator import DiscordEmulator
+from discord_emulator.server import INVITES_BUCKET
+from discord_emulator.state import Guild
+from invite_proxy_local.dynamodb import start_moto_server
+from invite_proxy_local.runner import LocalRun
+
+ROUTE = "GET /invites/{code}"
+
+
+def test_with_dynamodb_refusing_connections_an_instance_earns_no_429(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    server, endpoint = start_moto_server()
+    run = start_api(AWS_ENDPOINT_URL_DYNAMODB=endpoint, CACHE_TABLE_NAME="outage-table")
+    server.stop()  # type: ignore[attr-defined]  # from now on, connections are refused
+    emulator.state.rate_limit, emulator.state.rate_window = 5, 1.0
+    codes = [f"outage-{n:02}" for n in range(40)]
+    for code in codes:
+        emulator.state.add_invite(guild, code=code)
+
+    answers = Counter(
+        requests.get(f"{run.url}/invites/{code}", timeout=15).status_code for code in codes
+    )
+
+    upstream = Counter(r.status for r in emulator.state.requests_to(ROUTE))
+    assert upstream[429] == 0, upstream
+    # Lookups still work, at this instance's share of the rate; the rest are the proxy's
+    # own 429s with Retry-After, never sent to Discord.
+    assert answers[200] == upstream[200] >= 4
+    assert set(answers) <= {200, 429}
+
+
+# Three local runs in one process share Powertools' Metrics object, so one may flush what
+# another was about to: a test artifact (each Lambda instance has its own process).
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_with_dynamodb_down_three_instances_each_honour_their_own_429s(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    """Alone, an instance cannot know what the others spent: it may meet one 429 per
+    window, and then it sends nothing more into that bucket until the window is over."""
+    server, endpoint = start_moto_server()
+    runs = [
+        start_api(
+            AWS_ENDPOINT_URL_DYNAMODB=endpoint,
+            CACHE_TABLE_NAME="outage-fleet",
+            DISCORD_USER_AGENT_URL=f"https://instance-{n}.example",  # tells them apart
+        )
+        for n in range(3)
+    ]
+    server.stop()  # type: ignore[attr-defined]
+    window = 1.0
+    emulator.state.rate_limit, emulator.state.rate_window = 5, window
+    for n in range(3 * 15):
+        emulator.state.add_invite(guild, code=f"fleet-out-{n:02}")
+
+    def lookups(n: int) -> None:
+        for m in range(15):
+            requests.get(f"{runs[n].url}/invites/fleet-out-{n * 15 + m:02}", timeout=15)
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lookups, range(3)))
+
+    starts = emulator.state.window_starts[INVITES_BUCKET]
+    sent = emulator.state.requests_to(ROUTE)
+    assert len({r.headers["user-agent"] for r in sent}) == 3
+    # Alone, each may meet at most one 429 per window of the bucket.
+    assert Counter(r.status for r in sent)[429] <= 3 * len(starts)
+    for agent in {r.headers["user-agent"] for r in sent}:
+        mine = [r for r in sent if r.headers["user-agent"] == agent]
+        for refused, after in itertools.pairwise(mine):
+            if refused.status != 429:
+                continue
+            window_end = max(s for s in starts if s <= refused.at) + window
+            assert after.at >= window_end - 0.05, (agent, refused.at, after.at, window_end)

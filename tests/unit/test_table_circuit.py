@@ -1,0 +1,92 @@
+"""The table's circuit breaker: a failing table is not waited on again for a while."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from invite_proxy.dynamodb.calls import CircuitBreaker, Refused, TableCalls
+from invite_proxy.errors import TableUnavailable
+from tests.unit.fakes import FakeClock
+
+
+class Table:
+    """A table that answers, refuses a condition, or cannot be reached, as told."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.requests = 0
+
+    def request(self) -> str:
+        self.requests += 1
+        if self.down:
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+        return "answer"
+
+    def refuse(self) -> str:
+        self.requests += 1
+        error = {"Error": {"Code": "ConditionalCheckFailedException", "Message": "no"}}
+        raise ClientError(error, "PutItem")  # type: ignore[arg-type]
+
+
+def said(caplog: pytest.LogCaptureFixture, message: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.getMessage().startswith(message)]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def test_a_failure_opens_the_circuit_and_calls_skip_the_table(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    table, calls = Table(), TableCalls(CircuitBreaker(5.0, clock=clock))
+    table.down = True
+    with pytest.raises(TableUnavailable):
+        calls.call("GetItem", table.request)
+    for _ in range(3):
+        with pytest.raises(TableUnavailable, match="circuit is open"):
+            calls.call("GetItem", table.request)
+    assert table.requests == 1
+    [opened] = said(caplog, "table circuit open")
+    assert opened.levelno == logging.WARNING
+
+
+def test_after_a_while_one_call_tries_again_and_closes_it(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    table, calls = Table(), TableCalls(CircuitBreaker(5.0, clock=clock))
+    table.down = True
+    with pytest.raises(TableUnavailable):
+        calls.call("GetItem", table.request)
+    clock.advance(5.0)
+    with pytest.raises(TableUnavailable):  # the trial fails: open again, said only once
+        calls.call("GetItem", table.request)
+    clock.advance(4.9)
+    with pytest.raises(TableUnavailable, match="circuit is open"):
+        calls.call("GetItem", table.request)
+    clock.advance(0.1)
+    table.down = False
+    assert calls.call("GetItem", table.request) == "answer"
+    assert calls.call("GetItem", table.request) == "answer"
+    assert table.requests == 4
+    assert len(said(caplog, "table circuit open")) == 1
+    assert len(said(caplog, "table circuit closed")) == 1
+
+
+def test_a_refused_condition_is_an_answer_not_a_failure(clock: FakeClock) -> None:
+    table, calls = Table(), TableCalls(CircuitBreaker(5.0, clock=clock))
+    assert isinstance(calls.write_if("PutItem", table.refuse), Refused)
+    assert calls.call("GetItem", table.request) == "answer"  # still closed
+
+
+def test_no_circuit_seconds_means_every_call_tries_the_table(clock: FakeClock) -> None:
+    table, calls = Table(), TableCalls(CircuitBreaker(0.0, clock=clock))
+    table.down = True
+    for _ in range(3):
+        with pytest.raises(TableUnavailable):
+            calls.call("GetItem", table.request)
+    assert table.requests == 3
