@@ -6,7 +6,6 @@ puts the admin token's name in the request context.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -22,7 +21,7 @@ from invite_proxy.settings import ApiSettings
 from invite_proxy.wiring import api_services
 
 settings = ApiSettings.from_env()
-lookups, revocations = api_services(settings)
+services = api_services(settings)
 app = APIGatewayHttpResolver()
 
 
@@ -31,7 +30,7 @@ def get_invite(code: str) -> Response[str]:
     event = app.current_event
     logger.append_keys(route=event.route_key, code=code)
     query = InviteQuery.parse(code, event.query_string_parameters)
-    result = lookups.lookup(query)
+    result = services.lookups.lookup(query, deadline=services.deadline.at)
     logger.info("lookup complete")
     return http_responses.lookup_response(result, event.headers.get("if-none-match"))
 
@@ -43,11 +42,11 @@ def delete_invite(code: str) -> Response[str]:
     admin = event.request_context.authorizer.get_lambda.get("admin")
     if not admin:  # the route lost its authorizer: fail closed
         return http_responses.plain_error(403, "forbidden", "This route needs an admin token.")
-    revocation = revocations.revoke_request(
+    revocation = services.revocations.revoke_request(
         code,
         event.headers.get("x-audit-log-reason"),
         actor=str(admin),
-        deadline=time.time() + settings.lookup_deadline_seconds,
+        deadline=services.deadline.at,
     )
     return http_responses.revocation_response(revocation)
 
@@ -77,4 +76,6 @@ def unexpected_error(_: Exception) -> Response[str]:
 )
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # One deadline for everything this request calls: it answers before Lambda stops it.
+    services.deadline.begin(context.get_remaining_time_in_millis())
     return app.resolve(event, context)

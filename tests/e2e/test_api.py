@@ -370,10 +370,10 @@ def test_unexpected_crash_is_a_json_500_without_internals(
 ) -> None:
     module = api.gateway.environments["ApiFunction"].module
 
-    def boom(_: object) -> None:
+    def boom(*_: object, **__: object) -> None:
         raise RuntimeError("secret internals /var/task")
 
-    monkeypatch.setattr(module.lookups, "lookup", boom)
+    monkeypatch.setattr(module.services.lookups, "lookup", boom)
     response = requests.get(f"{api.url}/invites/crash-1", timeout=5)
     assert response.status_code == 500
     assert error_of(response) == {"code": "internal_error", "message": "Internal error."}

@@ -359,8 +359,8 @@ def test_a_lookup_racing_a_delete_does_not_cache_the_revoked_invite(
     from invite_proxy.wiring import api_services
 
     use_local_servers(moto_endpoint, table_name, emulator)
-    lookups, _ = api_services(ApiSettings.from_env())
-    _, revocations = api_services(ApiSettings.from_env())
+    lookups = api_services(ApiSettings.from_env()).lookups
+    revocations = api_services(ApiSettings.from_env()).revocations
     invite = emulator.state.add_invite(guild, code="race-1")
     body = json.dumps(emulator.state.invite_body(invite, with_counts=False))
     # Discord answers the lookup with the live invite, but only after the DELETE went through.

@@ -8,6 +8,7 @@ import pytest
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.discord.client import DiscordClient, DiscordResponse
 from invite_proxy.discord.routes import Route
 from invite_proxy.errors import (
@@ -33,13 +34,19 @@ class Client(DiscordClient):
         return self.request(Route.get_invite(code), params=params)
 
 
-def client_for(base_url: str, token: str | None = BOT_TOKEN, read_timeout: float = 2.0) -> Client:
+def client_for(
+    base_url: str,
+    token: str | None = BOT_TOKEN,
+    read_timeout: float = 2.0,
+    deadline: RequestDeadline | None = None,
+) -> Client:
     return Client(
         base_url=base_url,
         token=lambda: token,
         user_agent=ApiSettings.from_env({"CACHE_TABLE_NAME": "x-table"}).user_agent,
         connect_timeout=0.5,
         read_timeout=read_timeout,
+        deadline=deadline,
     )
 
 
@@ -163,6 +170,19 @@ def test_read_timeout(emulator: DiscordEmulator) -> None:
     emulator.state.inject(Fault(status=200, body="{}", delay=1.0))
     with pytest.raises(DiscordTimeout):
         client_for(emulator.base_url, read_timeout=0.2).get_invite("abc", {})
+
+
+def test_a_call_never_waits_past_the_requests_deadline(emulator: DiscordEmulator) -> None:
+    emulator.state.add_invite(emulator.state.add_guild("G"), code="late-1")
+    emulator.state.inject(Fault(status=200, body='{"code": "late-1"}', delay=1.0))
+    deadline = RequestDeadline()
+    deadline.begin(remaining_ms=300, reserve=0.0)  # well inside the 2 s read timeout
+    with pytest.raises(DiscordTimeout):  # it would have had its answer after 1 s
+        client_for(emulator.base_url, deadline=deadline).get_invite("late-1", {})
+    deadline.begin(remaining_ms=0, reserve=0.0)
+    with pytest.raises(DiscordTimeout, match="no time left"):
+        client_for(emulator.base_url, deadline=deadline).get_invite("late-1", {})
+    assert len(emulator.state.requests) == 1  # the second was never sent
 
 
 def test_connection_reset(emulator: DiscordEmulator) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.lookup_service import InviteLookupService
 from invite_proxy.revocation_service import InviteRevocationService
 from invite_proxy.rule_runner import Notifier, RuleRunner
@@ -68,6 +69,7 @@ class World:
             fleet=self.fleet.view(),
             client=self.discord,
             notifier=notifier,
+            deadline=RequestDeadline(self.clock),
             clock=self.clock,
             sleep=self.clock.sleep,
         )

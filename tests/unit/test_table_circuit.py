@@ -7,8 +7,9 @@ import logging
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.dynamodb.calls import CircuitBreaker, Refused, TableCalls
-from invite_proxy.errors import TableUnavailable
+from invite_proxy.errors import TableSkipped, TableUnavailable
 from tests.unit.fakes import FakeClock
 
 
@@ -90,3 +91,19 @@ def test_no_circuit_seconds_means_every_call_tries_the_table(clock: FakeClock) -
         with pytest.raises(TableUnavailable):
             calls.call("GetItem", table.request)
     assert table.requests == 3
+
+
+def test_a_call_that_might_not_finish_before_the_deadline_is_not_started(
+    clock: FakeClock,
+) -> None:
+    deadline = RequestDeadline(clock)
+    table = Table()
+    calls = TableCalls(CircuitBreaker(5.0, clock=clock), deadline, call_seconds=3.0)
+    deadline.begin(remaining_ms=10_000, reserve=0.8)  # 9.2 s to go
+    assert calls.call("GetItem", table.request) == "answer"
+    clock.advance(6.3)  # 2.9 s to go: less than one call's worst case
+    with pytest.raises(TableSkipped, match="no time left"):
+        calls.call("GetItem", table.request)
+    assert table.requests == 1
+    deadline.begin(remaining_ms=10_000)  # the next invocation has time again
+    assert calls.call("GetItem", table.request) == "answer"

@@ -9,6 +9,7 @@ local servers alike.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -129,15 +130,16 @@ class InviteLookupService:
         self._clock = clock
         self._sleep = sleep
 
-    def lookup(self, query: InviteQuery) -> LookupResult:
+    def lookup(self, query: InviteQuery, *, deadline: float = math.inf) -> LookupResult:
+        """Answer a lookup, by ``deadline`` (the request's) at the latest."""
         now = self._clock()
         # One deadline for the whole lookup, waiting on another instance included.
-        deadline = now + self._retry.deadline_seconds
+        deadline = min(deadline, now + self._retry.deadline_seconds)
         cached = self._read(query, now)
         if cached is not None and cached.is_fresh(now):
             return self._result(cached, CacheStatus.HIT, now)
         claim = self._claim(query, now)
-        wait_until = now + self._coalescing.wait_seconds
+        wait_until = min(now + self._coalescing.wait_seconds, deadline)
         while isinstance(claim, HeldElsewhere):
             # Another instance is fetching this very code and variant.
             now = self._clock()

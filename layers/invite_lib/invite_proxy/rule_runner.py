@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from pydantic import ValidationError
 
 from invite_proxy import observability as obs
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.errors import (
     DiscordError,
     DiscordRateLimited,
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from invite_proxy.revocation_service import InviteRevocationService
 
 RemainingMillis = Callable[[], int]
+# Time a rule run keeps back at the end for the summary and metrics, with slack.
+REPORTING_SECONDS = 1.0
 _T = TypeVar("_T")
 
 
@@ -107,6 +110,7 @@ class RuleRunner:
         cache: RuleCache,
         notifier: Notifier | None,
         reserve_seconds: float,
+        deadline: RequestDeadline,
         max_rate_limit_wait: float = 5.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -116,12 +120,15 @@ class RuleRunner:
         self._cache = cache
         self._notifier = notifier
         self._reserve = reserve_seconds
+        self._request = deadline  # the table's and Discord's, shared with the adapters
         self._max_wait = max_rate_limit_wait
         self._clock = clock
         self._sleep = sleep
 
     def run_event(self, event: Any, remaining_ms: RemainingMillis) -> RunSummary:
         """Run the rule a schedule delivered; a bad rule fails the invocation, naming the field."""
+        # No table or Discord call may run into the time kept for the report.
+        self._request.begin(remaining_ms(), reserve=REPORTING_SECONDS)
         obs.count("RuleRun")
         try:
             rule = RevocationRule.parse(event)

@@ -22,8 +22,6 @@ DISCORD_API_BASE_URL = "https://discord.com/api/v10"
 PROJECT_URL = "https://github.com/discord-invite-proxy/discord-invite-proxy"
 # Read once per cache period and only when needed, so it can afford more than DynamoDB gets.
 SECRETS_MANAGER_TIMEOUT = 2.0
-# Time a rule run keeps back at the end for the summary and metrics, with slack.
-REPORTING_SECONDS = 1.0
 # The reserve for one revocation assumes its code is cached in at most this many variants
 # (with counts or not, with no scheduled event or one): each adds two DynamoDB deletes.
 # Callers choose variants (any event id), so this is an assumption, not a limit.
@@ -209,6 +207,7 @@ class RevokerSettings(DiscordSettings):
         that makes the calls.
         """
         from invite_proxy.dynamodb.cache import eviction_calls
+        from invite_proxy.rule_runner import REPORTING_SECONDS
         from invite_proxy.upstream_guard import ADMIT_CALLS, OBSERVE_CALLS
 
         table_calls = ADMIT_CALLS + OBSERVE_CALLS + eviction_calls(RESERVE_VARIANTS)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.secret_source import SecretSource, secrets_manager_string, static_secret
 from invite_proxy.settings import SECRETS_MANAGER_TIMEOUT
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from invite_proxy.admin_tokens import AdminTokenVerifier
     from invite_proxy.discord.client import DiscordClient
     from invite_proxy.discord.guarded import GuardedDiscord, RawDiscord
+    from invite_proxy.dynamodb.calls import TableCalls
     from invite_proxy.lookup_service import FetchLeases, InviteCache, InviteLookupService
     from invite_proxy.revocation_service import EvictingCache, InviteRevocationService
     from invite_proxy.rule_runner import Notifier, RuleCache, RuleRunner
@@ -54,7 +57,7 @@ def secret(
     return static_secret(local_value.get_secret_value() if local_value else None)
 
 
-def discord_client(settings: DiscordSettings) -> DiscordClient:
+def discord_client(settings: DiscordSettings, deadline: RequestDeadline) -> DiscordClient:
     from invite_proxy.discord.client import DiscordClient
 
     return DiscordClient(
@@ -67,7 +70,16 @@ def discord_client(settings: DiscordSettings) -> DiscordClient:
         user_agent=settings.user_agent,
         connect_timeout=settings.discord_connect_timeout,
         read_timeout=settings.discord_read_timeout,
+        deadline=deadline,
     )
+
+
+def table_calls(settings: DiscordSettings, deadline: RequestDeadline) -> TableCalls:
+    """How the function's three table adapters call DynamoDB: one breaker, one deadline."""
+    from invite_proxy.dynamodb.calls import CircuitBreaker, TableCalls
+
+    breaker = CircuitBreaker(settings.table_circuit_seconds)  # the table fails for all three
+    return TableCalls(breaker, deadline, settings.dynamodb_call_seconds)
 
 
 def guarded_discord(
@@ -145,21 +157,30 @@ def build_api(
     return lookup, InviteRevocationService(cache=cache, discord=discord, clock=clock)
 
 
-def api_services(settings: ApiSettings) -> tuple[InviteLookupService, InviteRevocationService]:
+@dataclass(frozen=True, slots=True)
+class ApiServices:
+    lookups: InviteLookupService
+    revocations: InviteRevocationService
+    deadline: RequestDeadline  # the handler begins it at each invocation
+
+
+def api_services(settings: ApiSettings) -> ApiServices:
     from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-    from invite_proxy.dynamodb.calls import CircuitBreaker, dynamodb_client
+    from invite_proxy.dynamodb.calls import dynamodb_client
     from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
     from invite_proxy.dynamodb.leases import DynamoDBLeases
 
     table = dynamodb_client(settings.dynamodb_timeout)
-    breaker = CircuitBreaker(settings.table_circuit_seconds)  # the table fails for all three
-    return build_api(
+    deadline = RequestDeadline()
+    calls = table_calls(settings, deadline)
+    lookups, revocations = build_api(
         settings,
-        cache=DynamoDBInviteCache(table, settings.table_name, breaker),
-        leases=DynamoDBLeases(table, settings.table_name, breaker),
-        fleet=DynamoDBFleetState(table, settings.table_name, breaker),
-        client=discord_client(settings),
+        cache=DynamoDBInviteCache(table, settings.table_name, calls),
+        leases=DynamoDBLeases(table, settings.table_name, calls),
+        fleet=DynamoDBFleetState(table, settings.table_name, calls),
+        client=discord_client(settings, deadline),
     )
+    return ApiServices(lookups, revocations, deadline)
 
 
 def admin_verifier(settings: AuthorizerSettings) -> AdminTokenVerifier:
@@ -181,6 +202,7 @@ def build_rule_runner(
     fleet: FleetState,
     client: RawDiscord,
     notifier: Notifier | None,
+    deadline: RequestDeadline,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> RuleRunner:
@@ -195,6 +217,7 @@ def build_rule_runner(
         cache=cache,
         notifier=notifier,
         reserve_seconds=settings.reserve_seconds,
+        deadline=deadline,
         clock=clock,
         sleep=sleep,
     )
@@ -203,11 +226,12 @@ def build_rule_runner(
 def rule_runner(settings: RevokerSettings) -> RuleRunner:
     from invite_proxy.discord.webhook import WebhookNotifier
     from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-    from invite_proxy.dynamodb.calls import CircuitBreaker, dynamodb_client
+    from invite_proxy.dynamodb.calls import dynamodb_client
     from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
 
     table: DynamoDBClient = dynamodb_client(settings.dynamodb_timeout)
-    breaker = CircuitBreaker(settings.table_circuit_seconds)
+    deadline = RequestDeadline()
+    calls = table_calls(settings, deadline)
     notifier = None
     if settings.has_webhook:
         notifier = WebhookNotifier(
@@ -221,8 +245,9 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
         )
     return build_rule_runner(
         settings,
-        cache=DynamoDBInviteCache(table, settings.table_name, breaker),
-        fleet=DynamoDBFleetState(table, settings.table_name, breaker),
-        client=discord_client(settings),
+        cache=DynamoDBInviteCache(table, settings.table_name, calls),
+        fleet=DynamoDBFleetState(table, settings.table_name, calls),
+        client=discord_client(settings, deadline),
         notifier=notifier,
+        deadline=deadline,
     )

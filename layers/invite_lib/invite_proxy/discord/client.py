@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 import requests
 
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.discord.routes import Route
 from invite_proxy.discord.session import SESSION
 from invite_proxy.errors import (
@@ -51,12 +52,14 @@ class DiscordClient:
         user_agent: str,
         connect_timeout: float,
         read_timeout: float,
+        deadline: RequestDeadline | None = None,
         session: requests.Session = SESSION,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._user_agent = user_agent
-        self._timeout = (connect_timeout, read_timeout)
+        self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
+        self._deadline = deadline or RequestDeadline()
         self._session = session
 
     def request(
@@ -73,13 +76,18 @@ class DiscordClient:
             request_headers["Authorization"] = f"Bot {token}"
         if headers:
             request_headers.update(headers)
+        # Never wait past the request's deadline, whatever the configured timeouts allow.
+        left = self._deadline.left()
+        if left <= 0:
+            raise DiscordTimeout(detail="no time left before the request's deadline")
+        timeout = (min(self._connect_timeout, left), min(self._read_timeout, left))
         try:
             response = self._session.request(
                 route.method,
                 self._base_url + route.path,
                 params=params,
                 headers=request_headers,
-                timeout=self._timeout,
+                timeout=timeout,
                 allow_redirects=False,
             )
         except requests.exceptions.ConnectTimeout as exc:

@@ -22,12 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from invite_proxy.cache_policy import CacheEntry, EntryKind
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import (
-    DEFAULT_OPEN_SECONDS,
-    CircuitBreaker,
-    Refused,
-    TableCalls,
-)
+from invite_proxy.dynamodb.calls import Refused, TableCalls
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -44,11 +39,11 @@ def eviction_calls(variants: int) -> int:
 
 class DynamoDBInviteCache:
     def __init__(
-        self, client: DynamoDBClient, table_name: str, breaker: CircuitBreaker | None = None
+        self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
     ) -> None:
         self._client = client
         self._table = table_name
-        self._calls = TableCalls(breaker or CircuitBreaker(DEFAULT_OPEN_SECONDS))
+        self._calls = calls or TableCalls()
 
     def get(
         self, code: str, variant: str, now: float, *, consistent: bool = False

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from invite_proxy import observability as obs
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.errors import TableSkipped, TableUnavailable
 
 if TYPE_CHECKING:
@@ -77,14 +78,29 @@ class CircuitBreaker:
 
 
 class TableCalls:
-    """How an adapter calls the table: through the breaker, with failures typed."""
+    """How an adapter calls the table: through the breaker, within the request's deadline,
+    with failures typed. One serves every adapter of an execution environment."""
 
-    def __init__(self, breaker: CircuitBreaker) -> None:
-        self._breaker = breaker
+    def __init__(
+        self,
+        breaker: CircuitBreaker | None = None,
+        deadline: RequestDeadline | None = None,
+        call_seconds: float = 0.0,
+    ) -> None:
+        self._breaker = breaker or CircuitBreaker(DEFAULT_OPEN_SECONDS)
+        self._deadline = deadline or RequestDeadline()
+        self._call_seconds = call_seconds  # one call's worst case: aws_clients
+
+    def _before(self, what: str) -> None:
+        if self._deadline.left() < self._call_seconds:
+            # A call that might not finish in time is not started: the request goes on
+            # without the table (as it does when the table fails) and answers in time.
+            raise TableSkipped(detail=f"{what} skipped: no time left for the table")
+        self._breaker.before(what)
 
     def call[R](self, what: str, request: Callable[[], R]) -> R:
         """One DynamoDB call (or a few as one step); any failure is TableUnavailable."""
-        self._breaker.before(what)
+        self._before(what)
         try:
             result = request()
         except (BotoCoreError, ClientError) as exc:
@@ -95,7 +111,7 @@ class TableCalls:
     def write_if[R](self, what: str, request: Callable[[], R]) -> R | Refused:
         """A conditional write (or transaction): its response, or Refused when a condition
         said no, which is an answer from a healthy table, not a failure."""
-        self._breaker.before(what)
+        self._before(what)
         try:
             result: R | Refused = request()
         except ClientError as exc:

@@ -22,12 +22,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import (
-    DEFAULT_OPEN_SECONDS,
-    CircuitBreaker,
-    Refused,
-    TableCalls,
-)
+from invite_proxy.dynamodb.calls import Refused, TableCalls
 from invite_proxy.upstream_guard import (
     PROBE,
     PROBE_POLL_SECONDS,
@@ -47,11 +42,11 @@ if TYPE_CHECKING:
 
 class DynamoDBFleetState:
     def __init__(
-        self, client: DynamoDBClient, table_name: str, breaker: CircuitBreaker | None = None
+        self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
     ) -> None:
         self._client = client
         self._table = table_name
-        self._calls = TableCalls(breaker or CircuitBreaker(DEFAULT_OPEN_SECONDS))
+        self._calls = calls or TableCalls()
         # Names this execution environment's probes, so only it can end them.
         self._id = secrets.token_hex(8)
 

@@ -25,12 +25,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import (
-    DEFAULT_OPEN_SECONDS,
-    CircuitBreaker,
-    Refused,
-    TableCalls,
-)
+from invite_proxy.dynamodb.calls import Refused, TableCalls
 from invite_proxy.leases import HeldElsewhere, Lease
 
 if TYPE_CHECKING:
@@ -42,11 +37,11 @@ _TIDY_AFTER_SECONDS = 600
 
 class DynamoDBLeases:
     def __init__(
-        self, client: DynamoDBClient, table_name: str, breaker: CircuitBreaker | None = None
+        self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
     ) -> None:
         self._client = client
         self._table = table_name
-        self._calls = TableCalls(breaker or CircuitBreaker(DEFAULT_OPEN_SECONDS))
+        self._calls = calls or TableCalls()
         # One id per execution environment: enough to tell holders apart.
         self._owner = secrets.token_hex(8)
 

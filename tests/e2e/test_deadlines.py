@@ -1,0 +1,121 @@
+"""No request outlives its invocation: the handler, invoked as Lambda would, answers in time.
+
+Each test hangs one dependency (an endpoint that accepts connections and never
+answers) and checks the invocation returns the best answer available before
+Lambda's timeout less the half second kept to answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from discord_emulator import DiscordEmulator, Fault
+from discord_emulator.state import Guild
+from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
+from invite_proxy_local.template import Template
+from tests.conftest import BOT_TOKEN
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+TIMEOUT = 6  # seconds: the invocation's, as Lambda would give it
+
+
+class HangingServer:
+    """Accepts connections and never answers a byte."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        self._sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                self._held.append(self._sock.accept()[0])
+            except TimeoutError:
+                continue
+            except OSError:  # closed
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        for conn in self._held:
+            conn.close()
+        self._sock.close()
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingServer]:
+    server = HangingServer()
+    yield server
+    server.close()
+
+
+def lookup_event(code: str) -> dict[str, object]:
+    event = json.loads((EVENTS / "get_invite.json").read_text())
+    event["rawPath"] = f"/invites/{code}"
+    event["pathParameters"] = {"code": code}
+    return event  # type: ignore[no-any-return]
+
+
+def invoke_api(template: Template, event: dict[str, object]) -> tuple[dict[str, object], float]:
+    """The API handler, loaded and invoked as Lambda would: (its answer, seconds it took)."""
+    environment = ExecutionEnvironment(template.functions()["ApiFunction"])
+    context = LambdaContext("ApiFunction", 512, timeout_seconds=TIMEOUT)
+    answer = environment.invoke(event, context)
+    return answer, TIMEOUT - context.get_remaining_time_in_millis() / 1000
+
+
+def test_under_a_hanging_dynamodb_a_lookup_answers_from_discord_in_time(
+    template: Template, hanging: HangingServer, emulator: DiscordEmulator, guild: Guild
+) -> None:
+    emulator.state.add_invite(guild, code="hung-1")
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=hanging.url,
+        CACHE_TABLE_NAME="hanging-table",
+        DISCORD_API_BASE_URL=emulator.base_url,
+        DISCORD_BOT_TOKEN=BOT_TOKEN,
+        DYNAMODB_TIMEOUT="0.5",  # each table call: 2 attempts of 0.5 + 0.5 s, and a backoff
+        TABLE_CIRCUIT_SECONDS="0",  # no breaker: every table call is tried, the deadline alone
+    )
+    answer, took = invoke_api(template, lookup_event("hung-1"))
+    assert answer["statusCode"] == 200
+    assert json.loads(str(answer["body"]))["code"] == "hung-1"
+    assert took <= TIMEOUT - 0.5
+
+
+def test_under_a_hanging_discord_a_lookup_answers_a_clear_error_in_time(
+    template: Template,
+    emulator: DiscordEmulator,
+    guild: Guild,
+    moto_endpoint: str,
+    table_name: str,
+) -> None:
+    emulator.state.add_invite(guild, code="slow-1")
+    emulator.state.inject(Fault(status=200, body="{}", delay=30.0, times=10))
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
+        CACHE_TABLE_NAME=table_name,
+        DISCORD_API_BASE_URL=emulator.base_url,
+        DISCORD_BOT_TOKEN=BOT_TOKEN,
+        DISCORD_READ_TIMEOUT="20",  # longer than the invocation: the deadline must cut it
+        LOOKUP_DEADLINE_SECONDS="28",
+    )
+    answer, took = invoke_api(template, lookup_event("slow-1"))
+    assert answer["statusCode"] == 504
+    assert json.loads(str(answer["body"]))["error"]["code"] == "upstream_timeout"
+    assert took <= TIMEOUT - 0.5
