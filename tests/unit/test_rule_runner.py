@@ -193,3 +193,22 @@ def test_a_rule_run_never_waits_past_its_deadline_for_the_fleet(world: World) ->
         world.runner().run(rule(codes=["held-1"]), lambda_time(world.clock, timeout))
     assert world.discord.deleted == []
     assert world.clock.now <= ends - settings.reserve_seconds + 0.05
+
+
+def test_an_invite_revoked_but_still_cached_fails_the_run_and_is_named(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    world.discord.add_invite("stuck-1")
+    world.discord.add_invite("later-1")
+    world.cache.put(
+        invite_entry("stuck-1", "counts=0#event=-", "{}", None, world.clock.now, POLICY)
+    )
+    runner = world.runner()
+    world.table.down = True  # Discord deletes it; its cached copy cannot be evicted
+    with pytest.raises(RuleRunFailed, match="cache_eviction_failed"):
+        runner.run(rule(codes=["stuck-1", "later-1"]), lambda_time(world.clock, 300))
+    assert world.discord.deleted == ["stuck-1"]  # the run stopped there: nothing lost
+    [report] = [r for r in caplog.records if r.getMessage() == "revocation rule run failed"]
+    summary = report.summary  # type: ignore[attr-defined]
+    assert (summary["revoked"], summary["failed"], summary["left"]) == (0, 1, 1)
+    assert summary["not_evicted"] == ["stuck-1"]

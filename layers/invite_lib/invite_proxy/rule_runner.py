@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from invite_proxy import observability as obs
 from invite_proxy.deadline import RequestDeadline
 from invite_proxy.errors import (
+    CacheEvictionFailed,
     DiscordError,
     DiscordRateLimited,
     InvalidInput,
@@ -71,6 +72,9 @@ class RunSummary:
     not_listed: int = 0  # named codes the guild's listing does not have: left alone
     cache_ttls_shortened: int = 0
     would_revoke: list[str] = field(default_factory=list)
+    # Gone on Discord, but their cached copies could not be evicted: the run fails, so the
+    # scheduler's retry (or the dead-letter queue) sees them, and a retry evicts them.
+    not_evicted: list[str] = field(default_factory=list)
     stopped: str | None = None  # "deadline" or "error"
     error_code: str | None = None
 
@@ -94,6 +98,8 @@ class RunSummary:
                 f"Revocation rule `{self.rule}`: matched {self.matched}, revoked {self.revoked}, "
                 f"already gone {self.already_gone}, failed {self.failed}, left {self.left}."
             )
+        if self.not_evicted:
+            text += f" Gone on Discord but still cached: {', '.join(self.not_evicted)}."
         if self.stopped == "deadline":
             text += " Stopped before the Lambda deadline; the next run picks up the rest."
         elif self.stopped == "error":
@@ -310,6 +316,8 @@ class RuleRunner:
                 summary.already_gone += 1
                 return
             summary.failed += 1
+            if isinstance(exc, CacheEvictionFailed):
+                summary.not_evicted.append(code)
             if exc.revocation_outcome != "forbidden":
                 raise
             # Forbidden: this invite's channel only; the rest may be fine.
@@ -319,8 +327,10 @@ class RuleRunner:
     def _record_gone(self, rule: RevocationRule, code: str, summary: RunSummary) -> None:
         try:
             self._revoker.record_gone(code, rule.audit_reason, actor=rule.actor, source="schedule")
-        except InviteProxyError:
+        except InviteProxyError as exc:
             summary.failed += 1
+            if isinstance(exc, CacheEvictionFailed):
+                summary.not_evicted.append(code)
             raise
 
     def _patiently(self, action: Callable[[], _T], remaining_ms: RemainingMillis) -> _T:
