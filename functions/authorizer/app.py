@@ -15,18 +15,21 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.errors import CredentialsUnavailable
 from invite_proxy.observability import count, logger, metrics
 from invite_proxy.settings import AuthorizerSettings
 from invite_proxy.wiring import admin_verifier
 
 settings = AuthorizerSettings.from_env()
-verifier = admin_verifier(settings)
+deadline = RequestDeadline()
+verifier = admin_verifier(settings, deadline)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    deadline.begin(context.get_remaining_time_in_millis())
     request = APIGatewayAuthorizerEventV2(event)
     logger.append_keys(route=request.route_key, source_ip=request.request_context.http.source_ip)
     try:

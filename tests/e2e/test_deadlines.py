@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,12 +73,23 @@ def lookup_event(code: str) -> dict[str, object]:
     return event  # type: ignore[no-any-return]
 
 
-def invoke_api(template: Template, event: dict[str, object]) -> tuple[dict[str, object], float]:
-    """The API handler, loaded and invoked as Lambda would: (its answer, seconds it took)."""
-    environment = ExecutionEnvironment(template.functions()["ApiFunction"])
-    context = LambdaContext("ApiFunction", 512, timeout_seconds=TIMEOUT)
-    answer = environment.invoke(event, context)
-    return answer, TIMEOUT - context.get_remaining_time_in_millis() / 1000
+def invoke(
+    template: Template, function: str, event: dict[str, object], timeout: int = TIMEOUT
+) -> tuple[object, float]:
+    """A handler, loaded and invoked as Lambda would: (its answer or error, seconds it took)."""
+    environment = ExecutionEnvironment(template.functions()[function])
+    context = LambdaContext(function, 512, timeout_seconds=timeout)
+    try:
+        answer: object = environment.invoke(event, context)
+    except Exception as exc:
+        answer = exc
+    return answer, timeout - context.get_remaining_time_in_millis() / 1000
+
+
+def invoke_api(template: Template, event: dict[str, object]) -> tuple[dict[str, Any], float]:
+    answer, took = invoke(template, "ApiFunction", event)
+    assert isinstance(answer, dict), answer
+    return answer, took
 
 
 def test_under_a_hanging_dynamodb_a_lookup_answers_from_discord_in_time(
@@ -119,3 +131,41 @@ def test_under_a_hanging_discord_a_lookup_answers_a_clear_error_in_time(
     assert answer["statusCode"] == 504
     assert json.loads(str(answer["body"]))["error"]["code"] == "upstream_timeout"
     assert took <= TIMEOUT - 0.5
+
+
+def test_under_a_hanging_secrets_manager_a_miss_answers_503_in_time(
+    template: Template,
+    hanging: HangingServer,
+    emulator: DiscordEmulator,
+    guild: Guild,
+    moto_endpoint: str,
+    table_name: str,
+) -> None:
+    emulator.state.add_invite(guild, code="nosecret-1")
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
+        AWS_ENDPOINT_URL_SECRETS_MANAGER=hanging.url,
+        CACHE_TABLE_NAME=table_name,
+        DISCORD_API_BASE_URL=emulator.base_url,
+        DISCORD_TOKEN_SECRET_ID="discord-invite-proxy/bot-token",
+    )
+    answer, took = invoke_api(template, lookup_event("nosecret-1"))
+    assert answer["statusCode"] == 503
+    assert json.loads(str(answer["body"]))["error"]["code"] == "credentials_unavailable"
+    assert took <= TIMEOUT - 0.5
+    assert emulator.state.requests == []  # no token, no call
+
+
+def test_under_a_hanging_secrets_manager_the_authorizer_fails_closed_in_time(
+    template: Template, hanging: HangingServer
+) -> None:
+    os.environ.update(
+        AWS_ENDPOINT_URL_SECRETS_MANAGER=hanging.url,
+        ADMIN_TOKENS_SECRET_ID="discord-invite-proxy/admin-tokens",
+    )
+    event = json.loads((EVENTS / "authorize_admin.json").read_text())
+    answer, took = invoke(template, "AdminAuthorizerFunction", event, timeout=5)
+    # It fails closed: API Gateway answers 500, and nothing gets through.
+    assert type(answer).__name__ == "CredentialsUnavailable"
+    assert "admin-tokens" in str(answer)
+    assert took <= 5 - 0.5

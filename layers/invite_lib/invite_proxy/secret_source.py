@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as ReadTimedOut
 from typing import TYPE_CHECKING
 
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.errors import CredentialsUnavailable
 
 if TYPE_CHECKING:
@@ -19,14 +23,22 @@ class _SecretsManagerString:
     The client (and Powertools Parameters, which is costly to import) are set up
     on first use, once per execution environment: most lookups are cache hits
     and never need the bot token at all.
+
+    boto3 cannot bound one call by a deadline, so a read runs on a worker thread
+    and the request waits for it only as long as its deadline allows. A read that
+    hangs is left to finish (or time out) on its own, and the request answers.
     """
 
-    def __init__(self, secret_id: str, *, cache_seconds: int, timeout: float) -> None:
+    def __init__(
+        self, secret_id: str, *, cache_seconds: int, timeout: float, deadline: RequestDeadline
+    ) -> None:
         self._secret_id = secret_id
         self._cache_seconds = cache_seconds
         self._timeout = timeout
+        self._deadline = deadline
         self._provider: SecretsProvider | None = None
         self._read_error: type[Exception] = Exception
+        self._reader: ThreadPoolExecutor | None = None
 
     def _setup(self) -> SecretsProvider:
         import boto3
@@ -38,13 +50,23 @@ class _SecretsManagerString:
         client = boto3.client("secretsmanager", config=client_config(self._timeout))
         self._read_error = GetParameterError
         self._provider = SecretsProvider(boto3_client=client)
+        self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="secret-read")
         return self._provider
 
     def __call__(self) -> str:
         provider = self._provider or self._setup()
+        assert self._reader is not None
         secret_id = self._secret_id
+        left = self._deadline.left()
+        if left <= 0:
+            raise CredentialsUnavailable(detail=f"no time left to read secret {secret_id!r}")
+        read = self._reader.submit(provider.get, secret_id, max_age=self._cache_seconds)
         try:
-            value = provider.get(secret_id, max_age=self._cache_seconds)
+            value = read.result(timeout=None if math.isinf(left) else left)
+        except ReadTimedOut:
+            raise CredentialsUnavailable(
+                detail=f"reading secret {secret_id!r} did not finish before the deadline"
+            ) from None
         except self._read_error as exc:
             # The message names the secret and the AWS error, never the value.
             raise CredentialsUnavailable(detail=f"reading secret {secret_id!r}: {exc}") from None
@@ -53,8 +75,12 @@ class _SecretsManagerString:
         return value.strip()
 
 
-def secrets_manager_string(secret_id: str, *, cache_seconds: int, timeout: float) -> SecretSource:
-    return _SecretsManagerString(secret_id, cache_seconds=cache_seconds, timeout=timeout)
+def secrets_manager_string(
+    secret_id: str, *, cache_seconds: int, timeout: float, deadline: RequestDeadline
+) -> SecretSource:
+    return _SecretsManagerString(
+        secret_id, cache_seconds=cache_seconds, timeout=timeout, deadline=deadline
+    )
 
 
 def static_secret(value: str | None) -> SecretSource:

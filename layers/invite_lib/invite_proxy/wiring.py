@@ -47,12 +47,18 @@ Sleep = Callable[[float], None]
 
 
 def secret(
-    secret_id: str | None, local_value: SecretStr | None, cache_seconds: int
+    secret_id: str | None,
+    local_value: SecretStr | None,
+    cache_seconds: int,
+    deadline: RequestDeadline,
 ) -> SecretSource:
-    """A deployed secret by id, or the local run's value of it."""
+    """A deployed secret by id, read within the request's deadline; or the local run's value."""
     if secret_id:
         return secrets_manager_string(
-            secret_id, cache_seconds=cache_seconds, timeout=SECRETS_MANAGER_TIMEOUT
+            secret_id,
+            cache_seconds=cache_seconds,
+            timeout=SECRETS_MANAGER_TIMEOUT,
+            deadline=deadline,
         )
     return static_secret(local_value.get_secret_value() if local_value else None)
 
@@ -66,6 +72,7 @@ def discord_client(settings: DiscordSettings, deadline: RequestDeadline) -> Disc
             settings.discord_token_secret_id,
             settings.discord_bot_token,
             settings.token_cache_seconds,
+            deadline,
         ),
         user_agent=settings.user_agent,
         connect_timeout=settings.discord_connect_timeout,
@@ -183,7 +190,7 @@ def api_services(settings: ApiSettings) -> ApiServices:
     return ApiServices(lookups, revocations, deadline)
 
 
-def admin_verifier(settings: AuthorizerSettings) -> AdminTokenVerifier:
+def admin_verifier(settings: AuthorizerSettings, deadline: RequestDeadline) -> AdminTokenVerifier:
     from invite_proxy.admin_tokens import AdminTokenVerifier
 
     return AdminTokenVerifier(
@@ -191,6 +198,7 @@ def admin_verifier(settings: AuthorizerSettings) -> AdminTokenVerifier:
             settings.admin_tokens_secret_id,
             settings.admin_tokens,
             settings.admin_tokens_cache_seconds,
+            deadline,
         )
     )
 
@@ -239,6 +247,8 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
                 settings.revocation_webhook_secret_id,
                 settings.revocation_webhook_url,
                 settings.token_cache_seconds,
+                # Read for the report, after the run's calls: the report's own time, not theirs.
+                RequestDeadline(),
             ),
             timeout=settings.webhook_timeout,
             user_agent=settings.user_agent,
