@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)/layers/invite_lib:$(CURDIR)/local
 export SAM_CLI_TELEMETRY := 0
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install install-sam run invoke admin-token test check lint typecheck pytest validate build lock requirements bench clean
+.PHONY: help install install-sam run invoke admin-token test check lint typecheck pytest validate build lock requirements bench faults-doc clean
 
 help:
 	@echo "make run    install what is needed, then run the API on http://127.0.0.1:3000 (PORT overrides)"
@@ -25,6 +25,7 @@ help:
 	@echo "make admin-token NAME=dashboard   a new admin token for DELETE, and its secret entry"
 	@echo "make lock   re-resolve uv.lock and regenerate layers/invite_lib/requirements.txt from it"
 	@echo "make bench  run the benchmarks (cold-start import cost, warm cache hit)"
+	@echo "make faults-doc   regenerate docs/faults.md from the fault matrix's rows"
 
 $(UV):
 	python3 -m venv $(TOOLS)/uv
@@ -80,6 +81,10 @@ PYTEST_ARGS ?= -n auto --dist loadfile
 pytest:
 	SAM_BIN=$(CURDIR)/$(SAM) SAM_PYTHON_BIN=$$(dirname "$$(scripts/find-python $(PY_RUNTIME))") \
 	  $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# docs/faults.md, from the fault matrix's rows (the suite fails when the two disagree).
+faults-doc: install
+	WRITE_FAULTS_DOC=1 $(PYTHON) -m pytest tests/e2e/test_fault_matrix.py -q -p no:cacheprovider
 
 lock: $(UV)
 	$(UV) lock --python "$$(scripts/find-python $(PY_RUNTIME))"

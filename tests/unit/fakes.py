@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -281,6 +282,7 @@ class FakeDiscord:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float = math.inf,
     ) -> DiscordResponse:
         self.calls.append(route)
         self.clock.advance(self.token_seconds + self.latency)

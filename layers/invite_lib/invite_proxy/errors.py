@@ -91,14 +91,10 @@ class TableUnavailable(InviteProxyError):
 
     code = "table_unavailable"
     default_message = "The proxy's table is unavailable."
-    # Worth a warning of its own: the table was tried and failed just now.
-    newly_failed: ClassVar[bool] = True
 
 
 class TableSkipped(TableUnavailable):
-    """The table's circuit is open: the call was not tried, and the opening was said once."""
-
-    newly_failed = False
+    """The call was not tried: the table's circuit is open, or no time is left for it."""
 
 
 class DiscordError(InviteProxyError):

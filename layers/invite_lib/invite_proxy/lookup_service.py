@@ -278,11 +278,9 @@ class InviteLookupService:
         return written
 
     @staticmethod
-    def _cache_failed(exc: TableUnavailable) -> None:
-        # Lookups go on through Discord; operators see the metric and the log.
+    def _cache_failed(_: TableUnavailable) -> None:
+        # Lookups go on through Discord. The table's circuit breaker has said so, once.
         obs.count("CacheError")
-        if exc.newly_failed:
-            obs.logger.warning("cache unavailable", extra={"detail": exc.detail})
 
     @staticmethod
     def _result(entry: CacheEntry, status: CacheStatus, now: float) -> LookupResult:

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from invite_proxy.discord.client import DiscordResponse
 
 
+# Between Discord's answer and the eviction: the guard records what Discord said.
+_BOOKKEEPING_SECONDS = 0.25
+
+
 class EvictingCache(Protocol):
     def evict(self, code: str, revoked_at: float) -> list[str]: ...
 
@@ -68,10 +72,14 @@ class InviteRevocationService:
         *,
         cache: EvictingCache,
         discord: InviteDeleter,
+        eviction_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._cache = cache
         self._discord = discord
+        # Kept back from the Discord call for the eviction after it: whatever Discord
+        # answers (or does not, in time), the cached copies must still go.
+        self._eviction_seconds = eviction_seconds
         self._clock = clock
 
     def revoke_request(
@@ -108,7 +116,9 @@ class InviteRevocationService:
 
         who = {"actor": actor, "source": source}
         try:
-            response = self._discord.delete_invite(code, reason, deadline=deadline)
+            response = self._discord.delete_invite(
+                code, reason, deadline=deadline - self._eviction_seconds - _BOOKKEEPING_SECONDS
+            )
         except InviteProxyError as exc:
             outcome = Outcome(exc.revocation_outcome)
             self._evict_and_audit(code, reason, **who, outcome=outcome, error_code=exc.code)

@@ -270,10 +270,9 @@ class UpstreamGuard:
             )
 
     @staticmethod
-    def _fleet_state_failed(exc: TableUnavailable) -> None:
+    def _fleet_state_failed(_: TableUnavailable) -> None:
+        # The table's circuit breaker has said so, once, with the detail.
         obs.count("FleetStateError")
-        if exc.newly_failed:
-            obs.logger.warning("fleet state unavailable", extra={"detail": exc.detail})
 
 
 def _refusal(block: Block, wait: float) -> InviteProxyError:

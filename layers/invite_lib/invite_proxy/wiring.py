@@ -161,7 +161,10 @@ def build_api(
         clock=clock,
         sleep=sleep,
     )
-    return lookup, InviteRevocationService(cache=cache, discord=discord, clock=clock)
+    revocations = InviteRevocationService(
+        cache=cache, discord=discord, eviction_seconds=settings.dynamodb_call_seconds, clock=clock
+    )
+    return lookup, revocations
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,7 +224,12 @@ def build_rule_runner(
     discord = guarded_discord(settings, client, fleet, clock=clock, sleep=sleep)
     return RuleRunner(
         discord=discord,
-        revoker=InviteRevocationService(cache=cache, discord=discord, clock=clock),
+        revoker=InviteRevocationService(
+            cache=cache,
+            discord=discord,
+            eviction_seconds=settings.dynamodb_call_seconds,
+            clock=clock,
+        ),
         cache=cache,
         notifier=notifier,
         reserve_seconds=settings.reserve_seconds,

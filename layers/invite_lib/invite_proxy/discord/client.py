@@ -6,6 +6,8 @@ Raw: it knows nothing of the fleet's rate limits. Only ``GuardedDiscord`` calls 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,8 +70,12 @@ class DiscordClient:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float = math.inf,
     ) -> DiscordResponse:
-        """Send one request; return a 2xx response or raise the matching error."""
+        """Send one request; return a 2xx response or raise the matching error.
+
+        It waits no longer than ``deadline`` (the caller's), nor the request's deadline.
+        """
         request_headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
         token = self._token()
         if token:
@@ -77,7 +83,7 @@ class DiscordClient:
         if headers:
             request_headers.update(headers)
         # Never wait past the request's deadline, whatever the configured timeouts allow.
-        left = self._deadline.left()
+        left = min(self._deadline.left(), deadline - time.time())
         if left <= 0:
             raise DiscordTimeout(detail="no time left before the request's deadline")
         timeout = (min(self._connect_timeout, left), min(self._read_timeout, left))

@@ -10,6 +10,7 @@ webhook post goes around it: webhooks are limited per webhook, not per bot.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 from invite_proxy import observability as obs
 from invite_proxy.discord.client import encode_audit_reason
 from invite_proxy.discord.routes import Route
-from invite_proxy.errors import InviteProxyError, UnknownInvite
+from invite_proxy.errors import DiscordError, InviteProxyError, UnknownInvite
 from invite_proxy.models import vanity_code_of_url
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class RawDiscord(Protocol):
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float = math.inf,
     ) -> DiscordResponse: ...
 
 
@@ -78,7 +80,9 @@ class GuardedDiscord:
         obs.count("UpstreamCall")
         started = time.perf_counter()
         try:
-            response = self._client.request(route, params=params, headers=headers)
+            response = self._client.request(
+                route, params=params, headers=headers, deadline=deadline
+            )
         except UnknownInvite as exc:  # an answer, not a failure: it still spends the bucket
             _measure(started, exc.status)
             self._guard.observe_error(exc, route.bucket)
@@ -87,9 +91,9 @@ class GuardedDiscord:
             _measure(started, exc.status)
             self._guard.observe_error(exc, route.bucket)
             obs.count_by("UpstreamError", "ErrorKind", exc.code)
-            obs.logger.warning(
-                "upstream error", extra={"error_code": exc.code, "detail": exc.detail}
-            )
+            # Discord failed, or the call could not be made (the token unreadable, say).
+            what = "upstream error" if isinstance(exc, DiscordError) else "upstream call not made"
+            obs.logger.warning(what, extra={"error_code": exc.code, "detail": exc.detail})
             raise
         _measure(started, response.status)
         self._guard.observe(response.rate_limit, route.bucket)
