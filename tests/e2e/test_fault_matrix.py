@@ -18,6 +18,8 @@ import json
 import logging
 import os
 import threading
+import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -106,6 +108,8 @@ class Row:
     env: Callable[[Ctx], dict[str, str]] = lambda _: {}
     keep: Callable[[Ctx, dict[str, Any], list[logging.LogRecord]], None] = lambda *_: None
     timeout: int = TIMEOUT  # the invocation's
+    # Run first, with the loaded function: what came before the fault.
+    before: Callable[[Ctx, Callable[[dict[str, Any]], Any]], None] = lambda *_: None
 
     @property
     def id(self) -> str:
@@ -144,8 +148,53 @@ def _forbidden_and_kept(ctx: Ctx, answer: dict[str, Any], records: Records) -> N
     _audited("forbidden")(ctx, answer, records)
 
 
+def _answered_not_cached(ctx: Ctx, answer: dict[str, Any], records: Records) -> None:
+    _served_from_discord(ctx, answer, records)
+    _no_copy_cached(ctx)
+    assert "not cached: revoked while fetching" in [r.getMessage() for r in records]
+
+
 def _no_discord_call(ctx: Ctx, *_: Any) -> None:
     assert ctx.emulator.state.requests == []
+
+
+def _no_call_after_the_token_failed(ctx: Ctx, *_: Any) -> None:
+    assert [r.path for r in ctx.emulator.state.requests] == ["/api/v10/invites/warm-1"]
+
+
+def _token_secret(ctx: Ctx, value: str) -> dict[str, str]:
+    name = f"bot-token-{uuid.uuid4().hex[:10]}"
+    boto3.client("secretsmanager", endpoint_url=ctx.moto).create_secret(
+        Name=name, SecretString=value
+    )
+    return {
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": ctx.moto,
+        "DISCORD_TOKEN_SECRET_ID": name,
+        "TOKEN_CACHE_SECONDS": "0",
+    }
+
+
+def _warm_then_lose_the_secret(ctx: Ctx, invoke: Callable[[dict[str, Any]], Any]) -> None:
+    """An earlier miss read the token; then the secret became unreadable."""
+    [guild] = ctx.emulator.state.guilds.values()
+    ctx.emulator.state.add_invite(guild, code="warm-1")
+    assert invoke(_event("GET", "warm-1"))["statusCode"] == 200
+    boto3.client("secretsmanager", endpoint_url=ctx.moto).delete_secret(
+        SecretId=os.environ["DISCORD_TOKEN_SECRET_ID"], ForceDeleteWithoutRecovery=True
+    )
+
+
+def _revoked_while_fetching(ctx: Ctx, _: Callable[[dict[str, Any]], Any]) -> None:
+    """A DELETE elsewhere marks the code revoked after this lookup's fetch began."""
+    boto3.client("dynamodb", endpoint_url=ctx.moto).put_item(
+        TableName=ctx.table,
+        Item={
+            "pk": {"S": f"invite#{CODE}"},
+            "sk": {"S": "revoked"},
+            "revoked_at": {"N": str(time.time() + 60)},
+            "ttl": {"N": str(int(time.time()) + 3600)},
+        },
+    )
 
 
 def _served_from_discord(ctx: Ctx, answer: dict[str, Any], _: Records) -> None:
@@ -289,6 +338,40 @@ ROWS = [
         keep=_no_discord_call,
     ),
     Row(
+        "Secrets Manager",
+        "unavailable at a later token re-read",
+        "GET",
+        503,
+        "credentials_unavailable",
+        ("WARNING", "upstream call not made"),
+        "no call reaches Discord once the token is unreadable",
+        env=lambda ctx: _token_secret(ctx, BOT_TOKEN),
+        before=_warm_then_lose_the_secret,
+        keep=_no_call_after_the_token_failed,
+    ),
+    Row(
+        "Secrets Manager",
+        "a secret holding the wrong shape (JSON, not the raw token)",
+        "GET",
+        503,
+        "credentials_unavailable",
+        ("WARNING", "upstream call not made"),
+        "the malformed token never reaches Discord, so it earns no 401",
+        env=lambda ctx: _token_secret(ctx, json.dumps({"token": BOT_TOKEN})),
+        keep=_no_discord_call,
+    ),
+    Row(
+        "DynamoDB",
+        "a conditional-write race: revoked while the lookup was fetching",
+        "GET",
+        200,
+        None,
+        None,
+        "what Discord said is answered, but not cached over the revocation",
+        before=_revoked_while_fetching,
+        keep=_answered_not_cached,
+    ),
+    Row(
         "Lambda",
         "the deadline reached mid-lookup (Discord slower than the invocation)",
         "GET",
@@ -355,12 +438,12 @@ def ctx(moto_endpoint: str, table_name: str, emulator: DiscordEmulator) -> Itera
         server.close()
 
 
-def _event(request: str) -> dict[str, Any]:
+def _event(request: str, code: str = CODE) -> dict[str, Any]:
     name = "get_invite.json" if request == "GET" else "delete_invite.json"
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    event["rawPath"] = f"/invites/{CODE}"
-    event["pathParameters"] = {"code": CODE}
-    event["requestContext"]["http"]["path"] = f"/invites/{CODE}"
+    event["rawPath"] = f"/invites/{code}"
+    event["pathParameters"] = {"code": code}
+    event["requestContext"]["http"]["path"] = f"/invites/{code}"
     return event
 
 
@@ -386,6 +469,7 @@ def test_fault(
     os.environ.update(row.env(ctx))
     caplog.set_level(logging.INFO)
     environment = ExecutionEnvironment(template.functions()["ApiFunction"])
+    row.before(ctx, environment.invoke)
     context = LambdaContext("ApiFunction", 512, timeout_seconds=row.timeout)
 
     answer: dict[str, Any] = environment.invoke(_event(row.request), context)

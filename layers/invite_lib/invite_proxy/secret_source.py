@@ -83,6 +83,28 @@ def secrets_manager_string(
     )
 
 
+_NOT_IN_A_TOKEN = frozenset(" \t\r\n{}[]\"':,")
+
+
+def bot_token(source: SecretSource) -> SecretSource:
+    """The bot token, checked for its shape before Discord sees it.
+
+    A secret that holds JSON (or anything with spaces or quotes) is a
+    misconfiguration: sent on, it would earn a 401 for every call, and 401s count
+    towards the ban. The error names the problem, never the value.
+    """
+
+    def read() -> str | None:
+        token = source()
+        if token is not None and _NOT_IN_A_TOKEN & set(token):
+            raise CredentialsUnavailable(
+                detail="the bot token secret does not hold a raw token (JSON, or spaces?)"
+            )
+        return token
+
+    return read
+
+
 def static_secret(value: str | None) -> SecretSource:
     """A value given directly (the local run's variables), or none at all."""
     return lambda: value

@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy.deadline import RequestDeadline
-from invite_proxy.secret_source import SecretSource, secrets_manager_string, static_secret
+from invite_proxy.secret_source import (
+    SecretSource,
+    bot_token,
+    secrets_manager_string,
+    static_secret,
+)
 from invite_proxy.settings import SECRETS_MANAGER_TIMEOUT
 
 if TYPE_CHECKING:
@@ -68,11 +73,13 @@ def discord_client(settings: DiscordSettings, deadline: RequestDeadline) -> Disc
 
     return DiscordClient(
         base_url=settings.discord_api_base_url,
-        token=secret(
-            settings.discord_token_secret_id,
-            settings.discord_bot_token,
-            settings.token_cache_seconds,
-            deadline,
+        token=bot_token(
+            secret(
+                settings.discord_token_secret_id,
+                settings.discord_bot_token,
+                settings.token_cache_seconds,
+                deadline,
+            )
         ),
         user_agent=settings.user_agent,
         connect_timeout=settings.discord_connect_timeout,
