@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
@@ -116,6 +117,25 @@ def _route_regex(path: str) -> re.Pattern[str]:
         else:
             pattern += re.escape(part)
     return re.compile(f"^{pattern}$")
+
+
+# API Gateway's HTTP API quotas: what it refuses itself, before any function runs.
+MAX_REQUEST_LINE_AND_HEADERS = 10_240  # bytes
+MAX_PAYLOAD = 10 * 1024 * 1024  # bytes
+
+
+def _over_quota(request_line: str, headers: Any) -> HttpResponse | None:
+    """API Gateway's own answer to a request over its quotas, or None."""
+    size = len(request_line) + sum(len(k) + len(v) for k, v in headers.items())
+    if size > MAX_REQUEST_LINE_AND_HEADERS:
+        return _json_response(431, {"message": "Request Header Fields Too Large"})
+    try:
+        length = int(headers.get("Content-Length") or 0)
+    except ValueError:
+        return _json_response(400, {"message": "Bad Request"})
+    if length > MAX_PAYLOAD:
+        return _json_response(413, {"message": "Request Entity Too Large"})
+    return None
 
 
 def _json_response(status: int, body: dict[str, Any]) -> HttpResponse:
@@ -352,7 +372,20 @@ class LocalGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 """The handler's own JSON logs are the request log."""
 
+            def send_error(
+                self, code: int, message: str | None = None, explain: str | None = None
+            ) -> None:
+                """http.server's own refusals (a request line or header too long), as API
+                Gateway words its own: JSON, never an HTML page."""
+                self._answer(_json_response(code, {"message": message or HTTPStatus(code).phrase}))
+                self.close_connection = True
+
             def _serve(self) -> None:
+                refusal = _over_quota(self.requestline, self.headers)
+                if refusal is not None:
+                    self._answer(refusal)
+                    self.close_connection = True
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 response = gateway.handle(
@@ -362,6 +395,9 @@ class LocalGateway:
                     body,
                     self.client_address[0],
                 )
+                self._answer(response)
+
+            def _answer(self, response: HttpResponse) -> None:
                 self.send_response(response.status)
                 for name, value in response.headers:
                     if name.lower() not in ("content-length", "connection"):

@@ -473,3 +473,45 @@ def test_dynamodb_down_still_serves_through_discord(
         json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
     ]
     assert sum(m.get("CacheError", [0])[0] for m in metrics) >= 2
+
+
+# -- oversized requests ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        ("/invites/proxy-demo", {"X-Big": "x" * 12_000}, 431),  # over API Gateway's 10 kB
+        ("/invites/proxy-demo?with_counts=" + "1" * 12_000, {}, 431),
+        ("/invites/proxy-demo", {"X-Huge": "x" * 100_000}, 431),  # over http.server's own line
+    ],
+)
+def test_oversized_requests_are_refused_with_json_as_api_gateway_does(
+    api: LocalRun, emulator: DiscordEmulator, path: str, headers: dict[str, str], status: int
+) -> None:
+    response = requests.get(f"{api.url}{path}", headers=headers, timeout=10)
+    assert response.status_code == status
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert "message" in response.json()
+    assert upstream_calls(emulator) == 0
+
+
+def test_an_oversized_but_admissible_reason_is_the_projects_json_400(api: LocalRun) -> None:
+    reason = "x" * 2000  # under API Gateway's quota, over Discord's 512 characters
+    response = requests.delete(
+        f"{api.url}/invites/proxy-demo",
+        headers={"Authorization": f"Bearer {api.admin_token}", "X-Audit-Log-Reason": reason},
+        timeout=10,
+    )
+    assert response.status_code == 400
+    assert error_of(response)["code"] == "invalid_request"
+
+
+def test_an_oversized_body_is_refused_before_any_function_runs(api: LocalRun) -> None:
+    response = requests.delete(
+        f"{api.url}/invites/proxy-demo",
+        headers={"Authorization": f"Bearer {api.admin_token}", "Content-Length": "20000000"},
+        timeout=10,
+    )
+    assert response.status_code == 413
+    assert response.json() == {"message": "Request Entity Too Large"}

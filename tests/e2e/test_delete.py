@@ -66,6 +66,10 @@ def audit_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
         ({"Authorization": "Bearer wrong-token"}, 403, "Forbidden"),
         ({"Authorization": "Basic d3Jvbmc6d3Jvbmc="}, 403, "Forbidden"),
         ({"Authorization": "Bearer"}, 403, "Forbidden"),
+        ({"Authorization": "Bearer {almost}"}, 403, "Forbidden"),  # its last character differs
+        ({"Authorization": "Token {token}"}, 403, "Forbidden"),  # the right token, wrong scheme
+        ({"Authorization": "Bearer {token} {token}"}, 403, "Forbidden"),
+        ({"Authorization": "Bearer " + "x" * 4000}, 403, "Forbidden"),
     ],
 )
 def test_no_or_wrong_credentials_never_reach_discord(
@@ -77,6 +81,9 @@ def test_no_or_wrong_credentials_never_reach_discord(
     message: str,
 ) -> None:
     emulator.state.add_invite(guild, code="guarded1")
+    token = api.admin_token or ""
+    almost = token[:-1] + ("A" if token[-1] != "A" else "B")
+    headers = {k: v.format(token=token, almost=almost) for k, v in headers.items()}
     response = delete(api, "guarded1", Origin=APP, **headers)
     assert response.status_code == status
     assert response.json() == {"message": message}
