@@ -515,3 +515,38 @@ def test_an_oversized_body_is_refused_before_any_function_runs(api: LocalRun) ->
     )
     assert response.status_code == 413
     assert response.json() == {"message": "Request Entity Too Large"}
+
+
+# -- CORS never reflects an origin that is not on the allow-list -----------------------------
+
+LOOKALIKES = [
+    "https://evil.example.com",
+    "https://app.example.org.evil.com",
+    "https://evil-app.example.org",
+    "http://app.example.org",  # the right host, the wrong scheme
+    "https://app.example.org:8443",
+    "null",
+]
+
+
+@pytest.mark.parametrize("origin", LOOKALIKES)
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("GET", "/invites/proxy-demo", {}),
+        ("GET", "/invites/a", {}),  # a 400
+        ("GET", "/nope", {}),  # a 404
+        ("DELETE", "/invites/proxy-demo", {}),  # API Gateway's own 401
+        ("DELETE", "/invites/proxy-demo", {"Authorization": "Bearer wrong"}),  # its 403
+        ("OPTIONS", "/invites/proxy-demo", {"Access-Control-Request-Method": "DELETE"}),
+    ],
+)
+def test_no_answer_reflects_an_origin_off_the_allow_list(
+    api: LocalRun, origin: str, method: str, path: str, headers: dict[str, str]
+) -> None:
+    response = requests.request(
+        method, f"{api.url}{path}", headers={"Origin": origin, **headers}, timeout=5
+    )
+    reflected = {k.lower(): v for k, v in response.headers.items()}
+    assert "access-control-allow-origin" not in reflected, (response.status_code, reflected)
+    assert "access-control-allow-credentials" not in reflected
