@@ -169,3 +169,34 @@ def test_under_a_hanging_secrets_manager_the_authorizer_fails_closed_in_time(
     assert type(answer).__name__ == "CredentialsUnavailable"
     assert "admin-tokens" in str(answer)
     assert took <= 5 - 0.5
+
+
+def test_under_a_hanging_dynamodb_a_rule_run_loses_nothing_and_fails_in_time(
+    template: Template,
+    hanging: HangingServer,
+    emulator: DiscordEmulator,
+    guild: Guild,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for code in ("sweep-a", "sweep-b"):
+        emulator.state.add_invite(guild, code=code)
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=hanging.url,
+        CACHE_TABLE_NAME="hanging-table",
+        DISCORD_API_BASE_URL=emulator.base_url,
+        DISCORD_BOT_TOKEN=BOT_TOKEN,
+        DYNAMODB_TIMEOUT="0.05",
+        DISCORD_CONNECT_TIMEOUT="0.2",
+        DISCORD_READ_TIMEOUT="0.5",
+    )
+    rule: dict[str, object] = {"name": "hung-sweep", "codes": ["sweep-a", "sweep-b"]}
+    answer, took = invoke(template, "RevokerFunction", rule, timeout=45)
+    # Discord deleted the first invite, whose cached copies could not be evicted: the run
+    # stops there and fails, so the scheduler's retry or the dead-letter queue sees it.
+    assert type(answer).__name__ == "RuleRunFailed"
+    assert "cache_eviction_failed" in str(answer)
+    [report] = [r for r in caplog.records if r.getMessage() == "revocation rule run failed"]
+    summary = report.summary  # type: ignore[attr-defined]
+    assert (summary["revoked"], summary["failed"], summary["not_evicted"]) == (0, 1, ["sweep-a"])
+    assert emulator.state.find_invite("sweep-b") is not None  # left for the retry
+    assert took <= 45 - 0.5
