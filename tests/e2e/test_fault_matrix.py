@@ -32,6 +32,7 @@ import pytest
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.admin_tokens import entry_for
+from invite_proxy.settings import RevokerSettings
 from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
 from tests.conftest import BOT_TOKEN, closed_port
@@ -99,8 +100,8 @@ class Ctx:
 class Row:
     layer: str
     fault: str
-    request: str  # "GET" or "DELETE"
-    status: int  # what the client gets
+    request: str  # "GET" or "DELETE", or "a rule run" (the revoker, invoked by its schedule)
+    status: int  # what the client gets (a rule run: 200 for its summary)
     error_code: str | None
     logged: tuple[str, str] | None  # (level, message): the one line at WARNING or above
     lost: str  # what "nothing is lost" means here, for the table
@@ -154,6 +155,19 @@ def _answered_not_cached(ctx: Ctx, answer: dict[str, Any], records: Records) -> 
     assert "not cached: revoked while fetching" in [r.getMessage() for r in records]
 
 
+def _stopped_before_the_deadline(ctx: Ctx, answer: dict[str, Any], _: Records) -> None:
+    summary = json.loads(answer["body"])
+    assert (summary["stopped"], summary["revoked"], summary["left"]) == ("deadline", 1, 1)
+    assert ctx.emulator.state.find_invite(CODE) is None
+    assert ctx.emulator.state.find_invite("fault-2") is not None  # the next run's
+
+
+def _with_a_second_invite(ctx: Ctx, _: Callable[[dict[str, Any]], Any]) -> None:
+    [guild] = ctx.emulator.state.guilds.values()
+    ctx.emulator.state.add_invite(guild, code="fault-2")
+    ctx.emulator.state.latency = 2.0  # each Discord call takes 2 s of the invocation's time
+
+
 def _no_discord_call(ctx: Ctx, *_: Any) -> None:
     assert ctx.emulator.state.requests == []
 
@@ -201,6 +215,8 @@ def _served_from_discord(ctx: Ctx, answer: dict[str, Any], _: Records) -> None:
     assert json.loads(answer["body"])["code"] == CODE
 
 
+SWEEP = "a rule run"
+_SWEEP_SETTINGS = {"CACHE_TABLE_NAME": "matrix", "DYNAMODB_TIMEOUT": "0.05"}
 NO_RETRIES = {"UPSTREAM_RETRIES": "0"}
 UPSTREAM_ERROR = ("WARNING", "upstream error")
 TABLE_DOWN = ("WARNING", "table circuit open")
@@ -386,6 +402,20 @@ ROWS = [
     ),
     Row(
         "Lambda",
+        "the deadline reached mid-sweep",
+        SWEEP,
+        200,
+        None,
+        None,
+        "the run stops while a step's worst case still fits: the rest is left for the next run",
+        env=lambda _: {"DYNAMODB_TIMEOUT": "0.05"},
+        before=_with_a_second_invite,
+        keep=_stopped_before_the_deadline,
+        # Time for one lookup and DELETE (2 s each) beyond the reserve, not two.
+        timeout=int(RevokerSettings.from_env(_SWEEP_SETTINGS).reserve_seconds) + 6,
+    ),
+    Row(
+        "Lambda",
         "the deadline reached mid-DELETE",
         "DELETE",
         504,
@@ -405,7 +435,8 @@ def render(rows: list[Row]) -> str:
         "# What happens when a dependency fails",
         "",
         "Generated from `tests/e2e/test_fault_matrix.py` (`make faults-doc`); every row is a",
-        "passing test. Each row invokes the API handler as Lambda would, with one fault.",
+        "passing test. Each row invokes the API handler (or the revoker) as Lambda would,",
+        "with one fault.",
         "Logged: the one line at warning or above. No row logs or answers a secret.",
         "",
         "| layer | fault | request | the client gets | logged | nothing is lost |",
@@ -413,10 +444,12 @@ def render(rows: list[Row]) -> str:
     ]
     for row in rows:
         answer = f"{row.status}" + (f" `{row.error_code}`" if row.error_code else "")
+        request = f"`{row.request} /invites/{{code}}`"
+        if row.request == SWEEP:
+            answer, request = "its summary, `stopped: deadline`", "a rule run (the revoker)"
         logged = f"{row.logged[0]} `{row.logged[1]}`" if row.logged else "nothing"
         lines.append(
-            f"| {row.layer} | {row.fault} | `{row.request} /invites/{{code}}` | {answer} "
-            f"| {logged} | {row.lost} |"
+            f"| {row.layer} | {row.fault} | {request} | {answer} | {logged} | {row.lost} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -439,6 +472,8 @@ def ctx(moto_endpoint: str, table_name: str, emulator: DiscordEmulator) -> Itera
 
 
 def _event(request: str, code: str = CODE) -> dict[str, Any]:
+    if request == SWEEP:
+        return {"name": "matrix-sweep", "codes": [code, "fault-2"]}
     name = "get_invite.json" if request == "GET" else "delete_invite.json"
     event: dict[str, Any] = json.loads((EVENTS / name).read_text())
     event["rawPath"] = f"/invites/{code}"
@@ -468,13 +503,16 @@ def test_fault(
     )
     os.environ.update(row.env(ctx))
     caplog.set_level(logging.INFO)
-    environment = ExecutionEnvironment(template.functions()["ApiFunction"])
+    function = "RevokerFunction" if row.request == SWEEP else "ApiFunction"
+    environment = ExecutionEnvironment(template.functions()[function])
     row.before(ctx, environment.invoke)
-    context = LambdaContext("ApiFunction", 512, timeout_seconds=row.timeout)
+    context = LambdaContext(function, 512, timeout_seconds=row.timeout)
 
     answer: dict[str, Any] = environment.invoke(_event(row.request), context)
 
     # What the client gets: the status, and the JSON error envelope with its code.
+    if row.request == SWEEP:
+        answer = {"statusCode": 200, "body": json.dumps(answer)}
     assert answer["statusCode"] == row.status, answer
     if row.error_code:
         assert json.loads(answer["body"])["error"]["code"] == row.error_code

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy import observability as obs
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.errors import (
     CacheEvictionFailed,
     InvalidInput,
@@ -36,7 +37,7 @@ class EvictingCache(Protocol):
 
 class InviteDeleter(Protocol):
     def delete_invite(
-        self, code: str, reason: str | None, *, deadline: float
+        self, code: str, reason: str | None, *, deadline: float, finish_by: float = ...
     ) -> DiscordResponse: ...
 
 
@@ -72,11 +73,13 @@ class InviteRevocationService:
         *,
         cache: EvictingCache,
         discord: InviteDeleter,
+        request: RequestDeadline | None = None,
         eviction_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._cache = cache
         self._discord = discord
+        self._request = request or RequestDeadline(clock)
         # Kept back from the Discord call for the eviction after it: whatever Discord
         # answers (or does not, in time), the cached copies must still go.
         self._eviction_seconds = eviction_seconds
@@ -116,8 +119,9 @@ class InviteRevocationService:
 
         who = {"actor": actor, "source": source}
         try:
+            keep_back = self._eviction_seconds + _BOOKKEEPING_SECONDS
             response = self._discord.delete_invite(
-                code, reason, deadline=deadline - self._eviction_seconds - _BOOKKEEPING_SECONDS
+                code, reason, deadline=deadline, finish_by=self._request.at - keep_back
             )
         except InviteProxyError as exc:
             outcome = Outcome(exc.revocation_outcome)

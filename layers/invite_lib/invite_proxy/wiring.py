@@ -133,10 +133,15 @@ def build_api(
     leases: FetchLeases,
     fleet: FleetState,
     client: RawDiscord,
+    request: RequestDeadline | None = None,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> tuple[InviteLookupService, InviteRevocationService]:
-    """The API function's two services, sharing one cache and one road to Discord."""
+    """The API function's two services, sharing one cache and one road to Discord.
+
+    ``request``: the deadline the handler begins at each invocation (none by default).
+    """
+    request = request or RequestDeadline(clock)
     from invite_proxy.lookup_service import CoalescingPolicy, InviteLookupService, RetryPolicy
     from invite_proxy.revocation_service import InviteRevocationService
 
@@ -169,7 +174,11 @@ def build_api(
         sleep=sleep,
     )
     revocations = InviteRevocationService(
-        cache=cache, discord=discord, eviction_seconds=settings.dynamodb_call_seconds, clock=clock
+        cache=cache,
+        discord=discord,
+        request=request,
+        eviction_seconds=settings.dynamodb_call_seconds,
+        clock=clock,
     )
     return lookup, revocations
 
@@ -196,6 +205,7 @@ def api_services(settings: ApiSettings) -> ApiServices:
         leases=DynamoDBLeases(table, settings.table_name, calls),
         fleet=DynamoDBFleetState(table, settings.table_name, calls),
         client=discord_client(settings, deadline),
+        request=deadline,
     )
     return ApiServices(lookups, revocations, deadline)
 
@@ -234,6 +244,7 @@ def build_rule_runner(
         revoker=InviteRevocationService(
             cache=cache,
             discord=discord,
+            request=deadline,
             eviction_seconds=settings.dynamodb_call_seconds,
             clock=clock,
         ),

@@ -54,10 +54,15 @@ class GuardedDiscord:
         """A rule run's lookup of a named code: never held back by public traffic's budget."""
         return self._call(Route.get_invite(code), deadline)
 
-    def delete_invite(self, code: str, reason: str | None, *, deadline: float) -> DiscordResponse:
-        """Revoke an invite. Discord answers 200 with the invite it deleted."""
+    def delete_invite(
+        self, code: str, reason: str | None, *, deadline: float, finish_by: float = math.inf
+    ) -> DiscordResponse:
+        """Revoke an invite. Discord answers 200 with the invite it deleted.
+
+        ``finish_by``: the call gives up then, so what must follow it still has time.
+        """
         headers = {"X-Audit-Log-Reason": encode_audit_reason(reason)} if reason else None
-        return self._call(Route.delete_invite(code), deadline, headers=headers)
+        return self._call(Route.delete_invite(code), deadline, headers=headers, finish_by=finish_by)
 
     def list_guild_invites(self, guild_id: str, *, deadline: float) -> DiscordResponse:
         """Every invite of a guild, with metadata (uses, max_age, ...). Needs Manage Guild."""
@@ -75,13 +80,16 @@ class GuardedDiscord:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         spend_budget: bool = False,
+        finish_by: float = math.inf,
     ) -> DiscordResponse:
+        """``deadline``: no wait for the guard ends after it. The request itself waits until
+        the request's own deadline (the client knows it), or ``finish_by`` if earlier."""
         self._guard.admit(route.bucket, deadline, spend_budget=spend_budget)
         obs.count("UpstreamCall")
         started = time.perf_counter()
         try:
             response = self._client.request(
-                route, params=params, headers=headers, deadline=deadline
+                route, params=params, headers=headers, deadline=finish_by
             )
         except UnknownInvite as exc:  # an answer, not a failure: it still spends the bucket
             _measure(started, exc.status)
