@@ -143,7 +143,6 @@ def build_api(
     """
     request = request or RequestDeadline(clock)
     from invite_proxy.lookup_service import CoalescingPolicy, InviteLookupService, RetryPolicy
-    from invite_proxy.revocation_service import InviteRevocationService
 
     discord = guarded_discord(
         settings,
@@ -173,14 +172,26 @@ def build_api(
         clock=clock,
         sleep=sleep,
     )
-    revocations = InviteRevocationService(
+    return lookup, revocation_service(settings, cache, discord, request, clock)
+
+
+def revocation_service(
+    settings: DiscordSettings,
+    cache: EvictingCache,
+    discord: GuardedDiscord,
+    request: RequestDeadline,
+    clock: Clock,
+) -> InviteRevocationService:
+    """One revocation, as the API's DELETE and the rule runs both make it."""
+    from invite_proxy.revocation_service import InviteRevocationService
+
+    return InviteRevocationService(
         cache=cache,
         discord=discord,
-        request=request,
+        request=request,  # a DELETE's Discord call keeps back its eviction's time from it
         eviction_seconds=settings.dynamodb_call_seconds,
         clock=clock,
     )
-    return lookup, revocations
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,20 +245,13 @@ def build_rule_runner(
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> RuleRunner:
-    from invite_proxy.revocation_service import InviteRevocationService
     from invite_proxy.rule_runner import RuleRunner
 
     # Every call a rule run makes goes through the guard, as the API's do.
     discord = guarded_discord(settings, client, fleet, clock=clock, sleep=sleep)
     return RuleRunner(
         discord=discord,
-        revoker=InviteRevocationService(
-            cache=cache,
-            discord=discord,
-            request=deadline,
-            eviction_seconds=settings.dynamodb_call_seconds,
-            clock=clock,
-        ),
+        revoker=revocation_service(settings, cache, discord, deadline, clock),
         cache=cache,
         notifier=notifier,
         reserve_seconds=settings.reserve_seconds,
