@@ -299,27 +299,27 @@ CLOUDFLARE = "<html><head><title>Access denied | discord.com used Cloudflare</ti
             Fault(status=429, body=CLOUDFLARE, content_type="text/html"),
             503,
             "upstream_blocked",
-            None,
+            "60",
         ),
         (
             Fault(status=403, body=CLOUDFLARE, content_type="text/html"),
             503,
             "upstream_blocked",
-            None,
+            "60",
         ),
         (
             Fault(status=403, body='{"message": "internal network error", "code": 40333}'),
             503,
             "upstream_blocked",
-            None,
+            "60",
         ),
         (
             Fault(status=503, body='{"message": "API resource overloaded", "code": 130000}'),
             503,
             "upstream_unavailable",
-            None,
+            "2",
         ),
-        (Fault(reset=True), 503, "upstream_unavailable", None),
+        (Fault(reset=True), 503, "upstream_unavailable", "2"),
         (Fault(status=500), 502, "upstream_error", None),
         (
             Fault(status=401, body='{"message": "401: Unauthorized", "code": 0}'),
@@ -341,7 +341,7 @@ CLOUDFLARE = "<html><head><title>Access denied | discord.com used Cloudflare</ti
         ),
         (Fault(status=200, body="<html>", content_type="text/html"), 502, "upstream_error", None),
         (Fault(status=200, body='{"not": "an invite"}'), 502, "upstream_error", None),
-        (Fault(status=200, body="{}", delay=1.5), 504, "upstream_timeout", None),
+        (Fault(status=200, body="{}", delay=1.5), 504, "upstream_timeout", "2"),
     ],
 )
 def test_discord_errors_map_to_json_errors(

@@ -267,6 +267,7 @@ class FakeDiscord:
     rate_limit: RateLimit | None = None  # the headers each answer carries
     calls: list[Route] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    token_unreadable: InviteProxyError | None = None  # what reading the token raises
     # Run once, after the next answer is decided and before it arrives: what happens meanwhile.
     while_answering: list[Callable[[Route], None]] = field(default_factory=list)
 
@@ -275,6 +276,10 @@ class FakeDiscord:
         self.invites[code] = invite
         self.guilds.setdefault(guild_id, []).append(code)
         return invite
+
+    def credentials(self) -> None:
+        if self.token_unreadable is not None:
+            raise self.token_unreadable
 
     def request(
         self,

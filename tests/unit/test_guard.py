@@ -10,6 +10,7 @@ import pytest
 from invite_proxy.discord.guarded import GuardedDiscord
 from invite_proxy.errors import (
     BudgetExhausted,
+    CredentialsUnavailable,
     DiscordBlocked,
     DiscordMissingPermissions,
     DiscordRateLimited,
@@ -312,3 +313,17 @@ def test_a_lookup_refused_by_the_budget_holds_no_bucket_request(world: World) ->
     with pytest.raises(BudgetExhausted):
         lookup(road)
     assert world.fleet.buckets["bucket:invites"].probing is None
+
+
+def test_a_call_that_cannot_be_made_spends_no_budget_rate_or_bucket(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    world.clock.now -= world.clock.now % WINDOW_SECONDS
+    road = instance(world, LOOKUP_BUDGET_PER_10_MINUTES=1)
+    world.discord.token_unreadable = CredentialsUnavailable(detail="secret unreadable")
+    for _ in range(3):
+        with pytest.raises(CredentialsUnavailable):
+            lookup(road)
+    assert world.fleet.counters == {}
+    assert world.fleet.buckets == {}
+    world.discord.token_unreadable = None
+    assert lookup(road).status == 200  # the budget is still whole

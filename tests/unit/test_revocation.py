@@ -11,6 +11,7 @@ from invite_proxy.errors import (
     CacheEvictionFailed,
     DiscordMissingPermissions,
     DiscordRateLimited,
+    DiscordTimeout,
     InvalidInput,
     PermissionDenied,
     UnknownInvite,
@@ -77,3 +78,24 @@ def test_a_delete_never_waits_past_its_deadline(world: World) -> None:
         world.api()[1].revoke_request("held-1", None, actor="a", deadline=deadline)
     assert world.clock.now < deadline
     assert world.discord.calls == []
+
+
+def test_a_delete_that_timed_out_with_a_failed_eviction_says_retry(world: World) -> None:
+    """Discord may have deleted it before the timeout: a copy left behind must be told."""
+    world.discord.add_invite("maybe-1")
+    cache_two_variants(world, "maybe-1")
+    world.discord.faults.append(DiscordTimeout())
+    revocations = world.api()[1]
+    world.table.down = True
+    with pytest.raises(CacheEvictionFailed) as caught:
+        revocations.revoke_request("maybe-1", None, actor="a", deadline=FAR)
+    assert caught.value.retry_after == 1.0
+
+
+def test_a_refused_delete_with_a_failed_eviction_is_just_refused(world: World) -> None:
+    world.discord.add_invite("kept-1")
+    world.discord.refuse["DELETE"] = DiscordMissingPermissions(status=403)
+    revocations = world.api()[1]
+    world.table.down = True
+    with pytest.raises(PermissionDenied):  # Discord surely kept it: no copy is wrong
+        revocations.revoke_request("kept-1", None, actor="a", deadline=FAR)

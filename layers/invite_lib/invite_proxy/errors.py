@@ -38,6 +38,8 @@ class InviteProxyError(Exception):
     serve_stale: ClassVar[bool] = False
     fleet_scope: ClassVar[str | None] = None
     revocation_outcome: ClassVar[str] = "failed"
+    # Retry-After when nothing more precise is known: these failures are about now.
+    default_retry_after: ClassVar[float | None] = None
     # What Discord's headers said, when the error is Discord's answer: a 404 still spends
     # the bucket, and a 429 says for how long and for whom.
     rate_limit: RateLimit | None = None
@@ -52,7 +54,7 @@ class InviteProxyError(Exception):
     ) -> None:
         self.public_message = public_message or self.default_message
         self.detail = detail
-        self.retry_after = retry_after
+        self.retry_after = retry_after if retry_after is not None else self.default_retry_after
         super().__init__(detail or self.public_message)
 
     @property
@@ -198,6 +200,8 @@ class DiscordBlocked(DiscordError):
 
     code = "upstream_blocked"
     default_message = "Discord is refusing connections from the proxy; retry later."
+    # Cloudflare rarely says for how long; the fleet then holds back for longer (the guard).
+    default_retry_after = 60.0
     retry_later = True
     serve_stale = True
     fleet_scope = "cloudflare"
@@ -222,6 +226,7 @@ class DiscordUnavailable(DiscordError):
 
     code = "upstream_unavailable"
     default_message = "Discord is unavailable; retry later."
+    default_retry_after = 2.0
     retry_now = True
     retry_later = True
     serve_stale = True
@@ -237,6 +242,7 @@ class CredentialsUnavailable(InviteProxyError):
 
     code = "credentials_unavailable"
     default_message = "The proxy cannot read its Discord credentials."
+    default_retry_after = 5.0
     retry_later = True
 
 
@@ -276,6 +282,7 @@ class CacheEvictionFailed(InviteProxyError):
         "Discord handled the deletion, but the proxy could not clear its cached copies; "
         "retry the DELETE to clear them."
     )
+    default_retry_after = 1.0
     retry_later = True
 
 

@@ -117,7 +117,6 @@ class InviteRevocationService:
         fleet's guard lasts past ``deadline``.
         """
 
-        who = {"actor": actor, "source": source}
         try:
             keep_back = self._eviction_seconds + _BOOKKEEPING_SECONDS
             response = self._discord.delete_invite(
@@ -125,13 +124,27 @@ class InviteRevocationService:
             )
         except InviteProxyError as exc:
             outcome = Outcome(exc.revocation_outcome)
-            self._evict_and_audit(code, reason, **who, outcome=outcome, error_code=exc.code)
+            # A timeout or a 5xx may come after Discord deleted it: a copy left then is a risk.
+            self._evict_and_audit(
+                code,
+                reason,
+                actor=actor,
+                source=source,
+                outcome=outcome,
+                error_code=exc.code,
+                maybe_gone=exc.retry_now,
+            )
             if outcome is Outcome.FORBIDDEN:
                 # The admin asked for what the bot may not do: their 403, not Discord's fault.
                 raise PermissionDenied(detail=exc.detail) from None
             raise
         guild_id = self._evict_and_audit(
-            code, reason, **who, outcome=Outcome.REVOKED, guild_id=guild_of(response.payload)
+            code,
+            reason,
+            actor=actor,
+            source=source,
+            outcome=Outcome.REVOKED,
+            guild_id=guild_of(response.payload),
         )
         return Revocation(code=code, guild_id=guild_id, body=response.body)
 
@@ -151,6 +164,7 @@ class InviteRevocationService:
         outcome: Outcome,
         guild_id: str | None = None,
         error_code: str | None = None,
+        maybe_gone: bool = False,
     ) -> str | None:
         """Evict every cached copy, write the audit line; return the guild it names.
 
@@ -169,7 +183,8 @@ class InviteRevocationService:
             error_code=error_code,
             cache_evicted=evicted,
         )
-        if not evicted and outcome in (Outcome.REVOKED, Outcome.ALREADY_GONE):
+        gone = outcome in (Outcome.REVOKED, Outcome.ALREADY_GONE) or maybe_gone
+        if not evicted and gone:
             raise CacheEvictionFailed(detail=f"{code}: {outcome.value}, eviction failed")
         return guild_id
 

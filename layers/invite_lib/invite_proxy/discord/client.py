@@ -64,6 +64,10 @@ class DiscordClient:
         self._deadline = deadline or RequestDeadline()
         self._session = session
 
+    def credentials(self) -> None:
+        """Read the token now (a cache hit, mostly): raises CredentialsUnavailable."""
+        self._token()
+
     def request(
         self,
         route: Route,

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 class RawDiscord(Protocol):
     """The unguarded client (discord/client.py), or a test's stand-in for it."""
 
+    def credentials(self) -> None: ...
+
     def request(
         self,
         route: Route,
@@ -84,6 +86,15 @@ class GuardedDiscord:
     ) -> DiscordResponse:
         """``deadline``: no wait for the guard ends after it. The request itself waits until
         the request's own deadline (the client knows it), or ``finish_by`` if earlier."""
+        try:
+            # No token, no call: a call that cannot be made spends no budget, rate or bucket.
+            self._client.credentials()
+        except InviteProxyError as exc:
+            obs.count_by("UpstreamError", "ErrorKind", exc.code)
+            obs.logger.warning(
+                "upstream call not made", extra={"error_code": exc.code, "detail": exc.detail}
+            )
+            raise
         self._guard.admit(route.bucket, deadline, spend_budget=spend_budget)
         obs.count("UpstreamCall")
         started = time.perf_counter()

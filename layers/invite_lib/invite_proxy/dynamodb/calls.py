@@ -45,8 +45,9 @@ class CircuitBreaker:
     """Stops waiting on a failing table for a while, so each request does not pay again.
 
     Closed, calls go through. A failure opens it: for ``open_seconds`` every call
-    fails at once, without a request. Then it is half-open: one call tries the
-    table, and closes it if it works or opens it again if not. Opening and
+    fails at once, without a request. Then it is half-open: the next call tries the
+    table (an execution environment makes one call at a time), and closes it if it
+    works or opens it again if not. Opening and
     closing each say so once, with a metric and one log line. One breaker serves
     every adapter of an execution environment: the table fails for all of them.
     """
