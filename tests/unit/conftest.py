@@ -35,6 +35,7 @@ class World:
     lease_records: dict[Any, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.request = RequestDeadline(self.clock)  # no deadline until a test begins one
         self.table = Table(self.clock)
         self.cache = InMemoryCache(self.table)
         self.fleet = InMemoryFleetState(self.table)
@@ -52,6 +53,7 @@ class World:
             leases=leases,
             fleet=self.fleet.view(),
             client=self.discord,
+            request=self.request,
             clock=self.clock,
             sleep=self.clock.sleep,
         )

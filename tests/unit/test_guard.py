@@ -327,3 +327,16 @@ def test_a_call_that_cannot_be_made_spends_no_budget_rate_or_bucket(world: World
     assert world.fleet.buckets == {}
     world.discord.token_unreadable = None
     assert lookup(road).status == 200  # the budget is still whole
+
+
+def test_an_instance_forgets_the_counters_of_seconds_gone_by(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    road = instance(world)
+    world.table.down = True  # so the instance's own memory keeps the rate
+    for _ in range(5):
+        lookup(road)
+        world.clock.advance(1.0)
+    memory = road._guard._memory
+    assert [slot for (counter, slot) in memory.counters if counter == "rate"] == [  # type: ignore[attr-defined]
+        int(world.clock.now) - 1
+    ]

@@ -99,3 +99,14 @@ def test_a_refused_delete_with_a_failed_eviction_is_just_refused(world: World) -
     world.table.down = True
     with pytest.raises(PermissionDenied):  # Discord surely kept it: no copy is wrong
         revocations.revoke_request("kept-1", None, actor="a", deadline=FAR)
+
+
+def test_a_deletes_waits_end_in_time_for_its_eviction(world: World) -> None:
+    world.discord.add_invite("held-2")
+    world.fleet.view().take_bucket("bucket:invites-delete", world.clock.now, 1e6)  # a probe
+    world.request.begin(remaining_ms=10_000, reserve=0.0)
+    evicting_from = world.clock.now + 10 - 5.0 - 0.25  # the eviction's worst case, kept back
+    with pytest.raises(DiscordRateLimited):
+        world.api()[1].revoke_request("held-2", None, actor="a", deadline=FAR)
+    assert world.clock.now < evicting_from
+    assert world.discord.calls == []

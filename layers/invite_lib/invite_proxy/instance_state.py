@@ -61,6 +61,10 @@ class InstanceFleetState:
         return self._add("rate", math.floor(now), below=limit) is not None
 
     def _add(self, counter: str, slot: int, *, below: int | None = None) -> int | None:
+        if (counter, slot) not in self.counters:
+            # A new second or window: the counter's older slots will never be read again.
+            for old in [k for k in self.counters if k[0] == counter and k[1] < slot]:
+                del self.counters[old]
         n = self.counters.get((counter, slot), 0)
         if below is not None and n >= below:
             return None

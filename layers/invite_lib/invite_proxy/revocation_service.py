@@ -118,9 +118,10 @@ class InviteRevocationService:
         """
 
         try:
-            keep_back = self._eviction_seconds + _BOOKKEEPING_SECONDS
+            # The call, its waits for the guard included, ends in time for the eviction.
+            finish_by = self._request.at - self._eviction_seconds - _BOOKKEEPING_SECONDS
             response = self._discord.delete_invite(
-                code, reason, deadline=deadline, finish_by=self._request.at - keep_back
+                code, reason, deadline=min(deadline, finish_by), finish_by=finish_by
             )
         except InviteProxyError as exc:
             outcome = Outcome(exc.revocation_outcome)

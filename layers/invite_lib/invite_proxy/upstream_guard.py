@@ -136,6 +136,7 @@ class UpstreamGuard:
         block = self._longest_block(now, bucket)
         if block is not None:
             now = self._wait_or_refuse(block, deadline)
+        now = self._clock()
         if not self._take_second(now):
             second_left = 1.0 - (now % 1.0)
             now = self._wait_or_refuse(Block("global", now + second_left, "rate"), deadline)
@@ -146,6 +147,7 @@ class UpstreamGuard:
                     status=None,
                     detail="fleet rate",
                 )
+        now = self._clock()  # the table calls above took their time
         budget = self._policy.lookup_budget
         if spend_budget and budget and not self._take_budget(now):
             obs.count("BudgetExhausted")
