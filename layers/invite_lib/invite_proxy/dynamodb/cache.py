@@ -18,14 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from invite_proxy.cache_policy import CacheEntry, EntryKind
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, TableCalls
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
+from invite_proxy.dynamodb.calls import Refused, TableAdapter
 
 # Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
 REVOKED_MARKER_SECONDS = 3600
@@ -37,14 +34,7 @@ def eviction_calls(variants: int) -> int:
     return 2 + 2 * variants
 
 
-class DynamoDBInviteCache:
-    def __init__(
-        self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
-    ) -> None:
-        self._client = client
-        self._table = table_name
-        self._calls = calls or TableCalls()
-
+class DynamoDBInviteCache(TableAdapter):
     def get(
         self, code: str, variant: str, now: float, *, consistent: bool = False
     ) -> CacheEntry | None:

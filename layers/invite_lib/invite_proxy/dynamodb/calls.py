@@ -8,6 +8,7 @@ there, when the call asked for it), never an error.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -128,6 +129,21 @@ class TableCalls:
         failure = TableUnavailable(detail=f"{what} failed: {exc}")
         self._breaker.failed(failure)
         return failure
+
+
+class TableAdapter:
+    """What every adapter of the table holds: the client, the table's name, how to call it.
+
+    The instance's own id tells its leases and probes apart from other instances'.
+    """
+
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self._calls = calls or TableCalls()
+        self._id = secrets.token_hex(8)  # one per execution environment
 
 
 def _refused(exc: ClientError) -> bool:

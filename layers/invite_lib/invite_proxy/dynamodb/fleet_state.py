@@ -18,11 +18,10 @@ Every item carries a TTL, so old windows and expired blocks clean themselves up.
 from __future__ import annotations
 
 import math
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, TableCalls
+from invite_proxy.dynamodb.calls import Refused, TableAdapter
 from invite_proxy.upstream_guard import (
     PROBE,
     PROBE_POLL_SECONDS,
@@ -35,21 +34,10 @@ from invite_proxy.upstream_guard import (
 )
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
     from invite_proxy.rate_limits import BucketState
 
 
-class DynamoDBFleetState:
-    def __init__(
-        self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
-    ) -> None:
-        self._client = client
-        self._table = table_name
-        self._calls = calls or TableCalls()
-        # Names this execution environment's probes, so only it can end them.
-        self._id = secrets.token_hex(8)
-
+class DynamoDBFleetState(TableAdapter):
     def active_blocks(self, now: float) -> list[Block]:
         """Every block still in force: one Query, made before every upstream call."""
         response = self._calls.call(

@@ -21,34 +21,21 @@ waiting instance learns who holds it, and until when, in the same call.
 from __future__ import annotations
 
 import math
-import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, TableCalls
+from invite_proxy.dynamodb.calls import Refused, TableAdapter
 from invite_proxy.leases import HeldElsewhere, Lease
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 # Expired leases are dead already (every check compares lease_until); the TTL only tidies up.
 _TIDY_AFTER_SECONDS = 600
 
 
-class DynamoDBLeases:
-    def __init__(
-        self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
-    ) -> None:
-        self._client = client
-        self._table = table_name
-        self._calls = calls or TableCalls()
-        # One id per execution environment: enough to tell holders apart.
-        self._owner = secrets.token_hex(8)
-
+class DynamoDBLeases(TableAdapter):
     def acquire(self, code: str, variant: str, now: float, seconds: float) -> Lease | HeldElsewhere:
         until = now + seconds
         item = keys.lease_key(code, variant) | {
-            "owner": {"S": self._owner},
+            "owner": {"S": self._id},
             "lease_until": {"N": repr(until)},
             keys.TTL_ATTRIBUTE: {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
         }
@@ -64,7 +51,7 @@ class DynamoDBLeases:
         )
         if isinstance(taken, Refused):
             return _held(taken.item, now)
-        return Lease(code, variant, self._owner, until)
+        return Lease(code, variant, self._id, until)
 
     def finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
         """Settle a lease we hold: no one fetches again before ``until``.
