@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -245,9 +245,6 @@ class InMemoryFleetState:
         self.memory.end_probe(scope, now)
 
 
-Answer = Callable[[Route, Mapping[str, str] | None], DiscordResponse]
-
-
 @dataclass
 class FakeDiscord:
     """The raw Discord client's contract: a 2xx answer, or the error the client would raise.
@@ -322,6 +319,3 @@ class FakeDiscord:
             payload=payload,
             rate_limit=self.rate_limit or RateLimit(),
         )
-
-    def routes(self) -> Iterator[str]:
-        return (f"{r.method} {r.path}" for r in self.calls)

@@ -90,10 +90,7 @@ class GuardedDiscord:
             # No token, no call: a call that cannot be made spends no budget, rate or bucket.
             self._client.credentials()
         except InviteProxyError as exc:
-            obs.count_by("UpstreamError", "ErrorKind", exc.code)
-            obs.logger.warning(
-                "upstream call not made", extra={"error_code": exc.code, "detail": exc.detail}
-            )
+            _failed(exc)
             raise
         self._guard.admit(route.bucket, deadline, spend_budget=spend_budget)
         obs.count("UpstreamCall")
@@ -109,14 +106,18 @@ class GuardedDiscord:
         except InviteProxyError as exc:
             _measure(started, exc.status)
             self._guard.observe_error(exc, route.bucket)
-            obs.count_by("UpstreamError", "ErrorKind", exc.code)
-            # Discord failed, or the call could not be made (the token unreadable, say).
-            what = "upstream error" if isinstance(exc, DiscordError) else "upstream call not made"
-            obs.logger.warning(what, extra={"error_code": exc.code, "detail": exc.detail})
+            _failed(exc)
             raise
         _measure(started, response.status)
         self._guard.observe(response.rate_limit, route.bucket)
         return response
+
+
+def _failed(exc: InviteProxyError) -> None:
+    """One metric and one line: Discord failed, or the call could not be made at all."""
+    obs.count_by("UpstreamError", "ErrorKind", exc.code)
+    what = "upstream error" if isinstance(exc, DiscordError) else "upstream call not made"
+    obs.logger.warning(what, extra={"error_code": exc.code, "detail": exc.detail})
 
 
 def _measure(started: float, status: int | None) -> None:
