@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -183,6 +187,45 @@ def test_a_call_never_waits_past_the_requests_deadline(emulator: DiscordEmulator
     with pytest.raises(DiscordTimeout, match="no time left"):
         client_for(emulator.base_url, deadline=deadline).get_invite("late-1", {})
     assert len(emulator.state.requests) == 1  # the second was never sent
+
+
+@pytest.fixture
+def trickling() -> Iterator[str]:
+    """A server that answers 200 at once, then sends its body one byte every 0.1 s: each
+    read finishes well inside any read timeout, and the whole takes seconds."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            body = b'{"code": "trickle"}' + b" " * 100
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body)
+            )
+            for byte in body:
+                if stop.wait(0.1):
+                    return
+                conn.sendall(bytes([byte]))
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/api/v10"
+    stop.set()
+    listener.close()
+    thread.join(timeout=2)
+
+
+def test_a_body_that_trickles_in_cannot_hold_a_call_past_the_deadline(trickling: str) -> None:
+    # Per-read timeouts never fire here: only a timer over the whole call can stop it.
+    deadline = RequestDeadline()
+    deadline.begin(remaining_ms=500, reserve=0.0)
+    started = time.monotonic()
+    with pytest.raises(DiscordTimeout, match="no answer within"):
+        client_for(trickling, read_timeout=1.0, deadline=deadline).get_invite("trickle", {})
+    assert time.monotonic() - started < 0.5 + 0.2
 
 
 def test_connection_reset(emulator: DiscordEmulator) -> None:

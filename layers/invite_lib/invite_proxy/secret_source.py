@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as ReadTimedOut
+from functools import partial
 from typing import TYPE_CHECKING
 
-from invite_proxy.deadline import RequestDeadline
+from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
 from invite_proxy.errors import CredentialsUnavailable
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 SecretSource = Callable[[], str | None]
 
@@ -20,59 +20,66 @@ SecretSource = Callable[[], str | None]
 class _SecretsManagerString:
     """Read a Secrets Manager secret string, cached for ``cache_seconds``.
 
-    The client (and Powertools Parameters, which is costly to import) are set up
-    on first use, once per execution environment: most lookups are cache hits
-    and never need the bot token at all.
+    The client is made on first use, once per execution environment: most lookups
+    are cache hits and never need the bot token at all.
 
-    boto3 cannot bound one call by a deadline, so a read runs on a worker thread
-    and the request waits for it only as long as its deadline allows. A read that
-    hangs is left to finish (or time out) on its own, and the request answers.
+    boto3 cannot bound one call by a deadline, so a read runs on a thread of its
+    own and the request waits for it only as long as its deadline allows. A read
+    that hangs is left to finish (or time out) on its own, and the request answers.
     """
 
     def __init__(
-        self, secret_id: str, *, cache_seconds: int, timeout: float, deadline: RequestDeadline
+        self,
+        secret_id: str,
+        *,
+        cache_seconds: int,
+        timeout: float,
+        deadline: RequestDeadline,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secret_id = secret_id
         self._cache_seconds = cache_seconds
         self._timeout = timeout
         self._deadline = deadline
-        self._provider: SecretsProvider | None = None
-        self._read_error: type[Exception] = Exception
-        self._reader: ThreadPoolExecutor | None = None
+        self._clock = clock
+        self._client: SecretsManagerClient | None = None
+        self._value: str | None = None
+        self._read_at = -math.inf
 
-    def _setup(self) -> SecretsProvider:
+    def _setup(self) -> SecretsManagerClient:
         import boto3
-        from aws_lambda_powertools.utilities.parameters import SecretsProvider
-        from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 
         from invite_proxy.aws_clients import client_config
 
-        client = boto3.client("secretsmanager", config=client_config(self._timeout))
-        self._read_error = GetParameterError
-        self._provider = SecretsProvider(boto3_client=client)
-        self._reader = ThreadPoolExecutor(max_workers=2, thread_name_prefix="secret-read")
-        return self._provider
+        self._client = boto3.client("secretsmanager", config=client_config(self._timeout))
+        return self._client
 
     def __call__(self) -> str:
-        provider = self._provider or self._setup()
-        assert self._reader is not None
+        if self._value is not None and self._clock() - self._read_at < self._cache_seconds:
+            return self._value
+        client = self._client or self._setup()
         secret_id = self._secret_id
         left = self._deadline.left()
         if left <= 0:
             raise CredentialsUnavailable(detail=f"no time left to read secret {secret_id!r}")
-        read = self._reader.submit(provider.get, secret_id, max_age=self._cache_seconds)
+        from botocore.exceptions import BotoCoreError, ClientError
+
         try:
-            value = read.result(timeout=None if math.isinf(left) else left)
-        except ReadTimedOut:
+            response = wait_at_most(
+                left, partial(client.get_secret_value, SecretId=secret_id), name="secret-read"
+            )
+        except DeadlineReached:
             raise CredentialsUnavailable(
                 detail=f"reading secret {secret_id!r} did not finish before the deadline"
             ) from None
-        except self._read_error as exc:
+        except (BotoCoreError, ClientError) as exc:
             # The message names the secret and the AWS error, never the value.
             raise CredentialsUnavailable(detail=f"reading secret {secret_id!r}: {exc}") from None
+        value = response.get("SecretString")
         if not isinstance(value, str) or not value.strip():
             raise CredentialsUnavailable(detail=f"secret {secret_id!r} holds no string")
-        return value.strip()
+        self._value, self._read_at = value.strip(), self._clock()
+        return self._value
 
 
 def secrets_manager_string(

@@ -10,12 +10,14 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import requests
+from urllib3.util import Timeout
 
-from invite_proxy.deadline import RequestDeadline
+from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
 from invite_proxy.discord.routes import Route
 from invite_proxy.discord.session import SESSION
 from invite_proxy.errors import (
@@ -90,37 +92,56 @@ class DiscordClient:
         left = min(self._deadline.left(), deadline - time.time())
         if left <= 0:
             raise DiscordTimeout(detail="no time left before the request's deadline")
-        timeout = (min(self._connect_timeout, left), min(self._read_timeout, left))
         try:
-            response = self._session.request(
-                route.method,
-                self._base_url + route.path,
-                params=params,
-                headers=request_headers,
-                timeout=timeout,
-                allow_redirects=False,
+            status, response_headers, text = wait_at_most(
+                left,
+                partial(self._send, route, params, request_headers, left),
+                name="discord-call",
             )
+        except DeadlineReached:
+            raise DiscordTimeout(detail=f"no answer within the {left:.2f} s left") from None
         except requests.exceptions.ConnectTimeout as exc:
             raise DiscordUnavailable(detail=f"connect timeout: {exc}") from None
         except requests.exceptions.Timeout as exc:
             raise DiscordTimeout(detail=f"read timeout: {exc}") from None
         except requests.exceptions.RequestException as exc:
             raise DiscordUnavailable(detail=f"{type(exc).__name__}: {exc}") from None
-        # Discord speaks UTF-8 JSON; decoding it ourselves skips requests' charset sniffing.
-        text = response.content.decode("utf-8", errors="replace")
-        payload = _json_or_none(response.headers, text)
-        rate_limit = RateLimit.parse(response.headers, payload)
-        if not 200 <= response.status_code < 300:
-            raise error_for(response.status_code, payload, rate_limit, text)
+        payload = _json_or_none(response_headers, text)
+        rate_limit = RateLimit.parse(response_headers, payload)
+        if not 200 <= status < 300:
+            raise error_for(status, payload, rate_limit, text)
         if payload is None:
             raise DiscordError(
-                status=response.status_code,
-                detail="2xx response whose body is not JSON",
-                rate_limit=rate_limit,
+                status=status, detail="2xx response whose body is not JSON", rate_limit=rate_limit
             )
-        return DiscordResponse(
-            status=response.status_code, body=text, payload=payload, rate_limit=rate_limit
+        return DiscordResponse(status=status, body=text, payload=payload, rate_limit=rate_limit)
+
+    def _send(
+        self,
+        route: Route,
+        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        left: float,
+    ) -> tuple[int, Mapping[str, str], str]:
+        """The exchange itself: (status, headers, body). Its caller stops waiting at the
+        deadline; the timeouts here only make sure a call left behind ends soon after."""
+        total = None if math.isinf(left) else left
+        response = self._session.request(
+            route.method,
+            self._base_url + route.path,
+            params=params,
+            headers=headers,
+            # total: the read gets what the connect left of the time, not a fresh allowance.
+            # requests passes urllib3's Timeout through as it is (its stubs do not say so).
+            timeout=Timeout(  # type: ignore[arg-type]
+                connect=min(self._connect_timeout, left),
+                read=min(self._read_timeout, left),
+                total=total,
+            ),
+            allow_redirects=False,
         )
+        # Discord speaks UTF-8 JSON; decoding it ourselves skips requests' charset sniffing.
+        return response.status_code, response.headers, response.content.decode("utf-8", "replace")
 
 
 def encode_audit_reason(reason: str) -> str:
