@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,41 +20,10 @@ from discord_emulator.state import Guild
 from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
 from tests.conftest import BOT_TOKEN
+from tests.stand_ins import HangingServer
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 TIMEOUT = 6  # seconds: the invocation's, as Lambda would give it
-
-
-class HangingServer:
-    """Accepts connections and never answers a byte."""
-
-    def __init__(self) -> None:
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        self._sock.settimeout(0.1)
-        while not self._stop.is_set():
-            try:
-                self._held.append(self._sock.accept()[0])
-            except TimeoutError:
-                continue
-            except OSError:  # closed
-                return
-
-    def close(self) -> None:
-        self._stop.set()
-        for conn in self._held:
-            conn.close()
-        self._sock.close()
 
 
 @pytest.fixture
@@ -200,3 +167,27 @@ def test_under_a_hanging_dynamodb_a_rule_run_loses_nothing_and_fails_in_time(
     assert (summary["revoked"], summary["failed"], summary["not_evicted"]) == (0, 1, ["sweep-a"])
     assert emulator.state.find_invite("sweep-b") is not None  # left for the retry
     assert took <= 45 - 0.5
+
+
+def test_a_webhook_that_never_answers_cannot_hold_a_rule_run_past_its_timeout(
+    template: Template,
+    hanging: HangingServer,
+    moto_endpoint: str,
+    table_name: str,
+    emulator: DiscordEmulator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
+        CACHE_TABLE_NAME=table_name,
+        DISCORD_API_BASE_URL=emulator.base_url,
+        DISCORD_BOT_TOKEN=BOT_TOKEN,
+        REVOCATION_WEBHOOK_URL=f"{hanging.url}/webhooks/1/hook-secret",
+        WEBHOOK_TIMEOUT="10",  # longer than the invocation: the deadline must cut it
+    )
+    answer, took = invoke(template, "RevokerFunction", {"name": "hooked", "codes": ["x-1"]})
+    assert isinstance(answer, dict), answer
+    assert answer["stopped"] == "deadline"  # too little time for a step: the summary still goes
+    [warning] = [r for r in caplog.records if r.getMessage() == "webhook notification failed"]
+    assert "hook-secret" not in str(warning.__dict__)
+    assert took <= TIMEOUT - 0.5

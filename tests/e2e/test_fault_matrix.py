@@ -6,7 +6,9 @@ over real HTTP and DynamoDB through moto's server, or against a stand-in for the
 failing dependency: a port nothing listens on, a server that accepts and never
 answers, or one that answers DynamoDB's throttling errors. Each row asserts
 three things: what the client gets, what is logged (one line at warning or
-above, at the right level, and no secret anywhere), and that nothing is lost.
+above, at the right level, and no secret anywhere), and that nothing is lost:
+a list of checks, each of which says what it shows, so the table's last column
+is what was checked, not prose.
 
 ``docs/faults.md`` is generated from these rows: ``make faults-doc`` writes it,
 and the suite fails when the committed table and the rows disagree.
@@ -17,12 +19,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,51 +33,23 @@ import pytest
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.admin_tokens import entry_for
+from invite_proxy.errors import RuleRunFailed
 from invite_proxy.settings import RevokerSettings
 from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
 from tests.conftest import BOT_TOKEN, closed_port
-from tests.e2e.test_deadlines import HangingServer
+from tests.stand_ins import HangingServer, Relay, ThrottlingServer
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "faults.md"
 EVENTS = REPO / "events"
 ADMIN_TOKEN = "dip_matrix-admin-token-5c7e"
 CODE = "fault-1"
+NEXT = "fault-next"  # a lookup after the fault, of a code not asked for before
 TIMEOUT = 10  # ApiFunction's, as template.yaml sets it
 RATE_LIMITED = '{"message": "You are being rate limited.", "retry_after": 30.0, "global": %s}'
 CLOUDFLARE = "<!DOCTYPE html><html><body>Error 1015: You are being rate limited</body></html>"
 MISSING_PERMISSIONS = '{"message": "Missing Permissions", "code": 50013}'
-
-
-class ThrottlingServer:
-    """Answers every DynamoDB request with one of DynamoDB's throttling errors."""
-
-    def __init__(self, error: str) -> None:
-        body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{error}", "message": "x"})
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(400)
-                self.send_header("Content-Type", "application/x-amz-json-1.0")
-                self.send_header("x-amzn-ErrorType", error)
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 @dataclass
@@ -87,6 +60,7 @@ class Ctx:
     table: str
     emulator: DiscordEmulator
     hanging: HangingServer
+    relay: Relay  # to moto's server, until a row cuts it or makes it hang
     refusing: str = field(default_factory=lambda: f"http://127.0.0.1:{closed_port()}")
     servers: list[ThrottlingServer] = field(default_factory=list)
 
@@ -96,109 +70,231 @@ class Ctx:
         return server.url
 
 
+Invoke = Callable[[dict[str, Any]], Any]
+
+
+@dataclass
+class Seen:
+    """What a row's invocation left: its answer and logs, and the function, still loaded."""
+
+    ctx: Ctx
+    row: Row
+    answer: dict[str, Any]
+    records: list[logging.LogRecord]
+    invoke: Invoke  # the same execution environment, for what comes next
+    another: Callable[[], Invoke]  # a second execution environment of the same function
+
+
+@dataclass(frozen=True)
+class Check:
+    """One thing "nothing is lost" means for a row: what it shows, and the check itself."""
+
+    says: str
+    verify: Callable[[Seen], None]
+
+
 @dataclass(frozen=True)
 class Row:
     layer: str
     fault: str
     request: str  # "GET" or "DELETE", or "a rule run" (the revoker, invoked by its schedule)
-    status: int  # what the client gets (a rule run: 200 for its summary)
+    status: int  # what the client gets (a rule run: 200 for its summary, 500 when it fails)
     error_code: str | None
-    logged: tuple[str, str] | None  # (level, message): the one line at WARNING or above
-    lost: str  # what "nothing is lost" means here, for the table
+    logged: tuple[tuple[str, str], ...]  # (level, message): each line at WARNING or above
+    keep: tuple[Check, ...]  # nothing is lost
     discord: tuple[Fault, ...] = ()
     env: Callable[[Ctx], dict[str, str]] = lambda _: {}
-    keep: Callable[[Ctx, dict[str, Any], list[logging.LogRecord]], None] = lambda *_: None
     timeout: int = TIMEOUT  # the invocation's
     # Run first, with the loaded function: what came before the fault.
-    before: Callable[[Ctx, Callable[[dict[str, Any]], Any]], None] = lambda *_: None
+    before: Callable[[Ctx, Invoke], None] = lambda *_: None
+    summary: tuple[tuple[str, object], ...] = ()  # a rule run's: fields it must say
 
     @property
     def id(self) -> str:
-        return f"{self.layer}: {self.fault}"
+        return f"{self.layer}: {self.fault}: {self.request}"
 
 
-Records = list[logging.LogRecord]
+# -- what "nothing is lost" checks -------------------------------------------------------
 
 
-def _no_copy_cached(ctx: Ctx, *_: Any) -> None:
-    """A failure is never cached: neither as the invite nor as an unknown one."""
+def _copies(ctx: Ctx, code: str = CODE) -> list[dict[str, Any]]:
     items = boto3.client("dynamodb", endpoint_url=ctx.moto).query(
         TableName=ctx.table,
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": f"invite#{CODE}"}},
+        ExpressionAttributeValues={":pk": {"S": f"invite#{code}"}},
     )["Items"]
-    assert [i for i in items if i["sk"]["S"].startswith("variant#")] == []
+    return [i for i in items if i["sk"]["S"].startswith("variant#")]
 
 
-def _audited(outcome: str) -> Callable[[Ctx, dict[str, Any], Records], None]:
-    def check(ctx: Ctx, answer: dict[str, Any], records: Records) -> None:
-        _no_copy_cached(ctx)  # whatever the outcome, no cached copy survives a DELETE
-        [audit] = [
-            r.audit  # type: ignore[attr-defined]
-            for r in records
-            if r.getMessage() == "invite revocation"
-        ]
-        assert (audit["outcome"], audit["code"], audit["actor"]) == (outcome, CODE, "dashboard")
-        assert audit["cache_evicted"] is True
-
-    return check
+def _nothing_cached(seen: Seen) -> None:
+    assert _copies(seen.ctx) == []
 
 
-def _forbidden_and_kept(ctx: Ctx, answer: dict[str, Any], records: Records) -> None:
-    assert ctx.emulator.state.find_invite(CODE) is not None  # as the 403 says
-    _audited("forbidden")(ctx, answer, records)
+NOT_CACHED = Check("the failure is not cached, as the invite or as unknown", _nothing_cached)
+NO_COPY_SURVIVES = Check("no cached copy survives", _nothing_cached)
 
 
-def _answered_not_cached(ctx: Ctx, answer: dict[str, Any], records: Records) -> None:
-    _served_from_discord(ctx, answer, records)
-    _no_copy_cached(ctx)
-    assert "not cached: revoked while fetching" in [r.getMessage() for r in records]
+def _from_discord(seen: Seen) -> None:
+    assert json.loads(seen.answer["body"])["code"] == CODE
+    assert len(seen.ctx.emulator.state.requests_to("GET /invites/{code}")) == 1
 
 
-def _stopped_before_the_deadline(ctx: Ctx, answer: dict[str, Any], _: Records) -> None:
-    summary = json.loads(answer["body"])
-    assert (summary["stopped"], summary["revoked"], summary["left"]) == ("deadline", 1, 1)
-    assert ctx.emulator.state.find_invite(CODE) is None
-    assert ctx.emulator.state.find_invite("fault-2") is not None  # the next run's
+FROM_DISCORD = Check("the lookup is answered from Discord", _from_discord)
 
 
-def _with_a_second_invite(ctx: Ctx, _: Callable[[dict[str, Any]], Any]) -> None:
+def _refused_unsent(seen: Seen, invoke: Invoke) -> None:
+    sent = len(seen.ctx.emulator.state.requests)
+    answer = invoke(_event("GET", NEXT))
+    assert answer["statusCode"] == seen.row.status, answer
+    assert json.loads(answer["body"])["error"]["code"] == seen.row.error_code
+    assert len(seen.ctx.emulator.state.requests) == sent  # held back, not sent
+
+
+def _kept_by_the_fleet(seen: Seen) -> None:
+    _refused_unsent(seen, seen.invoke)
+    _refused_unsent(seen, seen.another())
+
+
+KEPT_BY_FLEET = Check(
+    "the block is kept: the next lookup, on this instance or another, gets the same answer "
+    "without a call to Discord",
+    _kept_by_the_fleet,
+)
+KEPT_BY_INSTANCE = Check(
+    "the instance keeps the block itself: its next lookup gets the same answer without a "
+    "call to Discord",
+    lambda seen: _refused_unsent(seen, seen.invoke),
+)
+
+
+def _no_discord_call(seen: Seen) -> None:
+    assert seen.ctx.emulator.state.requests == []
+
+
+NO_CALL = Check("no call reaches Discord: no token, no call (so no 401 either)", _no_discord_call)
+
+
+def _no_call_after_the_token_failed(seen: Seen) -> None:
+    assert [r.path for r in seen.ctx.emulator.state.requests] == ["/api/v10/invites/warm-1"]
+
+
+NO_CALL_ONCE_UNREADABLE = Check(
+    "no call reaches Discord once the token is unreadable", _no_call_after_the_token_failed
+)
+
+
+def _not_cached_over_the_revocation(seen: Seen) -> None:
+    _from_discord(seen)
+    _nothing_cached(seen)
+    assert "not cached: revoked while fetching" in [r.getMessage() for r in seen.records]
+
+
+NOT_CACHED_OVER_REVOCATION = Check(
+    "what Discord said is answered, but not cached over the revocation",
+    _not_cached_over_the_revocation,
+)
+
+
+def _audit(seen: Seen) -> dict[str, Any]:
+    [audit] = [
+        r.audit  # type: ignore[attr-defined]
+        for r in seen.records
+        if r.getMessage() == "invite revocation"
+    ]
+    return audit  # type: ignore[no-any-return]
+
+
+def audited(outcome: str, *, evicted: bool) -> Check:
+    def verify(seen: Seen) -> None:
+        audit = _audit(seen)
+        assert (audit["outcome"], audit["code"]) == (outcome, CODE)
+        assert audit["cache_evicted"] is evicted
+
+    return Check(
+        f"the audit line says {outcome}, cache {'evicted' if evicted else 'not evicted'}",
+        verify,
+    )
+
+
+def _still_on_discord(seen: Seen) -> None:
+    assert seen.ctx.emulator.state.find_invite(CODE) is not None
+
+
+STILL_ON_DISCORD = Check("the invite is still on Discord", _still_on_discord)
+
+
+def _left_for_the_next_run(seen: Seen) -> None:
+    assert seen.ctx.emulator.state.find_invite("fault-2") is not None
+
+
+LEFT_FOR_NEXT_RUN = Check(
+    "the invite it did not reach is left for the next run", _left_for_the_next_run
+)
+
+
+def _retry_evicts(seen: Seen) -> None:
+    assert _copies(seen.ctx) != []  # the copy the fault kept from being evicted
+    seen.ctx.relay.restore()
+    time.sleep(float(os.environ["TABLE_CIRCUIT_SECONDS"]) + 0.1)  # the breaker half-opens
+    again = seen.invoke(_event(seen.row.request))
+    if seen.row.request == SWEEP:  # the run that failed, as the scheduler retries it
+        summary = json.loads(again["body"])
+        assert (summary["already_gone"], summary["revoked"], summary["not_evicted"]) == (1, 1, [])
+    else:  # the admin's retry: Discord has nothing left to delete, the copy goes
+        assert again["statusCode"] == 404, again
+    assert _copies(seen.ctx) == []
+
+
+RETRY_EVICTS = Check(
+    "once the table is back, the retry evicts the copy that was left", _retry_evicts
+)
+
+
+# -- what came before the fault -----------------------------------------------------------
+
+
+def _cached_then(fail: Callable[[Relay], None]) -> Callable[[Ctx, Invoke], None]:
+    """A lookup (another API instance's) caches the invite through the relay; then the
+    table fails as ``fail`` says."""
+
+    def before(ctx: Ctx, _: Invoke) -> None:
+        [guild] = ctx.emulator.state.guilds.values()
+        ctx.emulator.state.add_invite(guild, code="fault-2")
+        assert _environment("ApiFunction").invoke(_event("GET"))["statusCode"] == 200
+        assert _copies(ctx) != []
+        ctx.emulator.state.requests.clear()
+        fail(ctx.relay)
+
+    return before
+
+
+def _with_a_second_invite(ctx: Ctx, _: Invoke) -> None:
     [guild] = ctx.emulator.state.guilds.values()
     ctx.emulator.state.add_invite(guild, code="fault-2")
     ctx.emulator.state.latency = 1.0  # each Discord call takes 1 s of the invocation's time
 
 
-def _no_discord_call(ctx: Ctx, *_: Any) -> None:
-    assert ctx.emulator.state.requests == []
-
-
-def _no_call_after_the_token_failed(ctx: Ctx, *_: Any) -> None:
-    assert [r.path for r in ctx.emulator.state.requests] == ["/api/v10/invites/warm-1"]
-
-
-def _token_secret(ctx: Ctx, value: str) -> dict[str, str]:
+def _token_secret(ctx: Ctx, value: str, endpoint: str | None = None) -> dict[str, str]:
     name = f"bot-token-{uuid.uuid4().hex[:10]}"
     boto3.client("secretsmanager", endpoint_url=ctx.moto).create_secret(
         Name=name, SecretString=value
     )
     return {
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": ctx.moto,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": endpoint or ctx.moto,
         "DISCORD_TOKEN_SECRET_ID": name,
         "TOKEN_CACHE_SECONDS": "0",
     }
 
 
-def _warm_then_lose_the_secret(ctx: Ctx, invoke: Callable[[dict[str, Any]], Any]) -> None:
-    """An earlier miss read the token; then the secret became unreadable."""
+def _warm_then_cut_secrets_manager(ctx: Ctx, invoke: Invoke) -> None:
+    """An earlier miss read the token; then Secrets Manager stopped answering."""
     [guild] = ctx.emulator.state.guilds.values()
     ctx.emulator.state.add_invite(guild, code="warm-1")
     assert invoke(_event("GET", "warm-1"))["statusCode"] == 200
-    boto3.client("secretsmanager", endpoint_url=ctx.moto).delete_secret(
-        SecretId=os.environ["DISCORD_TOKEN_SECRET_ID"], ForceDeleteWithoutRecovery=True
-    )
+    ctx.relay.cut()
 
 
-def _revoked_while_fetching(ctx: Ctx, _: Callable[[dict[str, Any]], Any]) -> None:
+def _revoked_while_fetching(ctx: Ctx, _: Invoke) -> None:
     """A DELETE elsewhere marks the code revoked after this lookup's fetch began."""
     boto3.client("dynamodb", endpoint_url=ctx.moto).put_item(
         TableName=ctx.table,
@@ -211,30 +307,34 @@ def _revoked_while_fetching(ctx: Ctx, _: Callable[[dict[str, Any]], Any]) -> Non
     )
 
 
-def _served_from_discord(ctx: Ctx, answer: dict[str, Any], _: Records) -> None:
-    assert json.loads(answer["body"])["code"] == CODE
-
+# -- the rows -------------------------------------------------------------------------------
 
 SWEEP = "a rule run"
 _SWEEP_SETTINGS = {"CACHE_TABLE_NAME": "matrix", "DYNAMODB_TIMEOUT": "0.05"}
 NO_RETRIES = {"UPSTREAM_RETRIES": "0"}
 UPSTREAM_ERROR = ("WARNING", "upstream error")
 TABLE_DOWN = ("WARNING", "table circuit open")
-NOT_CACHED = "the failure is not cached, as the invite or as unknown"
+EVICTION_FAILED = ("ERROR", "cache eviction failed")
+NOT_MADE = ("WARNING", "upstream call not made")
 
 
 def _discord(fault: str, status: int, code: str, *faults: Fault, **env: str) -> Row:
+    return _blocking(fault, status, code, *faults, keep=(NOT_CACHED,), **env)
+
+
+def _blocking(
+    fault: str, status: int, code: str, *faults: Fault, keep: tuple[Check, ...], **env: str
+) -> Row:
     return Row(
         "Discord",
         fault,
         "GET",
         status,
         code,
-        UPSTREAM_ERROR,
-        NOT_CACHED,
+        (UPSTREAM_ERROR,),
+        keep,
         discord=faults,
         env=lambda _: {**NO_RETRIES, **env},
-        keep=_no_copy_cached,
     )
 
 
@@ -245,12 +345,48 @@ def _table(fault: str, endpoint: Callable[[Ctx], str], **env: str) -> Row:
         "GET",
         200,
         None,
-        TABLE_DOWN,
-        "the lookup is answered from Discord",
+        (TABLE_DOWN,),
+        (FROM_DISCORD,),
         env=lambda ctx: {"AWS_ENDPOINT_URL_DYNAMODB": endpoint(ctx), **env},
-        keep=_served_from_discord,
     )
 
+
+def _table_down_revoking(fault: str, fail: Callable[[Relay], None], request: str) -> Row:
+    """A revocation while the table is down: Discord deletes the invite, the copy stays, and
+    the failure is the caller's to see, so that a retry evicts it."""
+    env = {"DYNAMODB_TIMEOUT": "0.05", "TABLE_CIRCUIT_SECONDS": "0.5"}
+    common = {
+        "env": lambda ctx: {"AWS_ENDPOINT_URL_DYNAMODB": ctx.relay.url, **env},
+        "before": _cached_then(fail),
+    }
+    if request == SWEEP:
+        return Row(
+            "DynamoDB",
+            fault,
+            SWEEP,
+            500,
+            "cache_eviction_failed",
+            (TABLE_DOWN, EVICTION_FAILED, ("ERROR", "revocation rule run failed")),
+            (audited("revoked", evicted=False), LEFT_FOR_NEXT_RUN, RETRY_EVICTS),
+            summary=(("revoked", 0), ("failed", 1), ("not_evicted", [CODE])),
+            timeout=int(RevokerSettings.from_env(_SWEEP_SETTINGS).reserve_seconds) + 10,
+            **common,  # type: ignore[arg-type]
+        )
+    return Row(
+        "DynamoDB",
+        fault,
+        "DELETE",
+        503,
+        "cache_eviction_failed",
+        (TABLE_DOWN, EVICTION_FAILED),
+        (audited("revoked", evicted=False), RETRY_EVICTS),
+        **common,  # type: ignore[arg-type]
+    )
+
+
+RATE_LIMITED_PER_ROUTE = Fault(
+    status=429, body=RATE_LIMITED % "false", headers={"X-RateLimit-Scope": "user"}
+)
 
 ROWS = [
     _discord(
@@ -273,13 +409,14 @@ ROWS = [
         "upstream_error",
         Fault(status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html"),
     ),
-    _discord(
+    _blocking(
         "429 with JSON, per route",
         429,
         "rate_limited",
-        Fault(status=429, body=RATE_LIMITED % "false", headers={"X-RateLimit-Scope": "user"}),
+        RATE_LIMITED_PER_ROUTE,
+        keep=(NOT_CACHED, KEPT_BY_FLEET),
     ),
-    _discord(
+    _blocking(
         "429 with JSON, global",
         429,
         "rate_limited",
@@ -288,18 +425,21 @@ ROWS = [
             body=RATE_LIMITED % "true",
             headers={"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global"},
         ),
+        keep=(NOT_CACHED, KEPT_BY_FLEET),
     ),
-    _discord(
+    _blocking(
         "429 without JSON (a ban)",
         503,
         "upstream_blocked",
         Fault(status=429, body=CLOUDFLARE, content_type="text/html"),
+        keep=(NOT_CACHED, KEPT_BY_FLEET),
     ),
-    _discord(
+    _blocking(
         "401 on a revoked token",
         502,
         "upstream_unauthorized",
         Fault(status=401, body='{"message": "401: Unauthorized", "code": 0}'),
+        keep=(NOT_CACHED, KEPT_BY_FLEET),
     ),
     _discord(
         "403 50013 on a lookup",
@@ -313,10 +453,9 @@ ROWS = [
         "DELETE",
         403,
         "missing_permissions",
-        UPSTREAM_ERROR,
-        "the invite is still on Discord, the audit line says forbidden, no copy is cached",
+        (UPSTREAM_ERROR,),
+        (STILL_ON_DISCORD, audited("forbidden", evicted=True), NO_COPY_SURVIVES),
         discord=(Fault(status=403, body=MISSING_PERMISSIONS, route="DELETE /invites/{code}"),),
-        keep=_forbidden_and_kept,
     ),
     _table("refusing connections", lambda ctx: ctx.refusing),
     _table("hanging", lambda ctx: ctx.hanging.url, DYNAMODB_TIMEOUT="0.5"),
@@ -326,18 +465,32 @@ ROWS = [
     ),
     _table("ThrottlingException", lambda ctx: ctx.throttling("ThrottlingException")),
     Row(
+        "DynamoDB",
+        "refusing connections, and Discord answers 429",
+        "GET",
+        429,
+        "rate_limited",
+        (TABLE_DOWN, UPSTREAM_ERROR),
+        (KEPT_BY_INSTANCE,),
+        discord=(RATE_LIMITED_PER_ROUTE,),
+        env=lambda ctx: {"AWS_ENDPOINT_URL_DYNAMODB": ctx.refusing, **NO_RETRIES},
+    ),
+    _table_down_revoking("refusing connections", Relay.cut, "DELETE"),
+    _table_down_revoking("hanging", Relay.hang, "DELETE"),
+    _table_down_revoking("refusing connections", Relay.cut, SWEEP),
+    _table_down_revoking("hanging", Relay.hang, SWEEP),
+    Row(
         "Secrets Manager",
         "unavailable at cold start",
         "GET",
         503,
         "credentials_unavailable",
-        ("WARNING", "upstream call not made"),
-        "no call reaches Discord without the token",
+        (NOT_MADE,),
+        (NO_CALL,),
         env=lambda ctx: {
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": ctx.refusing,
             "DISCORD_TOKEN_SECRET_ID": "discord-invite-proxy/bot-token",
         },
-        keep=_no_discord_call,
     ),
     Row(
         "Secrets Manager",
@@ -345,26 +498,24 @@ ROWS = [
         "GET",
         503,
         "credentials_unavailable",
-        ("WARNING", "upstream call not made"),
-        "no call reaches Discord without the token, and the answer comes in time",
+        (NOT_MADE,),
+        (NO_CALL,),
         env=lambda ctx: {
             "AWS_ENDPOINT_URL_SECRETS_MANAGER": ctx.hanging.url,
             "DISCORD_TOKEN_SECRET_ID": "discord-invite-proxy/bot-token",
         },
-        keep=_no_discord_call,
         timeout=4,  # the read is waited for until the deadline: keep the test short
     ),
     Row(
         "Secrets Manager",
-        "unavailable at a later token re-read",
+        "unreachable at a later token re-read",
         "GET",
         503,
         "credentials_unavailable",
-        ("WARNING", "upstream call not made"),
-        "no call reaches Discord once the token is unreadable",
-        env=lambda ctx: _token_secret(ctx, BOT_TOKEN),
-        before=_warm_then_lose_the_secret,
-        keep=_no_call_after_the_token_failed,
+        (NOT_MADE,),
+        (NO_CALL_ONCE_UNREADABLE,),
+        env=lambda ctx: _token_secret(ctx, BOT_TOKEN, endpoint=ctx.relay.url),
+        before=_warm_then_cut_secrets_manager,
     ),
     Row(
         "Secrets Manager",
@@ -372,10 +523,9 @@ ROWS = [
         "GET",
         503,
         "credentials_unavailable",
-        ("WARNING", "upstream call not made"),
-        "the malformed token never reaches Discord, so it earns no 401",
+        (NOT_MADE,),
+        (NO_CALL,),
         env=lambda ctx: _token_secret(ctx, json.dumps({"token": BOT_TOKEN})),
-        keep=_no_discord_call,
     ),
     Row(
         "DynamoDB",
@@ -383,10 +533,9 @@ ROWS = [
         "GET",
         200,
         None,
-        None,
-        "what Discord said is answered, but not cached over the revocation",
+        (),
+        (NOT_CACHED_OVER_REVOCATION,),
         before=_revoked_while_fetching,
-        keep=_answered_not_cached,
     ),
     Row(
         "Lambda",
@@ -394,11 +543,10 @@ ROWS = [
         "GET",
         504,
         "upstream_timeout",
-        UPSTREAM_ERROR,
-        NOT_CACHED + ", and the answer comes in time",
+        (UPSTREAM_ERROR,),
+        (NOT_CACHED,),
         discord=(Fault(status=200, body="{}", delay=8.0),),
         env=lambda _: {"DISCORD_READ_TIMEOUT": "20", "LOOKUP_DEADLINE_SECONDS": "28"},
-        keep=_no_copy_cached,
         timeout=4,
     ),
     Row(
@@ -407,11 +555,11 @@ ROWS = [
         SWEEP,
         200,
         None,
-        None,
-        "the run stops while a step's worst case still fits: the rest is left for the next run",
+        (),
+        (audited("revoked", evicted=True), LEFT_FOR_NEXT_RUN),
         env=lambda _: {"DYNAMODB_TIMEOUT": "0.05"},
         before=_with_a_second_invite,
-        keep=_stopped_before_the_deadline,
+        summary=(("stopped", "deadline"), ("revoked", 1), ("left", 1)),
         # Beyond the reserve, time for one lookup and DELETE (1 s each) and a lookup: the
         # second DELETE would start with less than the reserve left.
         timeout=int(RevokerSettings.from_env(_SWEEP_SETTINGS).reserve_seconds) + 3,
@@ -422,14 +570,21 @@ ROWS = [
         "DELETE",
         504,
         "upstream_timeout",
-        UPSTREAM_ERROR,
-        "the Discord call keeps time back for the eviction: no cached copy survives, the "
-        "audit line says failed, and the answer comes in time",
+        (UPSTREAM_ERROR,),
+        (audited("failed", evicted=True), NO_COPY_SURVIVES),
         discord=(Fault(status=200, body="{}", delay=12.0, route="DELETE /invites/{code}"),),
         env=lambda _: {"DISCORD_READ_TIMEOUT": "20"},
-        keep=_audited("failed"),
     ),
 ]
+
+
+def _answer(row: Row) -> str:
+    if row.request != SWEEP:
+        return f"{row.status}" + (f" `{row.error_code}`" if row.error_code else "")
+    said = ", ".join(f"`{key}: {json.dumps(value)}`" for key, value in row.summary)
+    if row.status == 200:
+        return f"its summary: {said}"
+    return f"the invocation fails (`{row.error_code}`), its summary: {said}"
 
 
 def render(rows: list[Row]) -> str:
@@ -438,20 +593,19 @@ def render(rows: list[Row]) -> str:
         "",
         "Generated from `tests/e2e/test_fault_matrix.py` (`make faults-doc`); every row is a",
         "passing test. Each row invokes the API handler (or the revoker) as Lambda would,",
-        "with one fault.",
-        "Logged: the one line at warning or above. No row logs or answers a secret.",
+        "with one fault, and every answer comes at least half a second before the",
+        "invocation's timeout. Logged: each line at warning or above, and nothing else",
+        "is. No row logs or answers a secret. Nothing is lost: what the row checks.",
         "",
         "| layer | fault | request | the client gets | logged | nothing is lost |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
-        answer = f"{row.status}" + (f" `{row.error_code}`" if row.error_code else "")
-        request = f"`{row.request} /invites/{{code}}`"
-        if row.request == SWEEP:
-            answer, request = "its summary, `stopped: deadline`", "a rule run (the revoker)"
-        logged = f"{row.logged[0]} `{row.logged[1]}`" if row.logged else "nothing"
+        request = "a rule run (the revoker)" if row.request == SWEEP else f"`{row.request}`"
+        logged = "; ".join(f"{level} `{message}`" for level, message in row.logged) or "nothing"
+        lost = "; ".join(check.says for check in row.keep)
         lines.append(
-            f"| {row.layer} | {row.fault} | {request} | {answer} | {logged} | {row.lost} |"
+            f"| {row.layer} | {row.fault} | {request} | {_answer(row)} | {logged} | {lost} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -463,12 +617,17 @@ def test_the_fault_table_is_generated_from_the_rows() -> None:
     assert DOC.read_text() == render(ROWS), "docs/faults.md is stale: run make faults-doc"
 
 
+def test_every_row_has_its_own_id() -> None:
+    assert len({row.id for row in ROWS}) == len(ROWS)
+
+
 @pytest.fixture
 def ctx(moto_endpoint: str, table_name: str, emulator: DiscordEmulator) -> Iterator[Ctx]:
-    hanging = HangingServer()
-    context = Ctx(moto_endpoint, table_name, emulator, hanging)
+    hanging, relay = HangingServer(), Relay(moto_endpoint)
+    context = Ctx(moto_endpoint, table_name, emulator, hanging, relay)
     yield context
     hanging.close()
+    relay.close()
     for server in context.servers:
         server.close()
 
@@ -486,6 +645,19 @@ def _event(request: str, code: str = CODE) -> dict[str, Any]:
     return event
 
 
+def _environment(function: str) -> ExecutionEnvironment:
+    return ExecutionEnvironment(Template().functions()[function])
+
+
+def _invoke_as_scheduled(invoke: Invoke, event: dict[str, Any], records: Any) -> dict[str, Any]:
+    """A rule run's answer: 200 with its summary, or 500 with the summary it logged."""
+    try:
+        return {"statusCode": 200, "body": json.dumps(invoke(event))}
+    except RuleRunFailed:
+        [failed] = [r for r in records if r.getMessage() == "revocation rule run failed"]
+        return {"statusCode": 500, "body": json.dumps(failed.summary)}
+
+
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: row.id)
 def test_fault(
     row: Row,
@@ -496,8 +668,6 @@ def test_fault(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     ctx.emulator.state.add_invite(guild, code=CODE)
-    for fault in row.discord:
-        ctx.emulator.state.inject(fault)
     os.environ.update(
         AWS_ENDPOINT_URL_DYNAMODB=ctx.moto,
         CACHE_TABLE_NAME=ctx.table,
@@ -510,27 +680,48 @@ def test_fault(
     function = "RevokerFunction" if row.request == SWEEP else "ApiFunction"
     environment = ExecutionEnvironment(template.functions()[function])
     row.before(ctx, environment.invoke)
+    caplog.clear()  # what came before is not this row's to log
+    for fault in row.discord:
+        ctx.emulator.state.inject(fault)
     context = LambdaContext(function, 512, timeout_seconds=row.timeout)
 
-    answer: dict[str, Any] = environment.invoke(_event(row.request), context)
+    if row.request == SWEEP:
+        answer = _invoke_as_scheduled(
+            partial(environment.invoke, context=context), _event(SWEEP), caplog.records
+        )
+    else:
+        answer = environment.invoke(_event(row.request), context)
 
     # What the client gets: the status, and the JSON error envelope with its code.
-    if row.request == SWEEP:
-        answer = {"statusCode": 200, "body": json.dumps(answer)}
     assert answer["statusCode"] == row.status, answer
-    if row.error_code:
+    if row.request == SWEEP:
+        summary = json.loads(answer["body"])
+        assert summary["error_code"] == row.error_code
+        assert [(key, summary[key]) for key, _ in row.summary] == list(row.summary)
+    elif row.error_code:
         assert json.loads(answer["body"])["error"]["code"] == row.error_code
     if row.status in (429, 503):
         assert int(answer["headers"]["Retry-After"]) >= 1  # and when to come back
     assert context.get_remaining_time_in_millis() >= 500  # answered in time
-    # What is logged: one line at warning or above, at the right level.
+    # What is logged: each line at warning or above, at the right level.
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
     said = [(r.levelname, r.getMessage().split(":")[0]) for r in loud]
-    assert said == ([row.logged] if row.logged else []), said
+    assert said == list(row.logged), said
     # No secret, anywhere: every log line with all its fields, and the answer.
     lines = [json.dumps(r.__dict__, default=str) for r in caplog.records]
     everything = "\n".join(lines) + capsys.readouterr().out + json.dumps(answer)
     for secret in (BOT_TOKEN, ADMIN_TOKEN):
         assert secret not in everything
     # Nothing lost.
-    row.keep(ctx, answer, caplog.records)
+    seen = Seen(
+        ctx,
+        row,
+        answer,
+        list(caplog.records),
+        partial(_invoke_as_scheduled, environment.invoke, records=caplog.records)
+        if row.request == SWEEP
+        else environment.invoke,
+        lambda: _environment(function).invoke,
+    )
+    for check in row.keep:
+        check.verify(seen)

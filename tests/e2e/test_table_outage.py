@@ -7,6 +7,8 @@ an emulator bucket of 5 a second, 40 lookups of distinct codes.
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -16,13 +18,19 @@ from typing import Any
 import pytest
 import requests
 
-from discord_emulator import DiscordEmulator
+from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.server import INVITES_BUCKET
 from discord_emulator.state import Guild
 from invite_proxy_local.dynamodb import start_moto_server
+from invite_proxy_local.gateway import ExecutionEnvironment
 from invite_proxy_local.runner import LocalRun
+from invite_proxy_local.template import Template
+from tests.conftest import BOT_TOKEN
+from tests.e2e.test_deadlines import lookup_event
+from tests.stand_ins import Relay
 
 ROUTE = "GET /invites/{code}"
+RATE_LIMITED = '{"message": "You are being rate limited.", "retry_after": 30.0, "global": false}'
 
 
 def test_with_dynamodb_refusing_connections_an_instance_earns_no_429(
@@ -102,3 +110,46 @@ def test_with_dynamodb_down_three_instances_each_honour_their_own_429s(
                 assert after.at >= window_end - 0.05, (agent, refused.at, after.at, window_end)
                 honoured += 1
     assert honoured >= 1  # the rule above was put to the test
+
+
+def test_when_the_table_comes_back_the_fleet_state_takes_over_again(
+    template: Template,
+    moto_endpoint: str,
+    table_name: str,
+    emulator: DiscordEmulator,
+    guild: Guild,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An instance that went on alone while the table was down shares the fleet's state
+    again once the table answers: it honours a block another instance learned."""
+    relay = Relay(moto_endpoint)
+    os.environ.update(
+        AWS_ENDPOINT_URL_DYNAMODB=relay.url,
+        CACHE_TABLE_NAME=table_name,
+        DISCORD_API_BASE_URL=emulator.base_url,
+        DISCORD_BOT_TOKEN=BOT_TOKEN,
+        TABLE_CIRCUIT_SECONDS="0.5",
+        UPSTREAM_RETRIES="0",
+    )
+    for code in ("back-1", "back-2", "back-3"):
+        emulator.state.add_invite(guild, code=code)
+    first, second = (ExecutionEnvironment(template.functions()["ApiFunction"]) for _ in "ab")
+    try:
+        relay.cut()
+        assert first.invoke(lookup_event("back-1"))["statusCode"] == 200  # from Discord alone
+        relay.restore()
+        time.sleep(0.6)  # the first instance's breaker half-opens
+        emulator.state.inject(Fault(status=429, body=RATE_LIMITED, times=1))
+        assert second.invoke(lookup_event("back-2"))["statusCode"] == 429  # kept for the fleet
+
+        held = first.invoke(lookup_event("back-3"))
+    finally:
+        relay.close()
+    assert held["statusCode"] == 429  # the second instance's block, read from the table
+    assert [r.path.rsplit("/", 1)[1] for r in emulator.state.requests_to(ROUTE)] == [
+        "back-1",
+        "back-2",
+    ]
+    said = [r.getMessage().split(":")[0] for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said.count("table circuit open") == 1
+    assert said.count("table circuit closed") == 1

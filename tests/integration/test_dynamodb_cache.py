@@ -10,10 +10,12 @@ import pytest
 from botocore.config import Config
 
 from invite_proxy.cache_policy import CachePolicy, invite_entry, unknown_entry
+from invite_proxy.deadline import RequestDeadline
 from invite_proxy.dynamodb import keys
 from invite_proxy.dynamodb.cache import DynamoDBInviteCache
+from invite_proxy.dynamodb.calls import TableCalls
 from invite_proxy.dynamodb.leases import DynamoDBLeases
-from invite_proxy.errors import TableUnavailable
+from invite_proxy.errors import TableSkipped, TableUnavailable
 from invite_proxy.leases import HeldElsewhere, Lease
 from invite_proxy_local.template import Template
 from tests.conftest import closed_port
@@ -146,3 +148,29 @@ def test_shortening_a_ttl_drops_the_leases_that_outlive_it(
     assert isinstance(leases.acquire("ls-3", "v", now, 10), Lease)
     assert cache.shorten_ttl("ls-3", int(now) + 5) == 1
     assert isinstance(leases.acquire("ls-3", "v", now, 10), Lease)
+
+
+def test_each_call_of_an_eviction_is_held_to_the_deadline(dynamodb: Any, table_name: str) -> None:
+    """An eviction makes several calls: each starts only with a worst case's time left, so a
+    slow table cuts it short (an error to report) rather than running past the deadline."""
+    ticks = iter(range(1000))  # every look at the clock: one second later, as on a slow table
+    deadline = RequestDeadline(clock=lambda: float(next(ticks)))
+    deadline.begin(remaining_ms=2500, reserve=0.0)  # the clock stood at 0: at = 2.5
+    calls = TableCalls(deadline=deadline, call_seconds=1.0)
+    cache = DynamoDBInviteCache(dynamodb, table_name, calls)
+    now = time.time()
+    for variant in ("a", "b", "c"):
+        DynamoDBInviteCache(dynamodb, table_name).put(
+            invite_entry("slow", variant, "{}", None, now, POLICY)
+        )
+    # The mark (t=1, 1.5 s left) and the listing (t=2, 0.5 s left: skipped).
+    with pytest.raises(TableSkipped, match="no time left"):
+        cache.evict("slow", revoked_at=now)
+    marker = dynamodb.get_item(TableName=table_name, Key=keys.revoked_key("slow"))
+    assert "Item" in marker  # what it did stands; the copies it did not reach are still there
+    left = dynamodb.query(
+        TableName=table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": keys.invite_partition("slow")}},
+    )["Items"]
+    assert len(left) == 4  # the mark and three variants: the caller must report them

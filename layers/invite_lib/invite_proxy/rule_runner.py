@@ -35,7 +35,8 @@ if TYPE_CHECKING:
     from invite_proxy.revocation_service import InviteRevocationService
 
 RemainingMillis = Callable[[], int]
-# Time a rule run keeps back at the end for the summary and metrics, with slack.
+# Time a rule run keeps back at the end for the summary and metrics, with slack (the
+# webhook's time comes on top: RevokerSettings.report_seconds).
 REPORTING_SECONDS = 1.0
 _T = TypeVar("_T")
 
@@ -117,6 +118,8 @@ class RuleRunner:
         notifier: Notifier | None,
         reserve_seconds: float,
         deadline: RequestDeadline,
+        report_seconds: float = REPORTING_SECONDS,
+        report_deadline: RequestDeadline | None = None,
         max_rate_limit_wait: float = 5.0,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -127,6 +130,9 @@ class RuleRunner:
         self._notifier = notifier
         self._reserve = reserve_seconds
         self._request = deadline  # the table's and Discord's, shared with the adapters
+        self._report_seconds = report_seconds
+        # The report's own (the webhook's): it ends as the invocation must, whatever the run did.
+        self._report_by = report_deadline or RequestDeadline(clock)
         self._max_wait = max_rate_limit_wait
         self._clock = clock
         self._sleep = sleep
@@ -134,7 +140,8 @@ class RuleRunner:
     def run_event(self, event: Any, remaining_ms: RemainingMillis) -> RunSummary:
         """Run the rule a schedule delivered; a bad rule fails the invocation, naming the field."""
         # No table or Discord call may run into the time kept for the report.
-        self._request.begin(remaining_ms(), reserve=REPORTING_SECONDS)
+        self._request.begin(remaining_ms(), reserve=self._report_seconds)
+        self._report_by.begin(remaining_ms())
         obs.count("RuleRun")
         try:
             rule = RevocationRule.parse(event)

@@ -199,6 +199,14 @@ class RevokerSettings(DiscordSettings):
         return bool(self.revocation_webhook_secret_id or self.revocation_webhook_url)
 
     @property
+    def report_seconds(self) -> float:
+        """Kept at the end of a run for its report: the summary and metrics, and the
+        webhook (its URL read and its post, each cut short at the invocation's end)."""
+        from invite_proxy.rule_runner import REPORTING_SECONDS
+
+        return REPORTING_SECONDS + (self.webhook_timeout if self.has_webhook else 0.0)
+
+    @property
     def reserve_seconds(self) -> float:
         """The worst case of one revocation step and the report after it.
 
@@ -207,7 +215,6 @@ class RevokerSettings(DiscordSettings):
         that makes the calls.
         """
         from invite_proxy.dynamodb.cache import eviction_calls
-        from invite_proxy.rule_runner import REPORTING_SECONDS
         from invite_proxy.upstream_guard import ADMIT_CALLS, OBSERVE_CALLS
 
         table_calls = ADMIT_CALLS + OBSERVE_CALLS + eviction_calls(RESERVE_VARIANTS)
@@ -215,6 +222,5 @@ class RevokerSettings(DiscordSettings):
             self.attempt_seconds
             + table_calls * self.dynamodb_call_seconds
             + self.secret_read_seconds  # the bot token, re-read when its cache runs out
-            + (self.webhook_timeout if self.has_webhook else 0.0)
-            + REPORTING_SECONDS
+            + self.report_seconds
         )

@@ -242,6 +242,7 @@ def build_rule_runner(
     client: RawDiscord,
     notifier: Notifier | None,
     deadline: RequestDeadline,
+    report_deadline: RequestDeadline | None = None,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> RuleRunner:
@@ -256,6 +257,8 @@ def build_rule_runner(
         notifier=notifier,
         reserve_seconds=settings.reserve_seconds,
         deadline=deadline,
+        report_seconds=settings.report_seconds,
+        report_deadline=report_deadline,
         clock=clock,
         sleep=sleep,
     )
@@ -270,6 +273,8 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
     table: DynamoDBClient = dynamodb_client(settings.dynamodb_timeout)
     deadline = RequestDeadline()
     calls = table_calls(settings, deadline)
+    # The report comes after the run's calls, in the time kept for it: its own deadline.
+    report_deadline = RequestDeadline()
     notifier = None
     if settings.has_webhook:
         notifier = WebhookNotifier(
@@ -277,11 +282,11 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
                 settings.revocation_webhook_secret_id,
                 settings.revocation_webhook_url,
                 settings.token_cache_seconds,
-                # Read for the report, after the run's calls: the report's own time, not theirs.
-                RequestDeadline(),
+                report_deadline,
             ),
             timeout=settings.webhook_timeout,
             user_agent=settings.user_agent,
+            deadline=report_deadline,
         )
     return build_rule_runner(
         settings,
@@ -290,4 +295,5 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
         client=discord_client(settings, deadline),
         notifier=notifier,
         deadline=deadline,
+        report_deadline=report_deadline,
     )

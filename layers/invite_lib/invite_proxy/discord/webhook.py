@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import urlsplit
 
 import requests
 
+from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
 from invite_proxy.discord.session import SESSION
 from invite_proxy.errors import NotificationFailed
 from invite_proxy.secret_source import SecretSource
@@ -20,32 +22,40 @@ class WebhookNotifier:
         *,
         timeout: float,
         user_agent: str,
+        deadline: RequestDeadline | None = None,
         session: requests.Session = SESSION,
     ) -> None:
         self._url = url
         self._timeout = timeout
+        self._deadline = deadline or RequestDeadline()
         self._user_agent = user_agent
         self._session = session
 
     def send(self, content: str) -> None:
         """Post ``content``; mentions in it never ping anyone.
 
+        It waits ``timeout`` at most for the whole post, and never past the deadline.
         Errors never carry the URL: its last segment is the webhook's token.
         """
         url = self._url()
         if not url or urlsplit(url).scheme not in ("https", "http"):
             raise NotificationFailed(detail="the webhook URL is not an http(s) URL")
+        wait = min(self._timeout, self._deadline.left())
+        post = partial(
+            self._session.post,
+            url,
+            json={"content": content[:MAX_CONTENT], "allowed_mentions": {"parse": []}},
+            headers={"User-Agent": self._user_agent},
+            timeout=wait,  # only ends a post left behind; the wait below ends the caller's
+            allow_redirects=False,
+        )
         try:
-            response = self._session.post(
-                url,
-                json={"content": content[:MAX_CONTENT], "allowed_mentions": {"parse": []}},
-                headers={"User-Agent": self._user_agent},
-                timeout=self._timeout,
-                allow_redirects=False,
-            )
+            status = wait_at_most(wait, post, name="webhook-post").status_code
+        except DeadlineReached:
+            raise NotificationFailed(detail=f"webhook gave no answer within {wait:.2f} s") from None
         except requests.exceptions.RequestException as exc:
             raise NotificationFailed(
                 detail=f"webhook request failed: {type(exc).__name__}"
             ) from None
-        if not 200 <= response.status_code < 300:
-            raise NotificationFailed(detail=f"webhook answered HTTP {response.status_code}")
+        if not 200 <= status < 300:
+            raise NotificationFailed(detail=f"webhook answered HTTP {status}")

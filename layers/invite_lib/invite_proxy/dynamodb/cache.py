@@ -85,11 +85,10 @@ class DynamoDBInviteCache(TableAdapter):
     def evict(self, code: str, revoked_at: float) -> list[str]:
         """Delete every cached variant and lease of a code, and mark it revoked at ``revoked_at``.
 
-        Returns the invite bodies the variants held.
+        Returns the invite bodies the variants held. Each call is its own step within
+        the deadline: an eviction cut short raises TableUnavailable, and whatever it
+        left is the caller's to report, never a late answer.
         """
-        return self._calls.call(f"evicting {code!r}", lambda: self._evict(code, revoked_at))
-
-    def _evict(self, code: str, revoked_at: float) -> list[str]:
         bodies = []
         # The mark first: a lookup that writes after it is refused, and one that wrote
         # before it is deleted below. Marking last would leave a gap between the two.
@@ -97,13 +96,15 @@ class DynamoDBInviteCache(TableAdapter):
             "revoked_at": {"N": repr(revoked_at)},
             keys.TTL_ATTRIBUTE: {"N": str(math.ceil(revoked_at) + REVOKED_MARKER_SECONDS)},
         }
-        self._client.put_item(TableName=self._table, Item=marker)
-        pk = keys.invite_partition(code)
+        self._calls.call(
+            f"marking {code!r} revoked",
+            lambda: self._client.put_item(TableName=self._table, Item=marker),
+        )
         for item in self._items(code, "#sk, #kind, #body"):
             if item["sk"]["S"] == keys.REVOKED_SORT_KEY:
                 continue
             # Variants and fetch leases alike: a lease must not outlive what it guarded.
-            self._client.delete_item(TableName=self._table, Key=keys.key(pk, item["sk"]["S"]))
+            self._delete(code, item["sk"]["S"])
             if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
                 bodies.append(item["body"]["S"])
         return bodies
@@ -114,25 +115,18 @@ class DynamoDBInviteCache(TableAdapter):
         Fetch leases go: one held through a freshness that now outlives the
         invite would keep others from fetching after the copy expired.
         """
-        return self._calls.call(
-            f"shortening the TTL of {code!r}", lambda: self._shorten_ttl(code, ttl)
-        )
-
-    def _shorten_ttl(self, code: str, ttl: int) -> int:
         shortened = 0
-        pk = keys.invite_partition(code)
         for item in self._items(code, "#sk"):
             sk = item["sk"]["S"]
-            key = keys.key(pk, sk)
             if sk.startswith(keys.LEASE_PREFIX):
-                self._client.delete_item(TableName=self._table, Key=key)
+                self._delete(code, sk)
             elif sk.startswith(keys.VARIANT_PREFIX):
                 updated = self._calls.write_if(
                     f"shortening the TTL of {code!r}",
                     partial(
                         self._client.update_item,
                         TableName=self._table,
-                        Key=key,
+                        Key=keys.key(keys.invite_partition(code), sk),
                         UpdateExpression="SET #ttl = :ttl",
                         ConditionExpression="attribute_exists(pk) AND #ttl > :ttl",
                         ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
@@ -141,6 +135,13 @@ class DynamoDBInviteCache(TableAdapter):
                 )
                 shortened += not isinstance(updated, Refused)
         return shortened
+
+    def _delete(self, code: str, sk: str) -> None:
+        key = keys.key(keys.invite_partition(code), sk)
+        self._calls.call(
+            f"deleting {code!r} {sk}",
+            lambda: self._client.delete_item(TableName=self._table, Key=key),
+        )
 
     def _items(self, code: str, projection: str) -> Iterator[dict[str, Any]]:
         names = {"#sk": "sk", "#kind": "kind", "#body": "body"}
@@ -153,7 +154,9 @@ class DynamoDBInviteCache(TableAdapter):
             "ConsistentRead": True,
         }
         while True:
-            response = self._client.query(**kwargs)
+            response = self._calls.call(
+                f"listing the copies of {code!r}", partial(self._client.query, **kwargs)
+            )
             yield from response.get("Items", [])
             if "LastEvaluatedKey" not in response:
                 return

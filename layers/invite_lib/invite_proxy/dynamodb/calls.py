@@ -101,7 +101,7 @@ class TableCalls:
         self._breaker.before(what)
 
     def call[R](self, what: str, request: Callable[[], R]) -> R:
-        """One DynamoDB call (or a few as one step); any failure is TableUnavailable."""
+        """One DynamoDB call; any failure is TableUnavailable."""
         self._before(what)
         try:
             result = request()
