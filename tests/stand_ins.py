@@ -10,6 +10,8 @@ import contextlib
 import json
 import socket
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -80,7 +82,7 @@ class Relay:
     """Passes connections through to a server, until it fails as told: ``cut()`` (nothing
     listens: connections are refused) or ``hang()`` (connections are accepted and never
     answered). Either drops the connections open. ``restore()`` passes them through again,
-    on the same port."""
+    on the same port. ``delay`` slows every answer down by that many seconds."""
 
     def __init__(self, target_url: str) -> None:
         host, port = target_url.removeprefix("http://").rstrip("/").split(":")
@@ -88,6 +90,7 @@ class Relay:
         self._live: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._hanging = False
+        self.delay = 0.0
         self._port = 0
         self._listener: socket.socket | None = None
         self.restore()
@@ -141,13 +144,18 @@ class Relay:
             upstream = socket.create_connection(self._target)
             with self._lock:
                 self._live.add(upstream)
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+            threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(
+                target=_pump, args=(upstream, client, lambda: self.delay), daemon=True
+            ).start()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(
+    source: socket.socket, sink: socket.socket, delay: Callable[[], float] = lambda: 0.0
+) -> None:
     try:
         while data := source.recv(65536):
+            time.sleep(delay())
             sink.sendall(data)
     except OSError:
         pass

@@ -169,7 +169,9 @@ def test_under_a_hanging_dynamodb_a_rule_run_loses_nothing_and_fails_in_time(
     assert took <= 45 - 0.5
 
 
+@pytest.mark.parametrize("hangs", ["the post", "the URL's secret read"])
 def test_a_webhook_that_never_answers_cannot_hold_a_rule_run_past_its_timeout(
+    hangs: str,
     template: Template,
     hanging: HangingServer,
     moto_endpoint: str,
@@ -182,9 +184,15 @@ def test_a_webhook_that_never_answers_cannot_hold_a_rule_run_past_its_timeout(
         CACHE_TABLE_NAME=table_name,
         DISCORD_API_BASE_URL=emulator.base_url,
         DISCORD_BOT_TOKEN=BOT_TOKEN,
-        REVOCATION_WEBHOOK_URL=f"{hanging.url}/webhooks/1/hook-secret",
         WEBHOOK_TIMEOUT="10",  # longer than the invocation: the deadline must cut it
     )
+    if hangs == "the post":
+        os.environ["REVOCATION_WEBHOOK_URL"] = f"{hanging.url}/webhooks/1/hook-secret"
+    else:
+        os.environ.update(
+            AWS_ENDPOINT_URL_SECRETS_MANAGER=hanging.url,
+            REVOCATION_WEBHOOK_SECRET_ID="discord-invite-proxy/webhook",
+        )
     answer, took = invoke(template, "RevokerFunction", {"name": "hooked", "codes": ["x-1"]})
     assert isinstance(answer, dict), answer
     assert answer["stopped"] == "deadline"  # too little time for a step: the summary still goes

@@ -32,7 +32,7 @@ def test_a_post_that_gets_no_answer_ends_at_the_deadline(hanging: HangingServer)
     deadline = RequestDeadline()
     deadline.begin(remaining_ms=500, reserve=0.0)  # well inside the 10 s timeout
     started = time.monotonic()
-    with pytest.raises(NotificationFailed, match="no answer within") as failed:
+    with pytest.raises(NotificationFailed) as failed:
         notifier(f"{hanging.url}/webhooks/1/hook-secret", timeout=10, deadline=deadline).send("x")
     assert time.monotonic() - started < 0.5 + 0.2
     assert "hook-secret" not in str(failed.value.detail)  # the URL's token stays out of errors

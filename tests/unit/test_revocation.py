@@ -16,6 +16,7 @@ from invite_proxy.errors import (
     PermissionDenied,
     UnknownInvite,
 )
+from invite_proxy.settings import ApiSettings
 from tests.unit.conftest import World
 
 POLICY = CachePolicy(
@@ -105,7 +106,8 @@ def test_a_deletes_waits_end_in_time_for_its_eviction(world: World) -> None:
     world.discord.add_invite("held-2")
     world.fleet.view().take_bucket("bucket:invites-delete", world.clock.now, 1e6)  # a probe
     world.request.begin(remaining_ms=10_000, reserve=0.0)
-    evicting_from = world.clock.now + 10 - 5.0 - 0.25  # the eviction's worst case, kept back
+    followup = ApiSettings.from_env({"CACHE_TABLE_NAME": "unit-table"}).revocation_followup_seconds
+    evicting_from = world.clock.now + 10 - followup  # kept back for the record and eviction
     with pytest.raises(DiscordRateLimited):
         world.api()[1].revoke_request("held-2", None, actor="a", deadline=FAR)
     assert world.clock.now < evicting_from

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -104,6 +105,24 @@ def test_a_call_that_might_not_finish_before_the_deadline_is_not_started(
     clock.advance(6.3)  # 2.9 s to go: less than one call's worst case
     with pytest.raises(TableSkipped, match="no time left"):
         calls.call("GetItem", table.request)
+    clock.advance(2.9)  # none at all: not even an essential call starts
+    with pytest.raises(TableSkipped, match="no time left"):
+        calls.call("DeleteItem", table.request, essential=True)
     assert table.requests == 1
     deadline.begin(remaining_ms=10_000)  # the next invocation has time again
     assert calls.call("GetItem", table.request) == "answer"
+
+
+def test_an_essential_call_is_made_with_the_time_there_is_and_waited_for_until_the_deadline(
+    clock: FakeClock,
+) -> None:
+    deadline = RequestDeadline(clock)
+    calls = TableCalls(CircuitBreaker(5.0, clock=clock), deadline, call_seconds=3.0)
+    deadline.begin(remaining_ms=10_000, reserve=0.8)
+    clock.advance(9.15)  # 0.05 s to go: less than one call's worst case
+    answered = threading.Event()
+    with pytest.raises(TableSkipped, match="did not finish before the deadline"):
+        calls.call("DeleteItem", lambda: answered.wait(5), essential=True)  # no answer
+    answered.set()
+    # A quick one, in the time left; and the cut-short call opened no circuit.
+    assert calls.call("DeleteItem", Table().request, essential=True) == "answer"

@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 ATTEMPTS = 2  # the first try and one retry (botocore's max_attempts would count retries only)
 # Standard retry mode sleeps at most 1 s (times jitter) before the second attempt.
 RETRY_BACKOFF_SECONDS = 1.0
+# A call to a table that answers, but slowly: DynamoDB's own latency is a few milliseconds.
+# What must follow a DELETE is planned at this pace; a slower table cuts it short.
+SLOW_CALL_SECONDS = 0.25
 
 
 def client_config(timeout: float) -> Config:

@@ -48,8 +48,8 @@ def wait_at_most[R](seconds: float, work: Callable[[], R], *, name: str) -> R:
     A client's own timeouts bound each connect and each read, not their sum, and a
     body that trickles in resets the read timeout: only a timer over the whole call
     holds it to a deadline. The work runs on a thread of its own and the caller
-    stops waiting for it at the deadline. A thread that is left behind ends with its
-    own timeouts; it is a fresh one per call, so no pool fills with hung calls.
+    stops waiting for it at the deadline. A thread that is left behind ends on its
+    client's own timeouts; it is a fresh one per call, so no pool fills with hung calls.
     Without a deadline (``inf``), the work runs here.
     """
     if math.isinf(seconds):

@@ -27,10 +27,6 @@ if TYPE_CHECKING:
     from invite_proxy.discord.client import DiscordResponse
 
 
-# Between Discord's answer and the eviction: the guard records what Discord said.
-_BOOKKEEPING_SECONDS = 0.25
-
-
 class EvictingCache(Protocol):
     def evict(self, code: str, revoked_at: float) -> list[str]: ...
 
@@ -74,15 +70,16 @@ class InviteRevocationService:
         cache: EvictingCache,
         discord: InviteDeleter,
         request: RequestDeadline | None = None,
-        eviction_seconds: float = 0.0,
+        followup_seconds: float = 0.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._cache = cache
         self._discord = discord
         self._request = request or RequestDeadline(clock)
-        # Kept back from the Discord call for the eviction after it: whatever Discord
-        # answers (or does not, in time), the cached copies must still go.
-        self._eviction_seconds = eviction_seconds
+        # Kept back from the Discord call for what follows it (the guard's record of the
+        # answer, then the eviction): whatever Discord answers, or not in time, the
+        # cached copies must still go.
+        self._followup_seconds = followup_seconds
         self._clock = clock
 
     def revoke_request(
@@ -119,7 +116,7 @@ class InviteRevocationService:
 
         try:
             # The call, its waits for the guard included, ends in time for the eviction.
-            finish_by = self._request.at - self._eviction_seconds - _BOOKKEEPING_SECONDS
+            finish_by = self._request.at - self._followup_seconds
             response = self._discord.delete_invite(
                 code, reason, deadline=min(deadline, finish_by), finish_by=finish_by
             )

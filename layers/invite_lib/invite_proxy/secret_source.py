@@ -57,7 +57,6 @@ class _SecretsManagerString:
     def __call__(self) -> str:
         if self._value is not None and self._clock() - self._read_at < self._cache_seconds:
             return self._value
-        client = self._client or self._setup()
         secret_id = self._secret_id
         left = self._deadline.left()
         if left <= 0:
@@ -65,6 +64,7 @@ class _SecretsManagerString:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
+            client = self._client or self._setup()  # no region, say: an error like the rest
             response = wait_at_most(
                 left, partial(client.get_secret_value, SecretId=secret_id), name="secret-read"
             )

@@ -13,7 +13,7 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from invite_proxy.aws_clients import worst_call_seconds
+from invite_proxy.aws_clients import SLOW_CALL_SECONDS, worst_call_seconds
 from invite_proxy.cache_policy import CachePolicy
 from invite_proxy.validation import problems
 
@@ -125,6 +125,16 @@ class DiscordSettings(_Settings):
     def secret_read_seconds(self) -> float:
         return worst_call_seconds(SECRETS_MANAGER_TIMEOUT)
 
+    @property
+    def revocation_followup_seconds(self) -> float:
+        """Kept back from a DELETE's Discord call for what must follow it: the guard's
+        record of Discord's answer and the eviction, at a slow table's pace. A table slower
+        still cuts the eviction short, which is reported (cache_eviction_failed), never late."""
+        from invite_proxy.dynamodb.cache import eviction_calls
+        from invite_proxy.upstream_guard import OBSERVE_CALLS
+
+        return (OBSERVE_CALLS + eviction_calls(RESERVE_VARIANTS)) * SLOW_CALL_SECONDS
+
 
 class ApiSettings(DiscordSettings):
     """The API function: lookups (cache, coalescing, retries, budget) and DELETE."""
@@ -201,7 +211,8 @@ class RevokerSettings(DiscordSettings):
     @property
     def report_seconds(self) -> float:
         """Kept at the end of a run for its report: the summary and metrics, and the
-        webhook (its URL read and its post, each cut short at the invocation's end)."""
+        webhook's post. Its URL, when a secret's cached copy has run out, is read in the
+        same time: a slow read leaves the post less, and both end before the invocation."""
         from invite_proxy.rule_runner import REPORTING_SECONDS
 
         return REPORTING_SECONDS + (self.webhook_timeout if self.has_webhook else 0.0)

@@ -189,7 +189,7 @@ def revocation_service(
         cache=cache,
         discord=discord,
         request=request,  # a DELETE's Discord call keeps back its eviction's time from it
-        eviction_seconds=settings.dynamodb_call_seconds,
+        followup_seconds=settings.revocation_followup_seconds,
         clock=clock,
     )
 

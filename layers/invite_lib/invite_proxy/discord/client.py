@@ -124,7 +124,8 @@ class DiscordClient:
         left: float,
     ) -> tuple[int, Mapping[str, str], str]:
         """The exchange itself: (status, headers, body). Its caller stops waiting at the
-        deadline; the timeouts here only make sure a call left behind ends soon after."""
+        deadline; the timeouts here end a call left behind: the connect and the headers
+        within the time that was left, each later read of the body within the read timeout."""
         total = None if math.isinf(left) else left
         response = self._session.request(
             route.method,

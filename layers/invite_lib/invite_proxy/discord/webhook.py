@@ -41,6 +41,8 @@ class WebhookNotifier:
         if not url or urlsplit(url).scheme not in ("https", "http"):
             raise NotificationFailed(detail="the webhook URL is not an http(s) URL")
         wait = min(self._timeout, self._deadline.left())
+        if wait <= 0:
+            raise NotificationFailed(detail="no time left to post to the webhook")
         post = partial(
             self._session.post,
             url,

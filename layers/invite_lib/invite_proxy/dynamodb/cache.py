@@ -85,9 +85,9 @@ class DynamoDBInviteCache(TableAdapter):
     def evict(self, code: str, revoked_at: float) -> list[str]:
         """Delete every cached variant and lease of a code, and mark it revoked at ``revoked_at``.
 
-        Returns the invite bodies the variants held. Each call is its own step within
-        the deadline: an eviction cut short raises TableUnavailable, and whatever it
-        left is the caller's to report, never a late answer.
+        Returns the invite bodies the variants held. Each call is essential: made with
+        the time there is, and waited for until the deadline. An eviction cut short
+        raises TableUnavailable, and what it left is the caller's to report, never late.
         """
         bodies = []
         # The mark first: a lookup that writes after it is refused, and one that wrote
@@ -99,12 +99,13 @@ class DynamoDBInviteCache(TableAdapter):
         self._calls.call(
             f"marking {code!r} revoked",
             lambda: self._client.put_item(TableName=self._table, Item=marker),
+            essential=True,
         )
-        for item in self._items(code, "#sk, #kind, #body"):
+        for item in self._items(code, "#sk, #kind, #body", essential=True):
             if item["sk"]["S"] == keys.REVOKED_SORT_KEY:
                 continue
             # Variants and fetch leases alike: a lease must not outlive what it guarded.
-            self._delete(code, item["sk"]["S"])
+            self._delete(code, item["sk"]["S"], essential=True)
             if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
                 bodies.append(item["body"]["S"])
         return bodies
@@ -136,14 +137,17 @@ class DynamoDBInviteCache(TableAdapter):
                 shortened += not isinstance(updated, Refused)
         return shortened
 
-    def _delete(self, code: str, sk: str) -> None:
+    def _delete(self, code: str, sk: str, *, essential: bool = False) -> None:
         key = keys.key(keys.invite_partition(code), sk)
         self._calls.call(
             f"deleting {code!r} {sk}",
             lambda: self._client.delete_item(TableName=self._table, Key=key),
+            essential=essential,
         )
 
-    def _items(self, code: str, projection: str) -> Iterator[dict[str, Any]]:
+    def _items(
+        self, code: str, projection: str, *, essential: bool = False
+    ) -> Iterator[dict[str, Any]]:
         names = {"#sk": "sk", "#kind": "kind", "#body": "body"}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -155,7 +159,9 @@ class DynamoDBInviteCache(TableAdapter):
         }
         while True:
             response = self._calls.call(
-                f"listing the copies of {code!r}", partial(self._client.query, **kwargs)
+                f"listing the copies of {code!r}",
+                partial(self._client.query, **kwargs),
+                essential=essential,
             )
             yield from response.get("Items", [])
             if "LastEvaluatedKey" not in response:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from invite_proxy import observability as obs
-from invite_proxy.deadline import RequestDeadline
+from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
 from invite_proxy.errors import TableSkipped, TableUnavailable
 
 if TYPE_CHECKING:
@@ -93,18 +93,31 @@ class TableCalls:
         self._deadline = deadline or RequestDeadline()
         self._call_seconds = call_seconds  # one call's worst case: aws_clients
 
-    def _before(self, what: str) -> None:
-        if self._deadline.left() < self._call_seconds:
-            # A call that might not finish in time is not started: the request goes on
-            # without the table (as it does when the table fails) and answers in time.
+    def _send[R](self, what: str, request: Callable[[], R], essential: bool) -> R:
+        """Make the call within the request's deadline.
+
+        A call whose worst case fits in the time left is made as it is. One that might
+        not fit is not started, and the request goes on without the table, as when the
+        table fails: what comes after the table (Discord, for a lookup) keeps its time.
+        An essential call (the eviction's: the table is the point of it) is made with
+        whatever time there is, on a thread of its own, and waited for only until the
+        deadline; a call given up on may still apply, which every write here allows.
+        """
+        left = self._deadline.left()
+        if left <= 0 or (left < self._call_seconds and not essential):
             raise TableSkipped(detail=f"{what} skipped: no time left for the table")
         self._breaker.before(what)
-
-    def call[R](self, what: str, request: Callable[[], R]) -> R:
-        """One DynamoDB call; any failure is TableUnavailable."""
-        self._before(what)
+        if left >= self._call_seconds:
+            return request()
         try:
-            result = request()
+            return wait_at_most(left, request, name="table-call")
+        except DeadlineReached:
+            raise TableSkipped(detail=f"{what} did not finish before the deadline") from None
+
+    def call[R](self, what: str, request: Callable[[], R], *, essential: bool = False) -> R:
+        """One DynamoDB call; any failure is TableUnavailable."""
+        try:
+            result = self._send(what, request, essential)
         except (BotoCoreError, ClientError) as exc:
             raise self._failed(what, exc) from None
         self._breaker.succeeded()
@@ -113,9 +126,8 @@ class TableCalls:
     def write_if[R](self, what: str, request: Callable[[], R]) -> R | Refused:
         """A conditional write (or transaction): its response, or Refused when a condition
         said no, which is an answer from a healthy table, not a failure."""
-        self._before(what)
         try:
-            result: R | Refused = request()
+            result: R | Refused = self._send(what, request, essential=False)
         except ClientError as exc:
             if not _refused(exc):
                 raise self._failed(what, exc) from None
