@@ -325,12 +325,13 @@ EVICTION_FAILED = ("ERROR", "cache eviction failed")
 NOT_MADE = ("WARNING", "upstream call not made")
 
 
-def _discord(fault: str, status: int, code: str, *faults: Fault, **env: str) -> Row:
-    return _blocking(fault, status, code, *faults, keep=(NOT_CACHED,), **env)
-
-
-def _blocking(
-    fault: str, status: int, code: str, *faults: Fault, keep: tuple[Check, ...], **env: str
+def _discord(
+    fault: str,
+    status: int,
+    code: str,
+    *faults: Fault,
+    keep: tuple[Check, ...] = (NOT_CACHED,),
+    **env: str,
 ) -> Row:
     return Row(
         "Discord",
@@ -436,14 +437,14 @@ ROWS = [
         "upstream_error",
         Fault(status=502, body="<html><h1>502 Bad Gateway</h1></html>", content_type="text/html"),
     ),
-    _blocking(
+    _discord(
         "429 with JSON, per route",
         429,
         "rate_limited",
         RATE_LIMITED_PER_ROUTE,
         keep=(NOT_CACHED, KEPT_BY_FLEET),
     ),
-    _blocking(
+    _discord(
         "429 with JSON, global",
         429,
         "rate_limited",
@@ -454,14 +455,14 @@ ROWS = [
         ),
         keep=(NOT_CACHED, KEPT_BY_FLEET),
     ),
-    _blocking(
+    _discord(
         "429 without JSON (a ban)",
         503,
         "upstream_blocked",
         Fault(status=429, body=CLOUDFLARE, content_type="text/html"),
         keep=(NOT_CACHED, KEPT_BY_FLEET),
     ),
-    _blocking(
+    _discord(
         "401 on a revoked token",
         502,
         "upstream_unauthorized",
