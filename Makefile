@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)/layers/invite_lib:$(CURDIR)/local
 export SAM_CLI_TELEMETRY := 0
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install install-sam run invoke admin-token test check lint typecheck pytest validate build lock requirements bench faults-doc clean
+.PHONY: help install install-sam run invoke admin-token test check lint typecheck pytest validate build lock requirements bench faults-doc openapi clean
 
 help:
 	@echo "make run    install what is needed, then run the API on http://127.0.0.1:3000 (PORT overrides)"
@@ -26,6 +26,7 @@ help:
 	@echo "make lock   re-resolve uv.lock and regenerate layers/invite_lib/requirements.txt from it"
 	@echo "make bench  run the benchmarks (cold-start import cost, warm cache hit)"
 	@echo "make faults-doc   regenerate docs/faults.md from the fault matrix's rows"
+	@echo "make openapi      regenerate functions/docs/openapi.json from the code"
 
 $(UV):
 	python3 -m venv $(TOOLS)/uv
@@ -81,6 +82,10 @@ PYTEST_ARGS ?= -n auto --dist loadfile
 pytest:
 	SAM_BIN=$(CURDIR)/$(SAM) SAM_PYTHON_BIN=$$(dirname "$$(scripts/find-python $(PY_RUNTIME))") \
 	  $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The API's OpenAPI document, generated from the code and committed (the suite fails when the two differ).
+openapi: install
+	$(PYTHON) -m invite_proxy_local.openapi
 
 # docs/faults.md, from the fault matrix's rows (the suite fails when the two disagree).
 faults-doc: install

@@ -233,7 +233,12 @@ class _Handler(BaseHTTPRequestHandler):
         invite = state.find_invite(code)
         if invite is None:
             return discord_error(404, 10006, "Unknown Invite")
-        return 200, state.invite_body(invite, with_counts=with_counts in ("true", "1"))
+        event_id = query.get("guild_scheduled_event_id")
+        if event_id is not None and not event_id.isdigit():
+            return invalid_form_body("guild_scheduled_event_id", "NUMBER_TYPE_COERCE")
+        return 200, state.invite_body(
+            invite, with_counts=with_counts in ("true", "1"), event_id=event_id
+        )
 
     def _serve_fault(self, fault: Fault, recorded: RecordedRequest) -> None:
         if fault.delay:

@@ -67,6 +67,7 @@ class Guild:
     member_count: int = 100
     presence_count: int = 20
     vanity_url_code: str | None = None
+    icon: str | None = None  # an icon hash; "a_" starts an animated one
     features: list[str] = field(default_factory=list)
     # Whether the bot has Manage Guild here: listing invites and the vanity URL need it,
     # and it may delete any invite. Without it, only channels in manage_channels.
@@ -83,13 +84,51 @@ class Guild:
             "splash": None,
             "banner": None,
             "description": None,
-            "icon": None,
+            "icon": self.icon,
             "features": self.features,
             "verification_level": 1,
             "vanity_url_code": self.vanity_url_code,
             "nsfw_level": 0,
             "nsfw": False,
             "premium_subscription_count": 0,
+        }
+
+
+@dataclass
+class ScheduledEvent:
+    """A guild scheduled event, which GET /invites/{code} includes when asked by id."""
+
+    id: str
+    guild_id: str
+    name: str
+    scheduled_start_time: float
+    scheduled_end_time: float | None = None
+    description: str | None = None
+    channel_id: str | None = None
+    entity_type: int = 2  # voice
+    status: int = 1  # scheduled
+    user_count: int = 0
+
+    def body(self) -> dict[str, Any]:
+        end = self.scheduled_end_time
+        return {
+            "id": self.id,
+            "guild_id": self.guild_id,
+            "name": self.name,
+            "description": self.description,
+            "channel_id": self.channel_id,
+            "creator_id": None,
+            "image": None,
+            "scheduled_start_time": iso(self.scheduled_start_time),
+            "scheduled_end_time": iso(end) if end is not None else None,
+            "status": self.status,
+            "entity_type": self.entity_type,
+            "entity_id": None,
+            "entity_metadata": None,
+            "recurrence_rule": None,
+            "privacy_level": 2,
+            "guild_scheduled_event_exceptions": [],
+            "user_count": self.user_count,
         }
 
 
@@ -123,6 +162,7 @@ class EmulatorState:
         self.lock = threading.RLock()
         self.guilds: dict[str, Guild] = {}
         self.invites: dict[str, StoredInvite] = {}
+        self.events: dict[str, ScheduledEvent] = {}
         # Accepted bot tokens; None accepts any, as a stand-in for "some valid bot".
         self.tokens = tokens
         self.faults: list[Fault] = []
@@ -204,6 +244,14 @@ class EmulatorState:
             self.invites[invite.code] = invite
         return invite
 
+    def add_event(self, guild: Guild, name: str, **kwargs: Any) -> ScheduledEvent:
+        event = ScheduledEvent(
+            id=kwargs.pop("id", None) or self.snowflake(), guild_id=guild.id, name=name, **kwargs
+        )
+        with self.lock:
+            self.events[event.id] = event
+        return event
+
     def find_invite(self, code: str) -> StoredInvite | None:
         with self.lock:
             invite = self.invites.get(code)
@@ -211,8 +259,13 @@ class EmulatorState:
                 return None
             return invite
 
-    def invite_body(self, invite: StoredInvite, *, with_counts: bool) -> dict[str, Any]:
-        """GET /invites/{code}: no metadata (uses, max_age, created_at); expires_at always."""
+    def invite_body(
+        self, invite: StoredInvite, *, with_counts: bool, event_id: str | None = None
+    ) -> dict[str, Any]:
+        """GET /invites/{code}: no metadata (uses, max_age, created_at); expires_at always.
+
+        The scheduled event asked for is included when it belongs to the invite's guild.
+        """
         guild = self.guilds[invite.guild_id]
         expires = invite.expires_at
         body: dict[str, Any] = {
@@ -228,6 +281,9 @@ class EmulatorState:
         if with_counts:
             body["approximate_member_count"] = guild.member_count
             body["approximate_presence_count"] = guild.presence_count
+        event = self.events.get(event_id or "")
+        if event is not None and event.guild_id == guild.id:
+            body["guild_scheduled_event"] = event.body()
         body.update(invite.extra)
         return body
 

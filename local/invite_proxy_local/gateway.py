@@ -407,7 +407,12 @@ class LocalGateway:
                 if self.command != "HEAD":
                     self.wfile.write(response.body)
 
-            do_GET = do_DELETE = do_POST = do_PUT = do_PATCH = do_OPTIONS = do_HEAD = _serve
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the routes, TRACE and made-up ones too: API Gateway
+                # answers a method no route has with its 404, never http.server's 501.
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
 
         httpd = ThreadingHTTPServer((host, port), Handler)
         httpd.daemon_threads = True

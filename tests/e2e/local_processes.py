@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import IO, Any
@@ -40,6 +41,15 @@ class Process:
             if text in line:
                 return line
         raise AssertionError(f"{text!r} never printed; got:\n{''.join(self.lines)}")
+
+    def keep_reading(self) -> None:
+        """Read what it prints from now on, on a thread: a full pipe would stall it."""
+
+        def read() -> None:
+            for line in self.stdout:
+                self.lines.append(line)
+
+        threading.Thread(target=read, name="local-run-output", daemon=True).start()
 
     def json_lines(self, until: str) -> list[dict[str, Any]]:
         self.wait_for(until)

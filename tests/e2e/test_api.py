@@ -320,7 +320,7 @@ CLOUDFLARE = "<html><head><title>Access denied | discord.com used Cloudflare</ti
             "2",
         ),
         (Fault(reset=True), 503, "upstream_unavailable", "2"),
-        (Fault(status=500), 502, "upstream_error", None),
+        (Fault(status=500), 502, "upstream_error", "1"),
         (
             Fault(status=401, body='{"message": "401: Unauthorized", "code": 0}'),
             502,

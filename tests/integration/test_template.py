@@ -97,6 +97,10 @@ def test_routes_and_who_may_call_them(template: Template) -> None:
     assert {r.route_key: r.authorizer for r in template.routes()} == {
         "GET /invites/{code}": None,  # public
         "DELETE /invites/{code}": "AdminToken",
+        # Only with ApiDocs=enabled (see test_api_docs_exist_only_when_the_parameter_asks).
+        "GET /openapi.json": None,
+        "GET /docs": None,
+        "GET /docs/{asset}": None,
     }
     [authorizer] = template.authorizers().values()
     assert authorizer.function == "AdminAuthorizerFunction"
@@ -230,6 +234,9 @@ def test_nothing_local_only_ships(sam_build: Path) -> None:
     for function in ("ApiFunction", "AdminAuthorizerFunction", "RevokerFunction"):
         files = {p.name for p in (sam_build / function).rglob("*") if p.is_file()}
         assert files == {"app.py"}, function
+    # The optional docs function ships the committed document beside its handler.
+    files = {p.name for p in (sam_build / "ApiDocsFunction").rglob("*") if p.is_file()}
+    assert files == {"app.py", "openapi.json"}
 
 
 @pytest.fixture(scope="session")
@@ -329,3 +336,67 @@ def test_alarms_watch_what_gets_bots_banned(template: Template) -> None:
     namespace = template.doc["Globals"]["Function"]["Environment"]["Variables"]
     assert namespace["POWERTOOLS_METRICS_NAMESPACE"] == "InviteProxy"
     assert namespace["POWERTOOLS_SERVICE_NAME"] == "invite-proxy"
+
+
+def _deployed(translated: dict[str, Any], template: Template, **parameters: str) -> dict[str, Any]:
+    """The translated resources as CloudFormation would create them with these parameters."""
+    values = {
+        name: str(spec.get("Default", "")) for name, spec in template.doc["Parameters"].items()
+    }
+    values.update(parameters)
+
+    def holds(condition: Any) -> bool:
+        if isinstance(condition, str):
+            return holds(template.doc["Conditions"][condition])
+        [(fn, args)] = condition.items()
+        if fn == "Fn::Equals":
+            left, right = (values[a["Ref"]] if isinstance(a, dict) else str(a) for a in args)
+            return left == right
+        if fn == "Fn::Not":
+            return not holds(args[0])
+        raise NotImplementedError(fn)
+
+    no_value = object()
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {"Fn::If"}:
+                name, yes, no = node["Fn::If"]
+                return resolve(yes if holds(name) else no)
+            if node == {"Ref": "AWS::NoValue"}:
+                return no_value
+            pairs = ((k, resolve(v)) for k, v in node.items())
+            return {k: v for k, v in pairs if v is not no_value}
+        if isinstance(node, list):
+            return [v for v in (resolve(item) for item in node) if v is not no_value]
+        return node
+
+    return {
+        logical_id: resolve(resource)
+        for logical_id, resource in translated.items()
+        if "Condition" not in resource or holds(resource["Condition"])
+    }
+
+
+@pytest.mark.sam
+def test_api_docs_exist_only_when_the_parameter_asks(
+    translated: dict[str, Any], template: Template
+) -> None:
+    docs_routes = {"/openapi.json", "/docs", "/docs/{asset}"}
+    default = _deployed(translated, template)
+    assert not {k for k in default if k.startswith("ApiDocs")}
+    paths = default["InviteApi"]["Properties"]["Body"]["paths"]
+    assert {p for p, ops in paths.items() if ops} == {"/invites/{code}"}
+
+    enabled = _deployed(translated, template, ApiDocs="enabled")
+    assert enabled["ApiDocsFunction"]["Type"] == "AWS::Lambda::Function"
+    paths = enabled["InviteApi"]["Properties"]["Body"]["paths"]
+    assert {p for p, ops in paths.items() if ops} == {"/invites/{code}", *docs_routes}
+    for path in docs_routes:
+        assert set(paths[path]) == {"get"}
+        assert "security" not in paths[path]["get"]
+        uri = paths[path]["get"]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert "${ApiDocsFunction.Arn}" in uri
+    # It reads files only: no table, no secret.
+    role = enabled["ApiDocsFunctionRole"]["Properties"]
+    assert "Policies" not in role or not role["Policies"]

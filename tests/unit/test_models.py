@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from invite_proxy.discord.client import encode_audit_reason
 from invite_proxy.errors import InvalidInput
 from invite_proxy.models import (
+    AUDIT_REASON_HEADER_PATTERN,
     INVITE_CODE_PATTERN,
     GuildInvite,
     Invite,
@@ -228,3 +230,19 @@ def test_an_invites_guild_and_vanity_code_are_found_one_way(
     payload: object, guild: str | None, vanity: str | None
 ) -> None:
     assert (guild_of(payload), vanity_code_of(payload)) == (guild, vanity)
+
+
+@given(st.from_regex(AUDIT_REASON_HEADER_PATTERN, fullmatch=True).filter(lambda s: len(s) <= 512))
+def test_every_reason_header_the_contract_allows_is_accepted(raw: str) -> None:
+    # The OpenAPI document publishes this pattern: a client that keeps to it is never refused.
+    assert reason_from_header(raw)
+
+
+@given(st.text(min_size=1, max_size=100).filter(lambda s: s == s.strip()))
+def test_the_contract_allows_exactly_the_reasons_the_proxy_accepts(text: str) -> None:
+    raw = encode_audit_reason(text)
+    try:
+        accepted = reason_from_header(raw) == text
+    except InvalidInput:
+        accepted = False  # control characters: refused by both
+    assert bool(re.fullmatch(AUDIT_REASON_HEADER_PATTERN, raw)) == accepted

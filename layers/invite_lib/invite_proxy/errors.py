@@ -10,7 +10,9 @@ flag instead of keeping its own list of classes:
 * ``retry_now``: another attempt right away may succeed (Discord's 5xx,
   timeouts, dropped connections). Never a 4xx.
 * ``retry_later``: the failure is about now, not about the request; trying
-  again later can succeed. A rule run stops on one, since it will recur.
+  again later can succeed. A rule run stops on one, since it will recur. Such an
+  error always has a ``retry_after`` (its class default when the raiser knows no
+  better), so callers always get a Retry-After with it.
 * ``serve_stale``: an older cached copy is a better answer than this error.
 * ``fleet_scope``: the guard answers it for the whole fleet, with its own
   Retry-After (a lease holder that meets one lets go at once): ``rate_limit``,
@@ -216,6 +218,7 @@ class DiscordServerError(DiscordError):
 
     code = "upstream_error"
     default_message = "Discord returned a server error."
+    default_retry_after = 1.0
     retry_now = True
     retry_later = True
     serve_stale = True
@@ -251,6 +254,7 @@ class BudgetExhausted(InviteProxyError):
 
     code = "lookup_budget_exhausted"
     default_message = "The proxy has used its Discord lookup budget for now; retry later."
+    default_retry_after = 60.0
     retry_later = True
     serve_stale = True
     fleet_scope = "budget"
@@ -261,6 +265,7 @@ class LookupInProgress(InviteProxyError):
 
     code = "lookup_in_progress"
     default_message = "This invite is being fetched from Discord; retry in a moment."
+    default_retry_after = 1.0
     retry_later = True
     serve_stale = True
 
@@ -270,6 +275,7 @@ class LookupRecentlyFailed(InviteProxyError):
 
     code = "lookup_recently_failed"
     default_message = "Fetching this invite from Discord failed a moment ago; retry later."
+    default_retry_after = 1.0
     retry_later = True
     serve_stale = True
 

@@ -50,6 +50,37 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+def _audit_reason_header_pattern() -> str:
+    """The X-Audit-Log-Reason values `reason_from_header` accepts, up to 512 characters.
+
+    Printable ASCII but '%', and percent-escapes that decode to UTF-8 text with no
+    control characters (C0, DEL or C1); no space at either end, which HTTP would
+    strip. The API's OpenAPI document publishes it, and a property test holds the
+    two together.
+    """
+    hex_ = "[0-9A-Fa-f]"
+    cont = f"%[89ABab]{hex_}"
+    escapes = "|".join(
+        (
+            f"%(2{hex_}|[3-6]{hex_}|7[0-9A-Ea-e])",  # printable ASCII
+            f"%[Cc]2%[AaBb]{hex_}",  # U+00A0..U+00BF (U+0080..U+009F are C1 controls)
+            f"%([Cc][3-9A-Fa-f]|[Dd]{hex_}){cont}",
+            f"%[Ee]0%[AaBb]{hex_}{cont}",  # no overlong forms
+            f"%[Ee][1-9A-Ca-cEeFf]{cont}{cont}",
+            f"%[Ee][Dd]%[89]{hex_}{cont}",  # no surrogates
+            f"%[Ff]0%[9AaBb]{hex_}{cont}{cont}",
+            f"%[Ff][1-3]{cont}{cont}{cont}",
+            f"%[Ff]4%8{hex_}{cont}{cont}",  # nothing past U+10FFFF
+        )
+    )
+    edge = f"([\x21-\x24\x26-\x7e]|{escapes})"
+    inner = f"([\x20-\x24\x26-\x7e]|{escapes})"
+    return f"^{edge}({inner}*{edge})?$"
+
+
+AUDIT_REASON_HEADER_PATTERN = _audit_reason_header_pattern()
+AUDIT_REASON_HEADER_MAX_LENGTH = 512
+
 InviteCode = Annotated[str, Field(pattern=INVITE_CODE_PATTERN)]
 # Discord's X-Audit-Log-Reason: 1 to 512 characters of text, once URL-decoded.
 AuditReason = Annotated[

@@ -1,0 +1,577 @@
+"""The API's OpenAPI document, generated from the code that answers: `make openapi`.
+
+Nothing here is typed in twice. The routes are the API handler's own
+(`@app.get(...)` in functions/api/app.py), checked against template.yaml's
+events, which also say which route needs the admin authorizer. Each status and
+its error codes come from `http_responses.status_for` over the errors a route
+can raise, Retry-After from the errors' own policy, the patterns from the
+request models, `X-Cache` from `CacheStatus`, and CORS from the HttpApi.
+
+The document is committed (functions/docs/openapi.json, which the optional docs
+function serves as it is) and the test command fails when it differs from what
+this module generates. Deployed handlers never build it: Powertools'
+`enable_validation` and `enable_swagger` would cost every cold start for it.
+
+    python -m invite_proxy_local.openapi           # write the document
+    python -m invite_proxy_local.openapi --check   # exit 1 if the committed one differs
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from invite_proxy import errors as e
+from invite_proxy.http_responses import status_for
+from invite_proxy.lookup_service import CacheStatus
+from invite_proxy.models import (
+    AUDIT_REASON_HEADER_MAX_LENGTH,
+    AUDIT_REASON_HEADER_PATTERN,
+    INVITE_CODE_PATTERN,
+    SNOWFLAKE_PATTERN,
+)
+from invite_proxy_local.template import REPO_ROOT, Template
+
+DOCUMENT_PATH = REPO_ROOT / "functions" / "docs" / "openapi.json"
+APP_PATH = REPO_ROOT / "functions" / "api" / "app.py"
+API_FUNCTION = "ApiFunction"
+
+# What each route can answer with, besides success. The lookup never raises
+# PermissionDenied or CacheEvictionFailed; only public lookups spend the budget or
+# wait on another instance's fetch. A status's codes are every code listed here
+# that status_for maps to it.
+ROUTE_ERRORS: dict[str, tuple[type[e.InviteProxyError], ...]] = {
+    "GET": (
+        e.InvalidInput,
+        e.UnknownInvite,
+        e.DiscordRateLimited,
+        e.DiscordBlocked,
+        e.DiscordUnavailable,
+        e.DiscordTimeout,
+        e.CredentialsUnavailable,
+        e.BudgetExhausted,
+        e.LookupInProgress,
+        e.LookupRecentlyFailed,
+        e.DiscordUnauthorized,
+        e.DiscordMissingPermissions,
+        e.DiscordServerError,
+        e.DiscordError,
+    ),
+    "DELETE": (
+        e.InvalidInput,
+        e.PermissionDenied,
+        e.UnknownInvite,
+        e.DiscordRateLimited,
+        e.DiscordBlocked,
+        e.DiscordUnavailable,
+        e.DiscordTimeout,
+        e.CredentialsUnavailable,
+        e.CacheEvictionFailed,
+        e.DiscordUnauthorized,
+        e.DiscordMissingPermissions,
+        e.DiscordServerError,
+        e.DiscordError,
+    ),
+}
+
+# API Gateway answers these itself, in its own {"message": ...} shape: a route's
+# authorizer (401 with no Authorization header, 403 when it says no), its
+# throttling (429), and a function that crashed or timed out (500).
+GATEWAY_MESSAGES = {
+    401: "Unauthorized",
+    403: "Forbidden",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+}
+REASONS = {
+    200: "OK",
+    304: "Not Modified",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+@dataclass(frozen=True)
+class AppRoute:
+    method: str
+    path: str  # API Gateway's form: /invites/{code}
+    function: str  # the Python function that answers it
+
+
+def app_routes(path: Path = APP_PATH) -> list[AppRoute]:
+    """The routes the handler registers (`@app.get("/invites/<code>")`), read from its source.
+
+    Reading the source, not importing it, keeps the handler's settings, clients and
+    secrets out of a build step.
+    """
+    routes = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if (
+                isinstance(decorator, ast.Call)
+                and isinstance(decorator.func, ast.Attribute)
+                and isinstance(decorator.func.value, ast.Name)
+                and decorator.func.value.id == "app"
+                and decorator.func.attr in ("get", "post", "put", "patch", "delete")
+                and decorator.args
+                and isinstance(decorator.args[0], ast.Constant)
+            ):
+                rule = str(decorator.args[0].value)
+                gateway_path = rule.replace("<", "{").replace(">", "}")
+                routes.append(AppRoute(decorator.func.attr.upper(), gateway_path, node.name))
+    return routes
+
+
+def _version() -> str:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    return str(project["version"])
+
+
+def _header(description: str, schema: dict[str, Any], *, required: bool) -> dict[str, Any]:
+    return {"description": description, "required": required, "schema": schema}
+
+
+CACHE_CONTROL_NO_STORE = _header(
+    "`no-store`: an error is never cached.", {"type": "string", "const": "no-store"}, required=True
+)
+X_CACHE = _header(
+    "Where the answer came from: `HIT` (a fresh cached copy), `MISS` (fetched from "
+    "Discord now), `STALE` (an older copy: Discord failed, or another instance is "
+    "refreshing it).",
+    {"type": "string", "enum": [status.value for status in CacheStatus]},
+    required=True,
+)
+LOOKUP_CACHE_CONTROL = _header(
+    "`public, max-age=N`, N being the seconds of freshness left; "
+    "`public, max-age=0, must-revalidate` on `STALE`.",
+    {"type": "string", "pattern": r"^public, max-age=[0-9]+(, must-revalidate)?$"},
+    required=True,
+)
+ETAG = _header(
+    "A strong validator of Discord's body; send it back in `If-None-Match`.",
+    {"type": "string", "pattern": '^"[^"]+"$'},
+    required=True,
+)
+VARY = _header(
+    "`Origin`: CORS answers differ by origin.", {"type": "string", "const": "Origin"}, required=True
+)
+
+
+def _retry_after(required: bool) -> dict[str, Any]:
+    note = (
+        "Always sent."
+        if required
+        else "Sent with the proxy's own errors of this status that can pass; "
+        "API Gateway's throttling answer has none."
+    )
+    return _header(
+        f"Seconds to wait before trying again. {note}",
+        {"type": "integer", "minimum": 1},
+        required=required,
+    )
+
+
+def _error_schema(codes: list[str]) -> dict[str, Any]:
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/Error"},
+            {
+                "type": "object",
+                "properties": {
+                    "error": {"type": "object", "properties": {"code": {"enum": codes}}}
+                },
+            },
+        ]
+    }
+
+
+def _error_responses(method: str) -> dict[int, dict[str, Any]]:
+    """Each status the route's errors map to, with its codes and headers."""
+    by_status: dict[int, list[type[e.InviteProxyError]]] = {}
+    for error in ROUTE_ERRORS[method]:
+        by_status.setdefault(status_for(_instance(error)), []).append(error)
+    by_status.setdefault(500, []).append(e.InviteProxyError)  # any unexpected failure
+    responses: dict[int, dict[str, Any]] = {}
+    for status, classes in sorted(by_status.items()):
+        codes = sorted({cls.code for cls in classes})
+        schema = _error_schema(codes)
+        headers: dict[str, Any] = {"Cache-Control": CACHE_CONTROL_NO_STORE}
+        if any(cls.retry_later for cls in classes):
+            gateway_too = status in GATEWAY_MESSAGES
+            headers["Retry-After"] = _retry_after(
+                all(cls.retry_later for cls in classes) and not gateway_too
+            )
+        if status in GATEWAY_MESSAGES:
+            schema = {"anyOf": [schema, {"$ref": "#/components/schemas/GatewayMessage"}]}
+            headers["Cache-Control"] = dict(CACHE_CONTROL_NO_STORE, required=False)
+        listed = ", ".join(f"`{code}`" for code in codes)
+        responses[status] = {
+            "description": f"{REASONS[status]}: {listed}.",
+            "headers": headers,
+            "content": {"application/json": {"schema": schema}},
+        }
+    return responses
+
+
+def _instance(error: type[e.InviteProxyError]) -> e.InviteProxyError:
+    if issubclass(error, e.DiscordRateLimited):
+        from invite_proxy.rate_limits import RateLimit
+
+        return error(retry_after=1.0, rate_limit=RateLimit())
+    return error()
+
+
+def _gateway_response(status: int, why: str) -> dict[str, Any]:
+    return {
+        "description": f"{REASONS[status]}, from API Gateway itself: {why}",
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/GatewayMessage"}}
+        },
+    }
+
+
+CODE_PARAMETER = {
+    "name": "code",
+    "in": "path",
+    "required": True,
+    "description": "The invite code: 2 to 32 letters, digits or `-`. Anything else is a 400.",
+    "schema": {"type": "string", "pattern": INVITE_CODE_PATTERN},
+    "examples": {
+        "sample": {"summary": "`make run`'s permanent sample invite", "value": "proxy-demo"}
+    },
+}
+SNOWFLAKE = {"type": "string", "pattern": SNOWFLAKE_PATTERN}
+
+
+def _get_operation() -> dict[str, Any]:
+    responses = _error_responses("GET")
+    unknown = responses[404]
+    unknown["headers"].update({"X-Cache": X_CACHE, "Cache-Control": LOOKUP_CACHE_CONTROL})
+    unknown["description"] = (
+        "Not Found: `unknown_invite`. Discord does not know the code (or it is outside "
+        "ALLOWED_GUILD_IDS); remembered for NEGATIVE_CACHE_SECONDS, so this is cacheable."
+    )
+    responses[200] = {
+        "description": "The invite exactly as Discord returned it, unknown fields included.",
+        "headers": {
+            "ETag": ETAG,
+            "Cache-Control": LOOKUP_CACHE_CONTROL,
+            "X-Cache": X_CACHE,
+            "Vary": VARY,
+        },
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Invite"}}},
+    }
+    responses[304] = {
+        "description": "`If-None-Match` matched the current copy's ETag; no body.",
+        "headers": {"ETag": ETAG, "Cache-Control": LOOKUP_CACHE_CONTROL, "X-Cache": X_CACHE},
+    }
+    return {
+        "operationId": "getInvite",
+        "summary": "Look up an invite",
+        "description": (
+            "Answered from the proxy's DynamoDB cache while its copy is fresh, and from "
+            "Discord otherwise. Public: no token. Browsers may call it from the allowed "
+            "origins (CORS)."
+        ),
+        "tags": ["invites"],
+        "parameters": [
+            CODE_PARAMETER,
+            {
+                "name": "with_counts",
+                "in": "query",
+                "description": "Include `approximate_member_count` and "
+                "`approximate_presence_count` (`1`/`0` are accepted too).",
+                "schema": {"type": "boolean"},
+            },
+            {
+                "name": "guild_scheduled_event_id",
+                "in": "query",
+                "description": "Include this scheduled event of the invite's guild, "
+                "as `guild_scheduled_event`.",
+                "schema": SNOWFLAKE,
+            },
+            {
+                "name": "with_expiration",
+                "in": "query",
+                "deprecated": True,
+                "description": "Accepted and ignored: Discord removed it, and `expires_at` is "
+                "always present.",
+                "schema": {"type": "boolean"},
+            },
+            {
+                "name": "If-None-Match",
+                "in": "header",
+                "description": "An ETag from an earlier answer; a match is a 304.",
+                "schema": {"type": "string"},
+            },
+        ],
+        "responses": _ordered(responses),
+    }
+
+
+def _delete_operation() -> dict[str, Any]:
+    responses = _error_responses("DELETE")
+    responses[200] = {
+        "description": "Revoked: the deleted invite as Discord returned it. Every cached "
+        "copy is gone.",
+        "headers": {"Cache-Control": CACHE_CONTROL_NO_STORE},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Invite"}}},
+    }
+    responses[401] = _gateway_response(401, "no `Authorization` header.")
+    forbidden = responses.get(403)
+    gateway_forbidden = _gateway_response(403, "the token is not an admin token.")
+    if forbidden is not None:
+        forbidden["content"]["application/json"]["schema"] = {
+            "anyOf": [
+                forbidden["content"]["application/json"]["schema"],
+                {"$ref": "#/components/schemas/GatewayMessage"},
+            ]
+        }
+        forbidden["headers"]["Cache-Control"] = dict(CACHE_CONTROL_NO_STORE, required=False)
+        forbidden["description"] = (
+            'Forbidden: API Gateway\'s `{"message": "Forbidden"}` when the token is not an '
+            "admin token, or `missing_permissions` when the bot may not delete this invite."
+        )
+    else:
+        responses[403] = gateway_forbidden
+    return {
+        "operationId": "revokeInvite",
+        "summary": "Revoke (delete) an invite",
+        "description": "Deletes the invite on Discord and every cached copy of it. Needs an "
+        "admin token (`make admin-token`).",
+        "tags": ["admin"],
+        "security": [{"adminToken": []}],
+        "parameters": [
+            CODE_PARAMETER,
+            {
+                "name": "X-Audit-Log-Reason",
+                "in": "header",
+                "description": "Why, for the guild's audit log: URL-encoded UTF-8, 1 to 512 "
+                "characters once decoded, no control characters. (The schema stops at 512 "
+                "encoded characters; a longer encoding of at most 512 characters is accepted.)",
+                "schema": {
+                    "type": "string",
+                    "maxLength": AUDIT_REASON_HEADER_MAX_LENGTH,
+                    "pattern": AUDIT_REASON_HEADER_PATTERN,
+                },
+            },
+        ],
+        "responses": _ordered(responses),
+    }
+
+
+def _ordered(responses: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    return {str(status): responses[status] for status in sorted(responses)}
+
+
+def _schemas() -> dict[str, Any]:
+    nullable_string = {"type": ["string", "null"]}
+    return {
+        "Invite": {
+            "type": "object",
+            "description": "An invite as Discord's GET /invites/{code} returns it. Discord "
+            "adds fields over time; the proxy passes every field through untouched.",
+            "required": ["code"],
+            "additionalProperties": True,
+            "properties": {
+                "code": {"type": "string"},
+                "type": {"type": "integer", "description": "0 guild, 1 group DM, 2 friend"},
+                "expires_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "When the invite expires; null for a permanent one.",
+                },
+                "guild_id": SNOWFLAKE,
+                "guild": {"$ref": "#/components/schemas/InviteGuild"},
+                "channel": {
+                    "type": ["object", "null"],
+                    "required": ["id"],
+                    "additionalProperties": True,
+                    "properties": {
+                        "id": SNOWFLAKE,
+                        "type": {"type": "integer"},
+                        "name": nullable_string,
+                    },
+                },
+                "inviter": {"type": "object", "additionalProperties": True},
+                "approximate_member_count": {"type": ["integer", "null"]},
+                "approximate_presence_count": {"type": ["integer", "null"]},
+                "guild_scheduled_event": {"$ref": "#/components/schemas/ScheduledEvent"},
+                "flags": {"type": "integer"},
+            },
+        },
+        "InviteGuild": {
+            "type": "object",
+            "required": ["id", "name"],
+            "additionalProperties": True,
+            "properties": {
+                "id": SNOWFLAKE,
+                "name": {"type": "string"},
+                "icon": {
+                    **nullable_string,
+                    "description": "An icon hash for Discord's CDN; `a_` starts an animated one.",
+                },
+                "splash": nullable_string,
+                "banner": nullable_string,
+                "description": nullable_string,
+                "features": {"type": "array", "items": {"type": "string"}},
+                "vanity_url_code": nullable_string,
+            },
+        },
+        "ScheduledEvent": {
+            "type": "object",
+            "required": ["id", "name", "scheduled_start_time"],
+            "additionalProperties": True,
+            "properties": {
+                "id": SNOWFLAKE,
+                "guild_id": SNOWFLAKE,
+                "name": {"type": "string"},
+                "description": nullable_string,
+                "scheduled_start_time": {"type": "string", "format": "date-time"},
+                "scheduled_end_time": {"type": ["string", "null"], "format": "date-time"},
+                "status": {"type": "integer"},
+                "entity_type": {"type": "integer"},
+                "user_count": {"type": "integer"},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "description": "The proxy's error envelope. `message` is safe to show; it never "
+            "holds Discord's body or internals.",
+            "required": ["error"],
+            "additionalProperties": False,
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                    },
+                }
+            },
+        },
+        "GatewayMessage": {
+            "type": "object",
+            "description": "API Gateway's own answer, before any function ran.",
+            "required": ["message"],
+            "properties": {"message": {"type": "string"}},
+        },
+    }
+
+
+OPERATIONS = {"GET": _get_operation, "DELETE": _delete_operation}
+
+
+def build(template: Template | None = None) -> dict[str, Any]:
+    template = template or Template()
+    routes = check_routes(template)
+    cors = template.http_api_cors()
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.path, {})[route.method.lower()] = OPERATIONS[route.method]()
+    exposed = ", ".join(f"`{h}`" for h in cors.expose_headers) if cors else "none"
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Discord invite proxy",
+            "version": _version(),
+            "summary": "Discord invite lookups for web frontends, and admin revocation.",
+            "description": (
+                "Served by the SAM application in this repository. Browsers call it "
+                "from the origins in its AllowedOrigins parameter; API Gateway answers "
+                f"CORS preflights itself and exposes these headers: {exposed}. Routes "
+                'that do not exist are API Gateway\'s `404 {"message": "Not Found"}`.'
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "tags": [
+            {"name": "invites", "description": "Public invite lookups."},
+            {"name": "admin", "description": "Needs an admin token."},
+        ],
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "adminToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An admin token from `make admin-token`; its SHA-256 "
+                    "hash is in the AdminTokensSecretArn secret.",
+                }
+            },
+        },
+    }
+
+
+class RoutesDisagree(Exception):
+    pass
+
+
+def check_routes(template: Template) -> list[AppRoute]:
+    """The API function's routes, when template.yaml and the handler agree on them."""
+    declared = {(r.method, r.path): r for r in template.routes() if r.function == API_FUNCTION}
+    registered = {(r.method, r.path): r for r in app_routes()}
+    if declared.keys() != registered.keys():
+        raise RoutesDisagree(
+            f"template.yaml routes {sorted(declared)} but {APP_PATH.name} registers "
+            f"{sorted(registered)}"
+        )
+    for route in declared.values():
+        if route.method not in OPERATIONS:
+            raise RoutesDisagree(f"no OpenAPI operation is written for {route.route_key}")
+        wants_auth = route.method == "DELETE"
+        if (route.authorizer is not None) != wants_auth:
+            raise RoutesDisagree(f"{route.route_key}: the admin authorizer is only for DELETE")
+    return sorted(registered.values(), key=lambda r: (r.path, r.method != "GET"))
+
+
+def render(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def document_paths(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if the committed file differs")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    text = render(build())
+    relative = DOCUMENT_PATH.relative_to(REPO_ROOT)
+    if args.check:
+        if not DOCUMENT_PATH.exists() or DOCUMENT_PATH.read_text() != text:
+            print(f"{relative} is out of date with the code: run 'make openapi'", file=sys.stderr)
+            return 1
+        print(f"{relative} is up to date")
+        return 0
+    DOCUMENT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOCUMENT_PATH.write_text(text)
+    print(f"wrote {relative}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
