@@ -110,7 +110,8 @@ def start_api(
         use_local_servers(moto_endpoint, table_name, emulator)
         os.environ["ALLOWED_ORIGINS"] = "https://app.example.org,https://admin.example.org"
         os.environ.update(env)
-        run = runner.start(port=0, announce=lambda _: None)
+        web_port = int(env.get("WEB_PORT", "0"))  # the pages only when a test asks
+        run = runner.start(port=0, web_port=web_port, announce=lambda _: None)
         runs.append(run)
         return run
 

@@ -51,7 +51,7 @@ export function formatLeft(ms) {
 }
 
 const STYLE = `
-:host { display: block; max-width: 26rem; font: 400 1rem/1.375 var(--invite-card-font, "gg sans", "Noto Sans", "Helvetica Neue", Helvetica, Arial, sans-serif);
+:host { display: block; max-width: 28rem; font: 400 1rem/1.375 var(--invite-card-font, "gg sans", "Noto Sans", "Helvetica Neue", Helvetica, Arial, sans-serif);
   --_bg: #f2f3f5; --_fg: #060607; --_muted: #4e5058; --_skeleton: #dfe1e5; --_accent: #1f6f3c; --_accent-fg: #fff; --_focus: #005fcc; }
 @media (prefers-color-scheme: dark) {
   :host { --_bg: #2b2d31; --_fg: #f2f3f5; --_muted: #b5bac1; --_skeleton: #3f4147; --_accent: #248046; --_accent-fg: #fff; --_focus: #8ab4ff; }
@@ -65,13 +65,15 @@ const STYLE = `
   background: var(--invite-card-accent, var(--_accent)); color: var(--invite-card-accent-text, var(--_accent-fg)); font-weight: 600; }
 .icon img { width: 100%; height: 100%; }
 .body { flex: 1; min-width: 0; }
-.name { margin: 0; font-size: 1rem; font-weight: 600; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.line { margin: 0; min-height: 1.375em; font-size: .875rem; color: var(--invite-card-muted, var(--_muted)); }
-.dot { display: inline-block; width: .5rem; height: .5rem; border-radius: 50%; margin-right: .25rem; background: currentColor; }
+.name, .line, .event { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.name { margin: 0; height: 1.5rem; line-height: 1.5rem; font-size: 1rem; font-weight: 600; }
+.line { margin: 0; height: 1.25rem; line-height: 1.25rem; font-size: .875rem; color: var(--invite-card-muted, var(--_muted)); }
+.dot { display: inline-block; vertical-align: middle; width: .5rem; height: .5rem; border-radius: 50%; margin-right: .25rem; background: currentColor; }
 .online .dot { background: #23a55a; }
-.event { margin: .75rem 0 0; font-size: .875rem; }
+.counts > span + span { margin-left: .5rem; }
+.event { margin: .75rem 0 0; height: 1.25rem; line-height: 1.25rem; font-size: .875rem; }
 .event[hidden] { display: none; }
-.join, .retry { flex: none; min-width: 4.5rem; padding: .5rem 1rem; border: 0; border-radius: 4px; font: inherit; font-size: .875rem; font-weight: 600;
+.join, .retry { flex: none; min-width: 4rem; padding: .5rem .875rem; border: 0; border-radius: 4px; font: inherit; font-size: .875rem; font-weight: 600;
   text-align: center; text-decoration: none; cursor: pointer; background: var(--invite-card-accent, var(--_accent)); color: var(--invite-card-accent-text, var(--_accent-fg)); }
 .join:focus-visible, .retry:focus-visible { outline: 3px solid var(--invite-card-focus, var(--_focus)); outline-offset: 2px; }
 .retry[disabled] { cursor: default; opacity: .85; }
@@ -98,11 +100,17 @@ const MARKUP = `
   <p class="message" part="message" role="status"></p>
 </article>`;
 
+// What screen readers announce for each state, and the two lines the card shows.
 const MESSAGES = {
   loading: "Loading the invite…",
   unknown: "This invite is invalid or has been revoked.",
   expired: "This invite has expired.",
   error: "The invite could not be loaded right now.",
+};
+const SHOWN = {
+  unknown: ["Invalid invite", "It may have expired or been revoked."],
+  expired: [null, "This invite has expired."],
+  error: ["Invite unavailable", "It could not be loaded right now."],
 };
 
 export class DiscordInviteCard extends HTMLElement {
@@ -113,6 +121,7 @@ export class DiscordInviteCard extends HTMLElement {
   #controller = null;
   #timer = 0;
   #invite = null;
+  #queued = false;
 
   constructor() {
     super();
@@ -126,12 +135,22 @@ export class DiscordInviteCard extends HTMLElement {
     this.#els.retry.addEventListener("click", () => this.load());
   }
 
-  connectedCallback() { this.load(); }
+  connectedCallback() { this.#queue(); }
 
   disconnectedCallback() { this.#stop(); }
 
   attributeChangedCallback(_name, before, after) {
-    if (this.isConnected && before !== after) this.load();
+    if (this.isConnected && before !== after) this.#queue();
+  }
+
+  // Attributes set together (or at upgrade) make one request, not one each.
+  #queue() {
+    if (this.#queued) return;
+    this.#queued = true;
+    queueMicrotask(() => {
+      this.#queued = false;
+      if (this.isConnected) this.load();
+    });
   }
 
   get state() { return this.getAttribute("state"); }
@@ -194,8 +213,9 @@ export class DiscordInviteCard extends HTMLElement {
       this.#stop();
       els.name.classList.remove("fill");
       els.counts.classList.remove("fill");
-      els.name.textContent = state === "expired" && this.#invite ? this.#invite.guild?.name ?? "" : "";
-      els.counts.textContent = announce;
+      const [title, detail] = SHOWN[state];
+      els.name.textContent = title ?? this.#invite?.guild?.name ?? "";
+      els.counts.textContent = detail;
       els.expiry.textContent = "";
       els.event.hidden = true;
       if (!this.#invite) els.initials.textContent = "?";
@@ -243,7 +263,10 @@ export class DiscordInviteCard extends HTMLElement {
       els.counts.append(online, " ");
     }
     if (invite.approximate_member_count != null) {
-      els.counts.append(`${number.format(invite.approximate_member_count)} Members`);
+      const members = document.createElement("span");
+      members.innerHTML = '<span class="dot" aria-hidden="true"></span>';
+      members.append(`${number.format(invite.approximate_member_count)} Members`);
+      els.counts.append(members);
     }
     els.channel.textContent = invite.channel?.name ? `#${invite.channel.name}` : "";
     const scheduled = invite.guild_scheduled_event;

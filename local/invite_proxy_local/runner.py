@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
 import threading
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from invite_proxy_local.dynamodb import ensure_table, start_moto_server
@@ -15,9 +18,12 @@ from invite_proxy_local.gateway import ExecutionEnvironment, LocalGateway
 from invite_proxy_local.template import Template
 
 DEFAULT_PORT = 3000
+DEFAULT_WEB_PORT = 3001
 DEFAULT_TABLE = "invite-proxy-local"
-# Typical front-end dev servers (Vite, webpack); set ALLOWED_ORIGINS for yours.
-DEFAULT_ALLOWED_ORIGINS = "http://localhost:5173,http://localhost:8080"
+# Typical front-end dev servers (Vite, webpack), plus the demo pages' own origin (WEB_PORT);
+# set ALLOWED_ORIGINS for yours.
+DEV_SERVER_ORIGINS = ("http://localhost:5173", "http://localhost:8080")
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 TABLE_RESOURCE = "InviteCacheTable"
 # Deployed, secrets come from Secrets Manager; locally from variables (DISCORD_BOT_TOKEN,
 # ADMIN_TOKENS, REVOCATION_WEBHOOK_URL), unless you set the secret ids yourself.
@@ -39,6 +45,7 @@ class LocalRun:
     allowed_origins: list[str]
     gateway: LocalGateway
     admin_token: str | None  # the bearer token DELETE takes, when the run chose it
+    web_url: str | None = None  # the demo and admin pages, on an origin of their own
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
     def stop(self) -> None:
@@ -84,10 +91,56 @@ def _admin_token(env: MutableMapping[str, str]) -> tuple[str | None, str]:
     return token, note
 
 
+class PortInUse(SystemExit):
+    """A port the local run needs is taken: say which, and which variable moves it."""
+
+    def __init__(self, port: int, variable: str) -> None:
+        super().__init__(
+            f"Port {port} is already in use (another `make run`?). "
+            f"Stop that process, or choose another port: {variable}=<port> make run"
+        )
+
+
+def _listen(
+    server: Callable[[], ThreadingHTTPServer], port: int, variable: str
+) -> ThreadingHTTPServer:
+    try:
+        return server()
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(port, variable) from None
+        raise
+
+
+class _WebFiles(SimpleHTTPRequestHandler):
+    """web/ as a static site, as a CDN or any web server would serve it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, directory=str(WEB_DIR), **kwargs)
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the API's JSON logs are the local run's output."""
+
+
+def _serve(httpd: ThreadingHTTPServer, name: str) -> Callable[[], None]:
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), name=name, daemon=True).start()
+
+    def stop() -> None:
+        httpd.shutdown()
+        httpd.server_close()
+
+    return stop
+
+
 def start(
     environ: MutableMapping[str, str] | None = None,
     *,
     port: int | None = None,
+    web_port: int | None = None,
     announce: Callable[[str], Any] = print,
     template: Template | None = None,
 ) -> LocalRun:
@@ -127,10 +180,14 @@ def start(
 
     admin_token, admin_note = _admin_token(env)
     env.update(_function_environment(template, table_name, env))
+    if web_port is None:  # 0: no pages
+        web_port = int(env.get("WEB_PORT", DEFAULT_WEB_PORT))
+    web_origins = (
+        (f"http://127.0.0.1:{web_port}", f"http://localhost:{web_port}") if web_port else ()
+    )
+    default_origins = ",".join((*DEV_SERVER_ORIGINS, *web_origins))
     origins = [
-        o.strip()
-        for o in env.get("ALLOWED_ORIGINS", DEFAULT_ALLOWED_ORIGINS).split(",")
-        if o.strip()
+        o.strip() for o in env.get("ALLOWED_ORIGINS", default_origins).split(",") if o.strip()
     ]
     environments = {
         logical_id: ExecutionEnvironment(function)
@@ -138,17 +195,24 @@ def start(
     }
     gateway = LocalGateway(template, allowed_origins=origins, environments=environments)
     listen_port = int(env.get("PORT", DEFAULT_PORT)) if port is None else port
-    httpd = gateway.server("127.0.0.1", listen_port)
-    threading.Thread(
-        target=httpd.serve_forever, args=(0.05,), name="local-gateway", daemon=True
-    ).start()
-
-    def stop_http() -> None:
-        httpd.shutdown()
-        httpd.server_close()
-
-    stops.append(stop_http)
-    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        httpd = _listen(lambda: gateway.server("127.0.0.1", listen_port), listen_port, "PORT")
+        stops.append(_serve(httpd, "local-gateway"))
+        url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        web_url = None
+        if web_port:
+            web = _listen(
+                lambda: ThreadingHTTPServer(("127.0.0.1", web_port), _WebFiles),
+                web_port,
+                "WEB_PORT",
+            )
+            web.daemon_threads = True
+            stops.append(_serve(web, "local-web"))
+            web_url = f"http://127.0.0.1:{web.server_address[1]}"
+    except BaseException:
+        for stop in reversed(stops):
+            stop()
+        raise
     run = LocalRun(
         url=url,
         discord_url=discord_url,
@@ -158,6 +222,7 @@ def start(
         allowed_origins=origins,
         gateway=gateway,
         admin_token=admin_token,
+        web_url=web_url,
         _stops=stops,
     )
     announce(f"Invite proxy listening on {url}")
@@ -174,5 +239,10 @@ def start(
     else:
         announce(f"  Discord:  {discord_url} (DISCORD_API_BASE_URL)")
     announce(f"  Admin:    {admin_note}")
+    if web_url is not None:
+        query = "" if listen_port == DEFAULT_PORT else f"?api={url}"
+        announce(f"  Web:      {web_url}/{query}  invite cards  (WEB_PORT; 0 turns the pages off)")
+        announce(f"            {web_url}/admin.html{query}  revoke an invite")
+    announce(f"  Docs:     {url}/docs  (the OpenAPI document: {url}/openapi.json)")
     announce(f"  CORS:     allowed origins {', '.join(origins) or '(none)'} (ALLOWED_ORIGINS)")
     return run

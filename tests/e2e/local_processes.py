@@ -72,5 +72,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     # The child imports the local run as pytest does, whoever started pytest (make or not).
     paths = [str(REPO / "layers" / "invite_lib"), str(REPO / "local")]
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["WEB_PORT"] = "0"  # no demo pages unless a test asks: parallel runs share no port
     env.update(extra)
     return env

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -20,7 +19,8 @@ from openapi_spec_validator import validate
 from invite_proxy import errors
 from invite_proxy_local import openapi
 from invite_proxy_local.template import Template
-from tests.e2e.local_processes import REPO, Process, clean_env
+from tests.conftest import closed_port
+from tests.e2e.local_processes import Process, clean_env
 
 TOKEN = "dip_contract-test-token-0000000000000000000000"
 
@@ -121,20 +121,14 @@ def _codes(schema: Any) -> Iterator[list[str]]:
 # -- the local run ----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def local_run() -> Iterator[str]:
     """`make run`'s process, with the budget off so the fuzzing cannot spend it."""
-    port = _free_port()
+    port = closed_port()
     process = Process(
         clean_env(
             PORT=str(port),
-            WEB_PORT=str(_free_port()),
+            WEB_PORT=str(closed_port()),
             LOCAL_ADMIN_TOKEN=TOKEN,
             LOOKUP_BUDGET_PER_10_MINUTES="0",
         )
@@ -170,7 +164,7 @@ def test_the_local_run_serves_the_document_and_an_offline_viewer(local_run: str)
         assert len(body) > 10_000
 
 
-def _schemathesis(base_url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+def _schemathesis(base_url: str, workdir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     st = Path(sys.executable).with_name("st")
     return subprocess.run(
         [
@@ -196,7 +190,7 @@ def _schemathesis(base_url: str, *extra: str) -> subprocess.CompletedProcess[str
             "--no-color",
             *extra,
         ],
-        cwd=REPO,
+        cwd=workdir,  # where schemathesis keeps its cache: never the repository
         capture_output=True,
         text=True,
         timeout=300,
@@ -204,7 +198,9 @@ def _schemathesis(base_url: str, *extra: str) -> subprocess.CompletedProcess[str
     )
 
 
-def test_the_local_run_keeps_to_the_contract_under_schemathesis(local_run: str) -> None:
+def test_the_local_run_keeps_to_the_contract_under_schemathesis(
+    local_run: str, tmp_path: Path
+) -> None:
     """Both routes, DELETE with a token and without: no 5xx and nothing the document forbids."""
     runs = {
         "with the admin token": ("-H", f"Authorization: Bearer {TOKEN}"),
@@ -214,7 +210,7 @@ def test_the_local_run_keeps_to_the_contract_under_schemathesis(local_run: str) 
         results = dict(
             zip(
                 runs,
-                pool.map(lambda extra: _schemathesis(local_run, *extra), runs.values()),
+                pool.map(lambda extra: _schemathesis(local_run, tmp_path, *extra), runs.values()),
                 strict=True,
             )
         )
