@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -109,6 +110,28 @@ def test_port_and_origins_are_configurable() -> None:
         assert response.headers["Access-Control-Allow-Origin"] == "https://x.example"
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize("variable", ["PORT", "WEB_PORT"])
+def test_a_busy_port_is_named_with_the_variable_that_moves_it(variable: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        ports = {"PORT": str(closed_port()), "WEB_PORT": str(closed_port()), variable: str(busy)}
+        result = subprocess.run(
+            [sys.executable, "-m", "invite_proxy_local"],
+            cwd=REPO,
+            env=clean_env(**ports),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"Port {busy} is already in use" in result.stderr
+    assert f"{variable}=<port> make run" in result.stderr
 
 
 def test_external_dynamodb_endpoint_gets_the_table_created(moto_endpoint: str) -> None:
