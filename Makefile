@@ -102,7 +102,8 @@ requirements: $(UV)
 validate: install-sam
 	$(SAM) validate --lint --region us-east-1
 
-build: install-sam
+build: install install-sam
+	$(PYTHON) -m invite_proxy_local.openapi --check
 	PATH="$$(dirname "$$(scripts/find-python $(PY_RUNTIME))"):$$PATH" $(SAM) build --build-dir $(BUILD_DIR)
 
 bench: install

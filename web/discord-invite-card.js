@@ -1,19 +1,24 @@
-// <discord-invite-card code="proxy-demo" api="https://…"></discord-invite-card>
-// A Discord invite, rendered like Discord's own card, from the invite proxy. No
-// dependencies and no build step: load this file as a module. Attributes: code
-// (required), api (the proxy's base URL; default: this page's origin), event (a
-// scheduled event id). The element reflects its state in `state`: loading, ready,
-// unknown, expired or error. Style it with the --invite-card-* custom properties
-// and ::part(card | icon | name | counts | channel | expiry | event | join | message | retry).
+// <discord-invite-card code="…" api="https://…" event="…">: a Discord invite, drawn like
+// Discord's own card, from the invite proxy. No dependencies, no build step; see the README
+// for its attributes, its `state`, the --invite-card-* properties and its ::part names.
 
 const CDN = "https://cdn.discordapp.com";
 const ICON_CSS_PX = 56;
 
-/** The CDN URL of a guild icon: `a_` hashes are animated (GIF), sizes are powers of two. */
-export function iconUrl(guildId, hash, cssPixels = ICON_CSS_PX, ratio = 1) {
+/** The CDN URL of a guild icon: an `a_` hash is animated (GIF; a still WebP when motion
+ * is unwanted), and sizes are powers of two. */
+export function iconUrl(guildId, hash, cssPixels = ICON_CSS_PX, ratio = 1, animate = true) {
   if (!hash) return null;
-  const animated = hash.startsWith("a_");
-  return `${CDN}/icons/${guildId}/${hash}.${animated ? "gif" : "webp"}?size=${iconSize(cssPixels * ratio)}`;
+  const gif = animate && hash.startsWith("a_");
+  const path = `${encodeURIComponent(guildId)}/${encodeURIComponent(hash)}`;
+  return `${CDN}/icons/${path}.${gif ? "gif" : "webp"}?size=${iconSize(cssPixels * ratio)}`;
+}
+
+/** Retry-After in seconds, from either of its forms (seconds, or an HTTP date); 0 if none. */
+export function retryAfterSeconds(value) {
+  if (!value) return 0;
+  const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
+  return Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : 0;
 }
 
 /** The smallest power of two the CDN serves (16 to 4096) that covers `pixels`. */
@@ -29,8 +34,8 @@ export function initials(name) {
     .split(/\s+/)
     .filter(Boolean)
     .map((word) => Array.from(word)[0])
-    .join("")
-    .slice(0, 5);
+    .slice(0, 5)
+    .join("");
 }
 
 export function joinUrl(code, event) {
@@ -57,26 +62,28 @@ const STYLE = `
   :host { --_bg: #2b2d31; --_fg: #f2f3f5; --_muted: #b5bac1; --_skeleton: #3f4147; --_accent: #248046; --_accent-fg: #fff; --_focus: #8ab4ff; }
 }
 :host([hidden]) { display: none; }
-.card { position: relative; box-sizing: border-box; min-height: 8.5rem; padding: 1rem; border-radius: var(--invite-card-radius, 8px);
-  background: var(--invite-card-background, var(--_bg)); color: var(--invite-card-text, var(--_fg)); }
-.heading { margin: 0 0 .75rem; font-size: .75rem; font-weight: 700; text-transform: uppercase; color: var(--invite-card-muted, var(--_muted)); }
+.card { --muted: var(--invite-card-muted, var(--_muted)); --accent: var(--invite-card-accent, var(--_accent));
+  --accent-fg: var(--invite-card-accent-text, var(--_accent-fg)); position: relative; box-sizing: border-box; min-height: 8.5rem;
+  padding: 1rem; border-radius: var(--invite-card-radius, 8px); background: var(--invite-card-background, var(--_bg)); color: var(--invite-card-text, var(--_fg)); }
+.heading { margin: 0 0 .75rem; font-size: .75rem; font-weight: 700; text-transform: uppercase; color: var(--muted); }
 .row { display: flex; gap: 1rem; align-items: center; }
 .icon { flex: none; width: ${ICON_CSS_PX}px; height: ${ICON_CSS_PX}px; border-radius: 16px; overflow: hidden; display: grid; place-items: center;
-  background: var(--invite-card-accent, var(--_accent)); color: var(--invite-card-accent-text, var(--_accent-fg)); font-weight: 600; }
-.icon img { width: 100%; height: 100%; }
+  background: var(--accent); color: var(--accent-fg); font-weight: 600; }
+.icon img, .initials { width: 100%; height: 100%; }
+.initials { display: grid; place-items: center; }
 .body { flex: 1; min-width: 0; }
 .name, .line, .event { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 .name { margin: 0; height: 1.5rem; line-height: 1.5rem; font-size: 1rem; font-weight: 600; }
-.line { margin: 0; height: 1.25rem; line-height: 1.25rem; font-size: .875rem; color: var(--invite-card-muted, var(--_muted)); }
-.dot { display: inline-block; vertical-align: middle; width: .5rem; height: .5rem; border-radius: 50%; margin-right: .25rem; background: currentColor; }
+.line { margin: 0; height: 1.25rem; line-height: 1.25rem; font-size: .875rem; color: var(--muted); }
+.counts { display: flex; align-items: center; gap: .75rem; }
+.dot { display: inline-block; width: .5rem; height: .5rem; border-radius: 50%; margin-right: .25rem; background: currentColor; }
 .online .dot { background: #23a55a; }
-.counts > span + span { margin-left: .5rem; }
 .event { margin: .75rem 0 0; height: 1.25rem; line-height: 1.25rem; font-size: .875rem; }
-.event[hidden] { display: none; }
 .join, .retry { flex: none; min-width: 4rem; padding: .5rem .875rem; border: 0; border-radius: 4px; font: inherit; font-size: .875rem; font-weight: 600;
-  text-align: center; text-decoration: none; cursor: pointer; background: var(--invite-card-accent, var(--_accent)); color: var(--invite-card-accent-text, var(--_accent-fg)); }
+  text-align: center; text-decoration: none; cursor: pointer; background: var(--accent); color: var(--accent-fg); }
 .join:focus-visible, .retry:focus-visible { outline: 3px solid var(--invite-card-focus, var(--_focus)); outline-offset: 2px; }
-.retry[disabled] { cursor: default; opacity: .85; }
+.retry[aria-disabled="true"] { cursor: default; opacity: .85; }
+.card:focus { outline: none; }
 [hidden] { display: none !important; }
 .message { position: absolute; width: 1px; height: 1px; margin: 0; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
 :host([state="loading"]) .fill { color: transparent; background: var(--_skeleton); border-radius: 4px; }
@@ -84,14 +91,14 @@ const STYLE = `
 `;
 
 const MARKUP = `
-<article class="card" part="card" aria-busy="true" aria-labelledby="name">
+<article class="card" part="card" aria-busy="true" aria-labelledby="name" tabindex="-1">
   <p class="heading">You've been invited to join a server</p>
   <div class="row">
     <div class="icon" part="icon"><span class="initials" aria-hidden="true"></span><img alt="" hidden></div>
     <div class="body">
       <p class="name fill" part="name" id="name">&nbsp;</p>
       <p class="line counts fill" part="counts">&nbsp;</p>
-      <p class="line"><span class="channel" part="channel"></span> <span class="expiry" part="expiry"></span></p>
+      <p class="line where fill"><span class="channel" part="channel"></span> <span class="expiry" part="expiry"></span></p>
     </div>
     <a class="join" part="join" hidden>Join</a>
     <button class="retry" part="retry" type="button" hidden>Try again</button>
@@ -102,7 +109,7 @@ const MARKUP = `
 
 // What screen readers announce for each state, and the two lines the card shows.
 const MESSAGES = {
-  loading: "Loading the invite…",
+  loading: "", // aria-busy says it; a page of cards should not announce each one loading
   unknown: "This invite is invalid or has been revoked.",
   expired: "This invite has expired.",
   error: "The invite could not be loaded right now.",
@@ -122,17 +129,22 @@ export class DiscordInviteCard extends HTMLElement {
   #timer = 0;
   #invite = null;
   #queued = false;
+  #waitUntil = 0; // Retry-After, as a time
 
   constructor() {
     super();
     this.#root = this.attachShadow({ mode: "open" });
     this.#root.innerHTML = `<style>${STYLE}</style>${MARKUP}`;
-    for (const name of ["card", "icon", "initials", "name", "counts", "channel", "expiry", "join", "retry", "event", "message"]) {
+    for (const name of ["card", "icon", "initials", "name", "counts", "where", "channel", "expiry", "join", "retry", "event", "message"]) {
       this.#els[name] = this.#root.querySelector(`.${name}`);
     }
     this.#els.img = this.#root.querySelector("img");
     this.#els.img.addEventListener("error", () => { this.#els.img.hidden = true; this.#els.initials.hidden = false; });
-    this.#els.retry.addEventListener("click", () => this.load());
+    this.#els.retry.addEventListener("click", () => {
+      if (Date.now() < this.#waitUntil) return; // still waiting out Retry-After
+      this.#els.card.focus(); // keep focus in the card while the button is hidden
+      this.load();
+    });
   }
 
   connectedCallback() { this.#queue(); }
@@ -143,7 +155,7 @@ export class DiscordInviteCard extends HTMLElement {
     if (this.isConnected && before !== after) this.#queue();
   }
 
-  // Attributes set together (or at upgrade) make one request, not one each.
+  // Attributes set together (or at upgrade) make one request.
   #queue() {
     if (this.#queued) return;
     this.#queued = true;
@@ -167,35 +179,51 @@ export class DiscordInviteCard extends HTMLElement {
     const query = new URLSearchParams({ with_counts: "true" });
     if (event) query.set("guild_scheduled_event_id", event);
     const controller = (this.#controller = new AbortController());
-    let response;
+    const current = () => controller === this.#controller && !controller.signal.aborted;
+    let response, body;
     try {
       response = await fetch(`${base}/invites/${encodeURIComponent(code)}?${query}`, {
         signal: controller.signal,
         headers: { Accept: "application/json" },
       });
-    } catch (error) {
-      if (!controller.signal.aborted) this.#fail(null);
+      body = await response.json().catch(() => null);
+    } catch {
+      if (current()) this.#fail(null);
       return;
     }
-    if (controller.signal.aborted) return;
-    if (response.status === 404) return this.#setState("unknown");
-    if (!response.ok) return this.#fail(response.headers.get("Retry-After"));
+    if (!current()) return; // a newer load owns the card
+    // Only the proxy's own 404 means the invite is gone; a wrong `api` URL is an error.
+    if (response.status === 404 && body?.error?.code === "unknown_invite") return this.#setState("unknown");
+    if (!response.ok || !body) return this.#fail(response.headers.get("Retry-After"));
     try {
-      this.#render(await response.json(), code, event);
+      this.#render(body, code, event);
     } catch {
-      if (!controller.signal.aborted) this.#fail(null);
+      this.#fail(null);
     }
   }
 
   #stop() {
     this.#controller?.abort();
+    this.#controller = null;
     clearInterval(this.#timer);
     this.#timer = 0;
   }
 
+  // The loading skeleton: grey bars where the text will be.
+  #fill(on) {
+    for (const el of [this.#els.name, this.#els.counts, this.#els.where]) el.classList.toggle("fill", on);
+  }
+
+  #every(seconds, tick) {
+    clearInterval(this.#timer);
+    tick();
+    this.#timer = setInterval(tick, seconds * 1000);
+  }
+
   #setState(state, announce = MESSAGES[state]) {
-    this.setAttribute("state", state);
     const els = this.#els;
+    const hadFocus = this.#root.activeElement !== null;
+    this.setAttribute("state", state);
     els.card.setAttribute("aria-busy", String(state === "loading"));
     els.message.textContent = announce;
     els.join.hidden = state !== "ready";
@@ -204,39 +232,50 @@ export class DiscordInviteCard extends HTMLElement {
       this.#invite = null;
       els.name.innerHTML = "&nbsp;";
       els.counts.innerHTML = "&nbsp;";
-      els.channel.textContent = els.expiry.textContent = els.initials.textContent = "";
+      els.expiry.textContent = els.initials.textContent = "";
+      els.channel.textContent = "\u00a0";
       els.event.textContent = "\u00a0";
       els.img.hidden = true;
-      els.name.classList.add("fill");
-      els.counts.classList.add("fill");
+      els.initials.hidden = false;
+      this.#fill(true);
     } else if (state !== "ready") {
       this.#stop();
-      els.name.classList.remove("fill");
-      els.counts.classList.remove("fill");
+      this.#fill(false);
       const [title, detail] = SHOWN[state];
       els.name.textContent = title ?? this.#invite?.guild?.name ?? "";
       els.counts.textContent = detail;
       els.expiry.textContent = "";
       els.event.hidden = true;
-      if (!this.#invite) els.initials.textContent = "?";
+      if (!this.#invite) {
+        els.img.hidden = true;
+        els.initials.hidden = false;
+        els.initials.textContent = "?";
+      }
     }
+    // Focus that was in the card (on Retry, say) moves to what the card offers now.
+    if (hadFocus && state !== "loading") (state === "ready" ? els.join : state === "error" ? els.retry : els.card).focus();
   }
 
   #fail(retryAfter) {
-    this.#setState("error");
-    const seconds = Number.parseInt(retryAfter ?? "", 10);
     const retry = this.#els.retry;
-    if (!(seconds > 0)) return;
-    // Honour Retry-After: the button waits as long as the proxy asked.
-    let left = seconds;
-    const tick = () => {
-      retry.disabled = left > 0;
-      retry.textContent = left > 0 ? `Try again in ${left}s` : "Try again";
-      left -= 1;
-      if (left < -1) clearInterval(this.#timer);
-    };
-    tick();
-    this.#timer = setInterval(tick, 1000);
+    const seconds = retryAfterSeconds(retryAfter);
+    this.#waitUntil = Date.now() + seconds * 1000;
+    retry.removeAttribute("aria-disabled");
+    retry.textContent = "Try again";
+    this.#setState("error", seconds ? `${MESSAGES.error} Try again in ${seconds} seconds.` : MESSAGES.error);
+    if (!seconds) return;
+    // Honour Retry-After: the button waits as long as the proxy asked, and stays focusable.
+    this.#every(1, () => {
+      const left = Math.ceil((this.#waitUntil - Date.now()) / 1000);
+      if (left > 0) {
+        retry.setAttribute("aria-disabled", "true");
+        retry.textContent = `Try again in ${left}s`;
+      } else {
+        retry.removeAttribute("aria-disabled");
+        retry.textContent = "Try again";
+        clearInterval(this.#timer);
+      }
+    });
   }
 
   #render(invite, code, event) {
@@ -244,43 +283,43 @@ export class DiscordInviteCard extends HTMLElement {
     const els = this.#els;
     const guild = invite.guild ?? {};
     const name = guild.name ?? "A Discord server";
-    els.name.classList.remove("fill");
-    els.counts.classList.remove("fill");
+    this.#fill(false);
     els.name.textContent = name;
     els.initials.textContent = initials(name);
-    const src = guild.id ? iconUrl(guild.id, guild.icon, ICON_CSS_PX, globalThis.devicePixelRatio || 1) : null;
+    const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
+    const src = guild.id ? iconUrl(guild.id, guild.icon, ICON_CSS_PX, globalThis.devicePixelRatio || 1, !still) : null;
     els.initials.hidden = Boolean(src);
     els.img.hidden = !src;
     if (src) els.img.src = src;
     else els.img.removeAttribute("src");
     els.counts.replaceChildren();
     const number = new Intl.NumberFormat();
-    if (invite.approximate_presence_count != null) {
-      const online = document.createElement("span");
-      online.className = "online";
-      online.innerHTML = '<span class="dot" aria-hidden="true"></span>';
-      online.append(`${number.format(invite.approximate_presence_count)} Online`);
-      els.counts.append(online, " ");
-    }
-    if (invite.approximate_member_count != null) {
-      const members = document.createElement("span");
-      members.innerHTML = '<span class="dot" aria-hidden="true"></span>';
-      members.append(`${number.format(invite.approximate_member_count)} Members`);
-      els.counts.append(members);
+    for (const [count, label, className] of [
+      [invite.approximate_presence_count, "Online", "online"],
+      [invite.approximate_member_count, "Members", "members"],
+    ]) {
+      if (count == null) continue;
+      const span = document.createElement("span");
+      span.className = className;
+      span.innerHTML = '<span class="dot" aria-hidden="true"></span>';
+      span.append(`${number.format(count)} ${label}`);
+      els.counts.append(...(els.counts.childNodes.length ? [" ", span] : [span]));
     }
     els.channel.textContent = invite.channel?.name ? `#${invite.channel.name}` : "";
     const scheduled = invite.guild_scheduled_event;
     els.event.hidden = !scheduled && !event;
     els.event.textContent = "";
     if (scheduled) {
+      els.event.append(`Event: ${scheduled.name}`);
       const start = new Date(scheduled.scheduled_start_time);
-      const time = document.createElement("time");
-      time.dateTime = start.toISOString();
-      time.textContent = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }).format(start);
-      els.event.append(`Event: ${scheduled.name}, `, time);
+      if (!Number.isNaN(start.getTime())) {
+        const time = document.createElement("time");
+        time.dateTime = start.toISOString();
+        time.textContent = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" }).format(start);
+        els.event.append(", ", time);
+      }
     }
-    const eventId = scheduled?.id ?? event;
-    els.join.href = joinUrl(invite.code ?? code, eventId);
+    els.join.href = joinUrl(invite.code ?? code, scheduled?.id ?? event);
     els.join.setAttribute("aria-label", `Join ${name} on Discord`);
     const what = scheduled ? ` for ${scheduled.name}` : "";
     this.#setState("ready", `Invite to ${name}${what}.`);
@@ -289,13 +328,11 @@ export class DiscordInviteCard extends HTMLElement {
       els.expiry.textContent = "· Never expires";
       return;
     }
-    const tick = () => {
+    this.#every(1, () => {
       const left = expires - Date.now();
       if (left <= 0) return this.#setState("expired");
       els.expiry.textContent = `· Expires in ${formatLeft(left)}`;
-    };
-    tick();
-    if (this.state === "ready") this.#timer = setInterval(tick, 1000);
+    });
   }
 }
 

@@ -14,7 +14,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invite_proxy import http_responses
-from invite_proxy.errors import InviteProxyError
+from invite_proxy.errors import AdminRequired, InviteProxyError
 from invite_proxy.models import InviteQuery
 from invite_proxy.observability import count, logger, metrics
 from invite_proxy.settings import ApiSettings
@@ -41,7 +41,7 @@ def delete_invite(code: str) -> Response[str]:
     logger.append_keys(route=event.route_key, code=code)
     admin = event.request_context.authorizer.get_lambda.get("admin")
     if not admin:  # the route lost its authorizer: fail closed
-        return http_responses.plain_error(403, "forbidden", "This route needs an admin token.")
+        raise AdminRequired()
     revocation = services.revocations.revoke_request(
         code,
         event.headers.get("x-audit-log-reason"),

@@ -19,7 +19,8 @@ ASSET_TYPES = {
     "swagger-ui-bundle.min.js": "text/javascript; charset=utf-8",
     "swagger-ui.min.css": "text/css; charset=utf-8",
 }
-# Relative URLs, so the viewer also works under a stage or a custom domain's base path.
+# Relative URLs, so the viewer also works under a stage or a custom domain's base path. No
+# validator: Swagger UI would otherwise send the document's URL to validator.swagger.io.
 VIEWER = """<!doctype html>
 <html lang="en">
 <head>
@@ -32,7 +33,9 @@ VIEWER = """<!doctype html>
 <main id="swagger-ui"></main>
 <script src="docs/swagger-ui-bundle.min.js"></script>
 <script>
-SwaggerUIBundle({url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true});
+SwaggerUIBundle({
+  url: "openapi.json", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: "none"
+});
 </script>
 </body>
 </html>

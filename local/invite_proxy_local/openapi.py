@@ -66,6 +66,7 @@ ROUTE_ERRORS: dict[str, tuple[type[e.InviteProxyError], ...]] = {
     ),
     "DELETE": (
         e.InvalidInput,
+        e.AdminRequired,
         e.PermissionDenied,
         e.UnknownInvite,
         e.DiscordRateLimited,
@@ -83,7 +84,8 @@ ROUTE_ERRORS: dict[str, tuple[type[e.InviteProxyError], ...]] = {
 
 # API Gateway answers these itself, in its own {"message": ...} shape: a route's
 # authorizer (401 with no Authorization header, 403 when it says no), its
-# throttling (429), and a function that crashed or timed out (500).
+# throttling (429), and a function that crashed or timed out (500). A 403 is the
+# gateway's on the admin route only; GET has no 403 of the proxy's either.
 GATEWAY_MESSAGES = {
     401: "Unauthorized",
     403: "Forbidden",
@@ -334,22 +336,11 @@ def _delete_operation() -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Invite"}}},
     }
     responses[401] = _gateway_response(401, "no `Authorization` header.")
-    forbidden = responses.get(403)
-    gateway_forbidden = _gateway_response(403, "the token is not an admin token.")
-    if forbidden is not None:
-        forbidden["content"]["application/json"]["schema"] = {
-            "anyOf": [
-                forbidden["content"]["application/json"]["schema"],
-                {"$ref": "#/components/schemas/GatewayMessage"},
-            ]
-        }
-        forbidden["headers"]["Cache-Control"] = dict(CACHE_CONTROL_NO_STORE, required=False)
-        forbidden["description"] = (
-            'Forbidden: API Gateway\'s `{"message": "Forbidden"}` when the token is not an '
-            "admin token, or `missing_permissions` when the bot may not delete this invite."
-        )
-    else:
-        responses[403] = gateway_forbidden
+    responses[403]["description"] = (
+        'Forbidden: API Gateway\'s `{"message": "Forbidden"}` when the token is not an admin '
+        "token; `missing_permissions` when the bot may not delete this invite; `forbidden` "
+        "if the route ever lost its authorizer (the function fails closed)."
+    )
     return {
         "operationId": "revokeInvite",
         "summary": "Revoke (delete) an invite",

@@ -242,7 +242,7 @@ def start(
     if web_url is not None:
         query = "" if listen_port == DEFAULT_PORT else f"?api={url}"
         announce(f"  Web:      {web_url}/{query}  invite cards  (WEB_PORT; 0 turns the pages off)")
-        announce(f"            {web_url}/admin.html{query}  revoke an invite")
+        announce(f"            {web_url}/admin.html  revoke an invite (API URL: {url})")
     announce(f"  Docs:     {url}/docs  (the OpenAPI document: {url}/openapi.json)")
     announce(f"  CORS:     allowed origins {', '.join(origins) or '(none)'} (ALLOWED_ORIGINS)")
     return run

@@ -157,6 +157,13 @@ class PermissionDenied(InviteProxyError):
     revocation_outcome = "forbidden"
 
 
+class AdminRequired(InviteProxyError):
+    """An admin route was reached without an admin: its authorizer is missing. Fail closed."""
+
+    code = "forbidden"
+    default_message = "This route needs an admin token."
+
+
 class DiscordRateLimited(DiscordError):
     code = "rate_limited"
     default_message = "Discord is rate limiting the proxy; retry later."

@@ -8,6 +8,7 @@ import math
 from aws_lambda_powertools.event_handler import Response
 
 from invite_proxy.errors import (
+    AdminRequired,
     BudgetExhausted,
     CacheEvictionFailed,
     CredentialsUnavailable,
@@ -33,6 +34,7 @@ JSON = "application/json"
 _STATUS_BY_ERROR: tuple[tuple[type[InviteProxyError], int], ...] = (
     (InvalidInput, 400),
     (PermissionDenied, 403),
+    (AdminRequired, 403),
     (UnknownInvite, 404),
     (DiscordRateLimited, 429),
     (DiscordBlocked, 503),
