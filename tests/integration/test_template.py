@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -20,7 +22,14 @@ def test_functions_run_the_newest_buildable_python_on_arm64(template: Template) 
     assert function_globals["Runtime"] == "python3.13"
     assert function_globals["Architectures"] == ["arm64"]
     layer = template.resources["InviteLibLayer"]
-    assert layer["Metadata"] == {"BuildMethod": "python3.13", "BuildArchitecture": "arm64"}
+    assert layer["Metadata"] == {
+        "BuildMethod": "makefile",  # build/Makefile: the runtime's build plus bytecode
+        "ContextPath": "build",
+        "BuildArchitecture": "arm64",
+    }
+    for function in template.functions():
+        metadata = template.resources[function]["Metadata"]
+        assert metadata == {"BuildMethod": "makefile", "ContextPath": "build"}, function
     assert function_globals["Layers"] == [{"Ref": "InviteLibLayer"}]
 
 
@@ -152,6 +161,8 @@ def test_layer_requirements_are_generated_from_the_lock_file() -> None:
 
 # -- SAM CLI -------------------------------------------------------------------------------
 
+FUNCTIONS = ("ApiFunction", "ApiDocsFunction", "AdminAuthorizerFunction", "RevokerFunction")
+
 
 @pytest.fixture(scope="session")
 def sam() -> str:
@@ -176,8 +187,8 @@ def _runtime_python_dir() -> str:
     return str(Path(found.stdout.strip()).parent)
 
 
-def _run_sam(sam: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, SAM_CLI_TELEMETRY="0")
+def _run_sam(sam: str, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, SAM_CLI_TELEMETRY="0", **extra_env)
     # sam build needs a python3.13 with pip on PATH, to match the runtime.
     python_bin = os.environ.get("SAM_PYTHON_BIN") or _runtime_python_dir()
     env["PATH"] = f"{python_bin}:{env['PATH']}"
@@ -209,6 +220,94 @@ def sam_build(sam: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_dir
 
 
+@pytest.fixture(scope="session")
+def native_build(sam: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same build for this machine's architecture, so its binaries load here."""
+    build_dir = tmp_path_factory.mktemp("sam-build-native")
+    result = _run_sam(
+        sam,
+        "build",
+        "--build-dir",
+        str(build_dir),
+        "--cache-dir",
+        str(build_dir / ".cache"),
+        LAMBDA_ARCH=platform.machine(),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return build_dir
+
+
+# Counts what the import machinery compiles from source, then imports the handler as
+# Lambda does: the function's folder and the layer's python/ on sys.path, -B because
+# /var/task and /opt are read-only.
+COLD_IMPORT = """
+import importlib.machinery, json, sys
+compiled = []
+original = importlib.machinery.SourceFileLoader.source_to_code
+def counting(self, data, path, *args, **kwargs):
+    compiled.append(str(path))
+    return original(self, data, path, *args, **kwargs)
+importlib.machinery.SourceFileLoader.source_to_code = counting
+sys.path[:0] = sys.argv[1:3]
+import app
+print(json.dumps(compiled))
+"""
+
+
+@pytest.mark.sam
+def test_built_artifacts_carry_bytecode_that_zipping_cannot_invalidate(sam_build: Path) -> None:
+    sources = [
+        path
+        for resource in ("InviteLibLayer", *FUNCTIONS)
+        for path in (sam_build / resource).rglob("*.py")
+    ]
+    assert len(sources) > 500
+    for source in sources:
+        cached = source.parent / "__pycache__" / f"{source.stem}.cpython-313.pyc"
+        header = cached.read_bytes()[:8]
+        assert header[:4] == importlib.util.MAGIC_NUMBER, cached
+        # Flags 0b01: checked by the source's hash, and never against it (unchecked-hash),
+        # so the modification times a zip rounds cannot make Python recompile.
+        assert int.from_bytes(header[4:8], "little") == 0b01, cached
+
+
+@pytest.mark.sam
+@pytest.mark.parametrize("function", ["ApiFunction", "AdminAuthorizerFunction", "RevokerFunction"])
+def test_a_cold_import_from_the_built_artifact_compiles_nothing(
+    native_build: Path, function: str
+) -> None:
+    runtime_python = Path(os.environ.get("SAM_PYTHON_BIN") or _runtime_python_dir()) / "python3.13"
+    env = {
+        "PATH": os.environ["PATH"],
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "cold-start",
+        "AWS_SECRET_ACCESS_KEY": "cold-start",
+        "CACHE_TABLE_NAME": "invites",
+        "DISCORD_TOKEN_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bot",
+        "ADMIN_TOKENS_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:admins",
+        "POWERTOOLS_SERVICE_NAME": "invite-proxy",
+        "POWERTOOLS_METRICS_NAMESPACE": "InviteProxy",
+    }
+    result = subprocess.run(
+        [
+            str(runtime_python),
+            "-I",
+            "-B",
+            "-c",
+            COLD_IMPORT,
+            str(native_build / function),
+            str(native_build / "InviteLibLayer" / "python"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == []
+
+
 @pytest.mark.sam
 def test_sam_build_packs_the_layer_for_arm64(sam_build: Path) -> None:
     python = sam_build / "InviteLibLayer" / "python"
@@ -233,10 +332,10 @@ def test_nothing_local_only_ships(sam_build: Path) -> None:
     assert not layer_top & local_only
     for function in ("ApiFunction", "AdminAuthorizerFunction", "RevokerFunction"):
         files = {p.name for p in (sam_build / function).rglob("*") if p.is_file()}
-        assert files == {"app.py"}, function
+        assert files == {"app.py", "app.cpython-313.pyc"}, function
     # The optional docs function ships the committed document beside its handler.
     files = {p.name for p in (sam_build / "ApiDocsFunction").rglob("*") if p.is_file()}
-    assert files == {"app.py", "openapi.json"}
+    assert files == {"app.py", "app.cpython-313.pyc", "openapi.json"}
 
 
 @pytest.fixture(scope="session")
