@@ -51,6 +51,9 @@ ADMIT_CALLS = 6
 OBSERVE_CALLS = 3
 # How often a caller looks again while another's probe is in flight.
 PROBE_POLL_SECONDS = 0.05
+# A wait is worth it only if it leaves the call itself at least this long before the deadline;
+# a shorter remainder would end in a timeout, after spending the turn.
+CALL_RESERVE_SECONDS = 0.5
 
 
 def window_of(now: float) -> int:
@@ -95,7 +98,10 @@ class FleetState(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class GuardPolicy:
-    max_wait_seconds: float  # a block this short is waited out
+    # A block (after a 429, Cloudflare, a 401) this short is waited out; longer ones are
+    # answered at once, with a stale copy where there is one. A turn (the next second of the
+    # fleet's rate, a slot in a bucket) is waited for whenever it comes within the deadline.
+    max_wait_seconds: float
     lookup_budget: int  # upstream lookups per 10 minutes, fleet-wide; 0 = no budget
     calls_per_second: int  # fleet-wide, under Discord's 50/s per bot
     instance_calls_per_second: int  # this instance's share, kept to while the table is down
@@ -139,7 +145,8 @@ class UpstreamGuard:
         now = self._clock()
         if not self._take_second(now):
             second_left = 1.0 - (now % 1.0)
-            now = self._wait_or_refuse(Block("global", now + second_left, "rate"), deadline)
+            next_second = Block("global", now + second_left, "rate")
+            now = self._wait_or_refuse(next_second, deadline, math.inf)
             if not self._take_second(now):
                 raise DiscordRateLimited(
                     retry_after=1.0,
@@ -157,8 +164,12 @@ class UpstreamGuard:
         self._take_bucket(bucket, now, deadline)
 
     def _take_bucket(self, bucket: str, now: float, deadline: float) -> None:
-        """Spend one request from the bucket, waiting briefly if it is empty."""
-        give_up_at = now + self._policy.max_wait_seconds
+        """Spend one request from the bucket, waiting for it within the deadline.
+
+        An empty bucket, or one whose probe is in flight, refills at a known time: a burst
+        of lookups is served as fast as the bucket allows, and refused only when a
+        lookup's own deadline comes first.
+        """
         while True:
             try:
                 take = self._state.take_bucket(bucket, now, self._policy.probe_seconds)
@@ -168,11 +179,8 @@ class UpstreamGuard:
             if take.granted:
                 self._probing = take.probe
                 return
-            # A probe in flight is not a known-empty bucket: its answer is a round trip
-            # away, so it is waited for within the deadline, not the small wait budget.
-            max_wait = math.inf if take.awaiting_probe else give_up_at - now
-            empty = Block(bucket, take.retry_at, "bucket empty")
-            now = self._wait_or_refuse(empty, deadline, max_wait)
+            reason = "probe in flight" if take.awaiting_probe else "bucket empty"
+            now = self._wait_or_refuse(Block(bucket, take.retry_at, reason), deadline, math.inf)
 
     def _longest_block(self, now: float, bucket: str) -> Block | None:
         """The fleet's blocks and this instance's own: what it learnt holds either way."""
@@ -205,7 +213,7 @@ class UpstreamGuard:
         now = self._clock()  # the table calls since the last reading took time too
         wait = block.until - now
         limit = self._policy.max_wait_seconds if max_wait is None else max_wait
-        if wait <= limit and block.until < deadline:
+        if wait <= limit and block.until + CALL_RESERVE_SECONDS <= deadline:
             obs.count("UpstreamWait")
             self._sleep(max(wait, 0.0))
             return self._clock()
