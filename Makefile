@@ -106,7 +106,7 @@ build: install install-sam
 	$(PYTHON) -m invite_proxy_local.openapi --check
 	PATH="$$(dirname "$$(scripts/find-python $(PY_RUNTIME))"):$$PATH" $(SAM) build --build-dir $(BUILD_DIR)
 
-bench: install
+bench: install install-sam
 	$(PYTHON) -m pytest benchmarks --benchmark-only -p no:cacheprovider $(BENCH_ARGS)
 
 clean:
