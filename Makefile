@@ -24,7 +24,7 @@ help:
 	@echo "make invoke FUNCTION=RevokerFunction EVENT=events/revoke_rule_sweep.json   one local invocation"
 	@echo "make admin-token NAME=dashboard   a new admin token for DELETE, and its secret entry"
 	@echo "make lock   re-resolve uv.lock and regenerate layers/invite_lib/requirements.txt from it"
-	@echo "make bench  run the benchmarks (cold-start import cost, warm cache hit)"
+	@echo "make bench  run the benchmarks; every figure lands in bench/results.json"
 	@echo "make faults-doc   regenerate docs/faults.md from the fault matrix's rows"
 	@echo "make openapi      regenerate functions/docs/openapi.json from the code"
 
