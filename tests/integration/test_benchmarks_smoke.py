@@ -1,0 +1,54 @@
+"""`make bench` at a tiny size: the benchmarks run and write their keys (no timing asserted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.local_processes import REPO
+
+KEYS = {
+    "cold_start_ratio",
+    "cold_start_ratio_authorizer",
+    "cold_start_ratio_revoker",
+    "cold_start_ms_api",
+    "warm_hit_ratio",
+    "layer_zip_bytes",
+    "api_zip_bytes",
+}
+
+
+@pytest.mark.sam
+def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
+    sam = os.environ.get("SAM_BIN") or str(REPO / ".tools/sam/bin/sam")
+    if not Path(sam).exists():
+        pytest.skip("aws-sam-cli not installed (make install-sam); `make test` always runs this")
+    results = tmp_path / "results.json"
+    env = dict(
+        os.environ,
+        SAM_BIN=sam,
+        BENCH_RESULTS=str(results),
+        IMPORT_SAMPLES="1",
+        WARM_HIT_ROUNDS="3",
+    )
+    run = subprocess.run(
+        [
+            *(sys.executable, "-m", "pytest", "benchmarks", "--benchmark-only", "-q"),
+            *("-p", "no:cacheprovider", "-p", "no:xdist"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    written = json.loads(results.read_text())
+    assert set(written) >= KEYS | {"_machine", "_date"}
+    assert all(written[key] > 0 for key in KEYS)
