@@ -6,3 +6,7 @@ import os
 # while benchmark modules are collected, before any fixture runs.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "invite-proxy")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Bench")
+# The benchmarks' own boto3 clients talk to local moto servers only.
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")

@@ -18,6 +18,10 @@ KEYS = {
     "cold_start_ratio_revoker",
     "cold_start_ms_api",
     "warm_hit_ratio",
+    "upstream_calls_per_distinct_key",
+    "upstream_429s",
+    "client_success_ratio",
+    "burst_time_ratio",
     "layer_zip_bytes",
     "api_zip_bytes",
 }
@@ -35,6 +39,8 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         BENCH_RESULTS=str(results),
         IMPORT_SAMPLES="1",
         WARM_HIT_ROUNDS="3",
+        FLEET_REQUESTS="24",
+        FLEET_CODES="8",
     )
     run = subprocess.run(
         [
@@ -51,4 +57,4 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     written = json.loads(results.read_text())
     assert set(written) >= KEYS | {"_machine", "_date"}
-    assert all(written[key] > 0 for key in KEYS)
+    assert all(written[key] >= 0 for key in KEYS)

@@ -1,0 +1,153 @@
+"""A burst against a fleet: what clients get, and what Discord sees.
+
+A Lambda fleet is modelled as separate local API processes (each with its own
+memory, one request at a time, as a Lambda instance) over one DynamoDB server
+and one Discord emulator, whose bucket for GET /invites allows 5 a second. A
+Zipf load of distinct-and-repeated lookups (with counts) is sent 12 at a time,
+spread over the instances, then sent again inside the freshness window.
+
+Keys: upstream_calls_per_distinct_key (target 1.00), upstream_429s (0),
+client_success_ratio (at least 0.995) and burst_time_ratio (at most 1.15: the
+first pass's elapsed time over the least the bucket allows for its keys).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import requests
+
+from benchmarks.results import record
+from discord_emulator import DiscordEmulator, EmulatorState
+from invite_proxy_local.dynamodb import ensure_table, start_moto_server
+from invite_proxy_local.template import Template
+from tests.conftest import closed_port
+from tests.e2e.local_processes import Process, clean_env
+
+INSTANCES = int(os.environ.get("FLEET_INSTANCES", "3"))
+REQUESTS = int(os.environ.get("FLEET_REQUESTS", "450"))
+CODES = int(os.environ.get("FLEET_CODES", "30"))
+CONCURRENCY = 12
+BUCKET, WINDOW = 5, 1.0  # the emulator's GET /invites bucket: 5 a second
+ZIPF_S = 1.1
+ROUTE = "GET /invites/{code}"
+
+
+@dataclass
+class Answer:
+    status: int
+    cache: str
+    started: float
+    ended: float
+
+
+@dataclass
+class Fleet:
+    urls: list[str]
+    emulator: DiscordEmulator
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    server, endpoint = start_moto_server()
+    table = f"fleet-{uuid.uuid4().hex[:8]}"
+    ensure_table(Template(), table, endpoint)
+    emulator = DiscordEmulator(EmulatorState()).start()
+    emulator.state.rate_limit, emulator.state.rate_window = BUCKET, WINDOW
+    guild = emulator.state.add_guild("Bench", member_count=500, presence_count=50)
+    for n in range(CODES):
+        emulator.state.add_invite(guild, code=f"fleet-{n:02}")
+    ports = [closed_port() for _ in range(INSTANCES)]
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "CACHE_TABLE_NAME": table,
+        "DISCORD_API_BASE_URL": emulator.base_url,
+        "DISCORD_BOT_TOKEN": "bench-bot",
+        "LOOKUP_BUDGET_PER_10_MINUTES": "0",  # the bucket is what this measures
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+    processes = [Process(clean_env(PORT=str(port), **env)) for port in ports]
+    try:
+        for process in processes:
+            process.wait_for("CORS:")
+            process.keep_reading()
+        yield Fleet([f"http://127.0.0.1:{port}" for port in ports], emulator)
+    finally:
+        for process in processes:
+            process.stop()
+        emulator.stop()
+        server.stop()  # type: ignore[attr-defined]
+
+
+def zipf_load(rng: random.Random) -> list[str]:
+    weights = [1 / (rank**ZIPF_S) for rank in range(1, CODES + 1)]
+    return rng.choices([f"fleet-{n:02}" for n in range(CODES)], weights=weights, k=REQUESTS)
+
+
+def send(fleet: Fleet, load: list[str]) -> list[Answer]:
+    def one(indexed: tuple[int, str]) -> Answer:
+        index, code = indexed
+        url = f"{fleet.urls[index % len(fleet.urls)]}/invites/{code}?with_counts=true"
+        started = time.monotonic()
+        response = requests.get(url, timeout=30)
+        return Answer(
+            response.status_code, response.headers.get("X-Cache", ""), started, time.monotonic()
+        )
+
+    with ThreadPoolExecutor(CONCURRENCY) as pool:
+        return list(pool.map(one, enumerate(load)))
+
+
+def test_a_burst_across_the_fleet(benchmark: Any, fleet: Fleet) -> None:
+    load = zipf_load(random.Random(20261123))
+    distinct = len(set(load))
+    passes: list[list[Answer]] = []
+
+    def run() -> None:
+        passes.append(send(fleet, load))  # the burst: every distinct key a miss once
+        passes.append(send(fleet, load))  # again, inside the freshness window
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    burst, again = passes
+    upstream = fleet.emulator.state.requests_to(ROUTE)
+    statuses = Counter(r.status for r in upstream)
+    answers = [*burst, *again]
+    elapsed = max(a.ended for a in burst) - min(a.started for a in burst)
+    least = (math.ceil(distinct / BUCKET) - 1) * WINDOW  # the last window's start
+    figures = {
+        "upstream_calls_per_distinct_key": len(upstream) / distinct,
+        "upstream_429s": float(statuses[429]),
+        "client_success_ratio": sum(a.status == 200 for a in answers) / len(answers),
+        "burst_time_ratio": elapsed / least if least else 1.0,
+    }
+    first = min(r.at for r in upstream)
+    report = {
+        # When each upstream call reached Discord, from the first: the bucket's windows.
+        "upstream_call_times": [
+            round(r.at - first, 3) for r in sorted(upstream, key=lambda r: r.at)
+        ],
+        "instances": len(fleet.urls),
+        "requests": len(answers),
+        "distinct_keys": distinct,
+        "client_statuses": dict(Counter(a.status for a in answers)),
+        "x_cache": dict(Counter(a.cache for a in answers)),
+        "burst_seconds": round(elapsed, 2),
+        "least_seconds": least,
+        **{k: round(v, 3) for k, v in figures.items()},
+    }
+    print(
+        "\nfleet run:", json.dumps({k: v for k, v in report.items() if k != "upstream_call_times"})
+    )
+    benchmark.extra_info.update(report)
+    record(**figures)
