@@ -22,6 +22,7 @@ KEYS = {
     "upstream_429s",
     "client_success_ratio",
     "burst_time_ratio",
+    "sweep_time_ratio",
     "layer_zip_bytes",
     "api_zip_bytes",
 }
@@ -41,6 +42,7 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         WARM_HIT_ROUNDS="3",
         FLEET_REQUESTS="24",
         FLEET_CODES="8",
+        SWEEP_INVITES="30",
     )
     run = subprocess.run(
         [
