@@ -6,10 +6,12 @@ is worse than an error the caller can work around.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from botocore.config import Config
+    from botocore.session import Session
 
 ATTEMPTS = 2  # the first try and one retry (botocore's max_attempts would count retries only)
 # Standard retry mode sleeps at most 1 s (times jitter) before the second attempt.
@@ -27,6 +29,20 @@ def client_config(timeout: float) -> Config:
         read_timeout=timeout,
         retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
     )
+
+
+@cache
+def _session() -> Session:
+    from botocore.session import get_session
+
+    return get_session()
+
+
+def client(service: str, timeout: float) -> Any:
+    """A client from botocore itself: boto3 adds nothing a client needs, and importing it
+    costs a cold start about 80 ms (it pulls in s3transfer). Region, credentials and
+    AWS_ENDPOINT_URL_<SERVICE> come from the environment, as with boto3."""
+    return _session().create_client(service, config=client_config(timeout))
 
 
 def worst_call_seconds(timeout: float) -> float:

@@ -47,12 +47,11 @@ class _SecretsManagerString:
         self._read_at = -math.inf
 
     def _setup(self) -> SecretsManagerClient:
-        import boto3
+        from invite_proxy.aws_clients import client
 
-        from invite_proxy.aws_clients import client_config
-
-        self._client = boto3.client("secretsmanager", config=client_config(self._timeout))
-        return self._client
+        secrets: SecretsManagerClient = client("secretsmanager", self._timeout)
+        self._client = secrets
+        return secrets
 
     def __call__(self) -> str:
         if self._value is not None and self._clock() - self._read_at < self._cache_seconds:

@@ -25,11 +25,10 @@ if TYPE_CHECKING:
 
 
 def dynamodb_client(timeout: float) -> DynamoDBClient:
-    import boto3
+    from invite_proxy.aws_clients import client
 
-    from invite_proxy.aws_clients import client_config
-
-    return boto3.client("dynamodb", config=client_config(timeout))
+    dynamodb: DynamoDBClient = client("dynamodb", timeout)
+    return dynamodb
 
 
 @dataclass(frozen=True, slots=True)
