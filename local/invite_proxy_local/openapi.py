@@ -1,7 +1,7 @@
 """The API's OpenAPI document, generated from the code that answers: `make openapi`.
 
 Nothing here is typed in twice. The routes are the API handler's own
-(`@app.get(...)` in functions/api/app.py), checked against template.yaml's
+(its `ROUTES` table in functions/api/app.py), checked against template.yaml's
 events, which also say which route needs the admin authorizer. Each status and
 its error codes come from `http_responses.status_for` over the errors a route
 can raise, Retry-After from the errors' own policy, the patterns from the
@@ -115,29 +115,30 @@ class AppRoute:
 
 
 def app_routes(path: Path = APP_PATH) -> list[AppRoute]:
-    """The routes the handler registers (`@app.get("/invites/<code>")`), read from its source.
+    """The routes the handler answers: the keys of its `ROUTES` table, read from its source.
 
     Reading the source, not importing it, keeps the handler's settings, clients and
     secrets out of a build step.
     """
-    routes = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if not isinstance(node, ast.FunctionDef):
+        target: ast.expr | None = None
+        if isinstance(node, ast.AnnAssign):
+            target = node.target
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+        if not (isinstance(target, ast.Name) and target.id == "ROUTES"):
             continue
-        for decorator in node.decorator_list:
-            if (
-                isinstance(decorator, ast.Call)
-                and isinstance(decorator.func, ast.Attribute)
-                and isinstance(decorator.func.value, ast.Name)
-                and decorator.func.value.id == "app"
-                and decorator.func.attr in ("get", "post", "put", "patch", "delete")
-                and decorator.args
-                and isinstance(decorator.args[0], ast.Constant)
-            ):
-                rule = str(decorator.args[0].value)
-                gateway_path = rule.replace("<", "{").replace(">", "}")
-                routes.append(AppRoute(decorator.func.attr.upper(), gateway_path, node.name))
-    return routes
+        table = node.value  # type: ignore[attr-defined]
+        if not isinstance(table, ast.Dict):
+            raise ValueError(f"{path.name}: ROUTES must be a literal dict")
+        routes = []
+        for key, value in zip(table.keys, table.values, strict=True):
+            if not (isinstance(key, ast.Constant) and isinstance(value, ast.Name)):
+                raise ValueError(f"{path.name}: ROUTES maps route keys to functions")
+            method, route_path = str(key.value).split(" ", 1)
+            routes.append(AppRoute(method, route_path, value.id))
+        return routes
+    raise ValueError(f"{path.name} has no ROUTES table")
 
 
 def _version() -> str:

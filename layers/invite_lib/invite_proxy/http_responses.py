@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-
-from aws_lambda_powertools.event_handler import Response
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from invite_proxy.errors import (
     AdminRequired,
@@ -29,6 +30,28 @@ from invite_proxy.lookup_service import CacheStatus, LookupResult
 from invite_proxy.revocation_service import Revocation
 
 JSON = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """An HTTP answer, as an HTTP API (payload format 2.0) takes it from a function."""
+
+    status_code: int
+    body: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = JSON
+
+    def for_api_gateway(self) -> dict[str, Any]:
+        headers = dict(self.headers)
+        if self.content_type is not None:
+            headers["Content-Type"] = self.content_type
+        return {
+            "statusCode": self.status_code,
+            "headers": headers,
+            "body": self.body,
+            "isBase64Encoded": False,
+        }
+
 
 # Most specific class first; the first isinstance match wins.
 _STATUS_BY_ERROR: tuple[tuple[type[InviteProxyError], int], ...] = (
@@ -61,7 +84,7 @@ def error_body(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": message}})
 
 
-def error_response(exc: InviteProxyError) -> Response[str]:
+def error_response(exc: InviteProxyError) -> Response:
     headers = {"Cache-Control": "no-store"}
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
@@ -73,7 +96,7 @@ def error_response(exc: InviteProxyError) -> Response[str]:
     )
 
 
-def plain_error(status: int, code: str, message: str) -> Response[str]:
+def plain_error(status: int, code: str, message: str) -> Response:
     return Response(
         status_code=status,
         content_type=JSON,
@@ -92,7 +115,7 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
     return any(tag.strip().removeprefix("W/") == wanted for tag in if_none_match.split(","))
 
 
-def lookup_response(result: LookupResult, if_none_match: str | None) -> Response[str]:
+def lookup_response(result: LookupResult, if_none_match: str | None) -> Response:
     entry = result.entry
     headers = {"X-Cache": result.cache_status.value, "Vary": "Origin"}
     max_age = result.fresh_for
@@ -114,7 +137,7 @@ def lookup_response(result: LookupResult, if_none_match: str | None) -> Response
     return Response(status_code=200, content_type=JSON, body=entry.body, headers=headers)
 
 
-def revocation_response(revocation: Revocation) -> Response[str]:
+def revocation_response(revocation: Revocation) -> Response:
     """200 with the deleted invite, exactly as Discord returned it."""
     return Response(
         status_code=200,
