@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import requests
 
+from benchmarks.plots import latency_histogram, upstream_over_time
 from benchmarks.results import add, record
 from discord_emulator import DiscordEmulator, EmulatorState
 from invite_proxy_local.dynamodb import ensure_table, start_moto_server
@@ -147,6 +148,12 @@ def test_a_burst_across_the_fleet(benchmark: Any, fleet: Fleet) -> None:
         "upstream_429s": statuses[429],
         **{k: round(v, 3) for k, v in figures.items()},
     }
+    by_cache: dict[str, list[float]] = {}
+    for answer in answers:
+        latency = (answer.ended - answer.started) * 1000
+        by_cache.setdefault(answer.cache or "none", []).append(latency)
+    latency_histogram(by_cache, f"Fleet run: {len(answers)} lookups, {len(fleet.urls)} instances")
+    upstream_over_time([r.at - first for r in upstream], BUCKET, WINDOW)
     print(
         "\nfleet run:", json.dumps({k: v for k, v in report.items() if k != "upstream_call_times"})
     )

@@ -38,6 +38,7 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         os.environ,
         SAM_BIN=sam,
         BENCH_RESULTS=str(results),
+        BENCH_PLOTS=str(tmp_path / "plots"),
         IMPORT_SAMPLES="1",
         WARM_HIT_ROUNDS="3",
         FLEET_REQUESTS="24",
@@ -60,3 +61,5 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
     written = json.loads(results.read_text())
     assert set(written) >= KEYS | {"_machine", "_date"}
     assert all(written[key] >= 0 for key in KEYS)
+    plots = {p.name for p in (tmp_path / "plots").glob("*.png")}
+    assert plots == {"fleet-latency.png", "fleet-upstream.png"}
