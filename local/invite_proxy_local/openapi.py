@@ -313,9 +313,9 @@ def _get_operation() -> dict[str, Any]:
                 "name": "with_expiration",
                 "in": "query",
                 "deprecated": True,
-                "description": "Accepted and ignored: Discord removed it, and `expires_at` is "
-                "always present.",
-                "schema": {"type": "boolean"},
+                "description": "Accepted and ignored, whatever its value: Discord removed it, "
+                "and `expires_at` is always present.",
+                "schema": {"type": "string"},
             },
             {
                 "name": "If-None-Match",
