@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from invite_proxy import http_responses
 from invite_proxy.errors import AdminRequired, InviteProxyError
 from invite_proxy.http_responses import Response
-from invite_proxy.models import InviteQuery
+from invite_proxy.inputs import InviteQuery
 from invite_proxy.observability import count, logger, metrics
 from invite_proxy.settings import ApiSettings
 from invite_proxy.wiring import api_services

@@ -30,13 +30,13 @@ from typing import Any
 
 from invite_proxy import errors as e
 from invite_proxy.http_responses import status_for
-from invite_proxy.lookup_service import CacheStatus
-from invite_proxy.models import (
+from invite_proxy.inputs import (
     AUDIT_REASON_HEADER_MAX_LENGTH,
     AUDIT_REASON_HEADER_PATTERN,
     INVITE_CODE_PATTERN,
     SNOWFLAKE_PATTERN,
 )
+from invite_proxy.lookup_service import CacheStatus
 from invite_proxy_local.template import REPO_ROOT, Template
 
 DOCUMENT_PATH = REPO_ROOT / "functions" / "docs" / "openapi.json"

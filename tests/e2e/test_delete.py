@@ -16,7 +16,7 @@ import requests
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.admin_tokens import entry_for
-from invite_proxy.models import InviteQuery
+from invite_proxy.inputs import InviteQuery
 from invite_proxy.settings import ApiSettings
 from invite_proxy_local.runner import LocalRun
 from tests.conftest import use_local_servers

@@ -254,12 +254,66 @@ print(json.dumps({"compiled": compiled, "modules": sorted(sys.modules)}))
 """
 
 # What no handler's import path may pull in: boto3 (clients come from botocore, without
-# s3transfer), and for the API, Powertools' event handler package (it routes by routeKey).
+# s3transfer), and for the API, Powertools' event handler package (it routes by routeKey)
+# and pydantic (a cache hit parses nothing with it; a miss imports it then).
 NOT_IMPORTED = {
-    "ApiFunction": {"boto3", "s3transfer", "aws_lambda_powertools.event_handler"},
+    "ApiFunction": {"boto3", "s3transfer", "aws_lambda_powertools.event_handler", "pydantic"},
     "AdminAuthorizerFunction": {"boto3", "s3transfer"},
     "RevokerFunction": {"boto3", "s3transfer"},
 }
+
+
+def _run_built(script: str, *paths: Path) -> subprocess.CompletedProcess[str]:
+    """Run a script as Lambda would run the built artifact: its runtime's Python, isolated,
+    writing no bytecode (read-only), with the given folders first on sys.path."""
+    python = Path(os.environ.get("SAM_PYTHON_BIN") or _runtime_python_dir()) / "python3.13"
+    result = subprocess.run(
+        [str(python), "-I", "-B", "-c", script, *map(str, paths)],
+        env=BUILT_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+# A Lambda environment's variables, for running the built artifact here.
+BUILT_ENV = {
+    "PATH": os.environ["PATH"],
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "cold-start",
+    "AWS_SECRET_ACCESS_KEY": "cold-start",
+    "CACHE_TABLE_NAME": "invites",
+    "DISCORD_TOKEN_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bot",
+    "ADMIN_TOKENS_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:admins",
+    "POWERTOOLS_SERVICE_NAME": "invite-proxy",
+    "POWERTOOLS_METRICS_NAMESPACE": "InviteProxy",
+}
+MAKE_EVERY_CLIENT = """
+import sys
+sys.path[:0] = sys.argv[1:]
+from invite_proxy import aws_clients
+for service in aws_clients.SERVICES:
+    aws_clients.client(service, 1.0)
+for service in aws_clients.CREDENTIAL_SERVICES:
+    aws_clients._session().create_client(service)
+"""
+
+
+@pytest.mark.sam
+def test_the_layer_keeps_botocore_models_for_what_the_functions_call(
+    sam_build: Path, native_build: Path
+) -> None:
+    """The build drops every other service's model: each client the code may make still
+    builds from the artifact, and nothing else is left."""
+    from invite_proxy.aws_clients import CREDENTIAL_SERVICES, SERVICES
+
+    models = sam_build / "InviteLibLayer" / "python" / "botocore" / "data"
+    assert {p.name for p in models.iterdir() if p.is_dir()} == {*SERVICES, *CREDENTIAL_SERVICES}
+    assert (models / "endpoints.json").is_file()
+    _run_built(MAKE_EVERY_CLIENT, native_build / "InviteLibLayer" / "python")
 
 
 @pytest.mark.sam
@@ -284,35 +338,9 @@ def test_built_artifacts_carry_bytecode_that_zipping_cannot_invalidate(sam_build
 def test_a_cold_import_from_the_built_artifact_compiles_nothing(
     native_build: Path, function: str
 ) -> None:
-    runtime_python = Path(os.environ.get("SAM_PYTHON_BIN") or _runtime_python_dir()) / "python3.13"
-    env = {
-        "PATH": os.environ["PATH"],
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "cold-start",
-        "AWS_SECRET_ACCESS_KEY": "cold-start",
-        "CACHE_TABLE_NAME": "invites",
-        "DISCORD_TOKEN_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:bot",
-        "ADMIN_TOKENS_SECRET_ID": "arn:aws:secretsmanager:us-east-1:123456789012:secret:admins",
-        "POWERTOOLS_SERVICE_NAME": "invite-proxy",
-        "POWERTOOLS_METRICS_NAMESPACE": "InviteProxy",
-    }
-    result = subprocess.run(
-        [
-            str(runtime_python),
-            "-I",
-            "-B",
-            "-c",
-            COLD_IMPORT,
-            str(native_build / function),
-            str(native_build / "InviteLibLayer" / "python"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = _run_built(
+        COLD_IMPORT, native_build / function, native_build / "InviteLibLayer" / "python"
     )
-    assert result.returncode == 0, result.stderr
     imported = json.loads(result.stdout.splitlines()[-1])
     assert imported["compiled"] == []
     assert not NOT_IMPORTED[function] & set(imported["modules"])

@@ -16,8 +16,8 @@ from invite_proxy.errors import (
     LookupInProgress,
     LookupRecentlyFailed,
 )
+from invite_proxy.inputs import InviteQuery
 from invite_proxy.lookup_service import CacheStatus
-from invite_proxy.models import InviteQuery
 from invite_proxy.upstream_guard import WINDOW_SECONDS
 from tests.unit.conftest import World
 from tests.unit.fakes import LeaseRecord, rate_limited

@@ -10,17 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from invite_proxy.discord.client import encode_audit_reason
+from invite_proxy.discord.payloads import guild_of, vanity_code_of
 from invite_proxy.errors import InvalidInput
-from invite_proxy.models import (
+from invite_proxy.inputs import (
     AUDIT_REASON_HEADER_PATTERN,
     INVITE_CODE_PATTERN,
-    GuildInvite,
-    Invite,
     InviteQuery,
-    guild_of,
     reason_from_header,
-    vanity_code_of,
 )
+from invite_proxy.models import GuildInvite, Invite
 
 VALID_CODES = ["ab", "discord-developers", "0vCdhLbwjZZTWZLD", "a" * 32, "ABC-123-xyz"]
 INVALID_CODES = [

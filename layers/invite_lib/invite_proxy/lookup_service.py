@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from pydantic import ValidationError
-
 from invite_proxy import observability as obs
 from invite_proxy.cache_policy import (
     CacheEntry,
@@ -27,6 +25,7 @@ from invite_proxy.cache_policy import (
     invite_entry,
     unknown_entry,
 )
+from invite_proxy.discord.payloads import guild_of
 from invite_proxy.errors import (
     DiscordError,
     InviteProxyError,
@@ -35,8 +34,8 @@ from invite_proxy.errors import (
     TableUnavailable,
     UnknownInvite,
 )
+from invite_proxy.inputs import InviteQuery
 from invite_proxy.leases import HeldElsewhere, Lease
-from invite_proxy.models import Invite, InviteQuery, guild_of
 
 if TYPE_CHECKING:
     from invite_proxy.discord.client import DiscordResponse
@@ -239,6 +238,12 @@ class InviteLookupService:
             )
         except UnknownInvite as exc:
             return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)
+        # Only a miss parses Discord's answer: a cold start that serves a hit never
+        # imports pydantic's models.
+        from pydantic import ValidationError
+
+        from invite_proxy.models import Invite
+
         try:
             invite = Invite.model_validate(response.payload)
         except ValidationError:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy import observability as obs
 from invite_proxy.deadline import RequestDeadline
+from invite_proxy.discord.payloads import guild_of
 from invite_proxy.errors import (
     CacheEvictionFailed,
     InvalidInput,
@@ -21,7 +22,7 @@ from invite_proxy.errors import (
     PermissionDenied,
     TableUnavailable,
 )
-from invite_proxy.models import InviteQuery, guild_of, reason_from_header
+from invite_proxy.inputs import InviteQuery, reason_from_header
 
 if TYPE_CHECKING:
     from invite_proxy.discord.client import DiscordResponse

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from invite_proxy import observability as obs
 from invite_proxy.deadline import RequestDeadline
+from invite_proxy.discord.payloads import vanity_code_of
 from invite_proxy.errors import (
     CacheEvictionFailed,
     DiscordError,
@@ -27,7 +28,7 @@ from invite_proxy.errors import (
     TableUnavailable,
     UnknownInvite,
 )
-from invite_proxy.models import GuildInvite, vanity_code_of
+from invite_proxy.models import GuildInvite
 from invite_proxy.revocation_rules import RevocationRule, partition_codes, select
 
 if TYPE_CHECKING:

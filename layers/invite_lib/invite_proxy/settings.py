@@ -1,21 +1,25 @@
-"""Typed configuration, parsed once from environment variables: one model per function.
+"""Typed configuration, parsed once from environment variables: one class per function.
 
-Each function reads only its own model, so the authorizer does not need the
-cache table it never uses. Variables a model does not know are ignored: the
+Each function reads only its own class, so the authorizer does not need the
+cache table it never uses. Variables a class does not know are ignored: the
 local run gives every function the same environment.
+
+Parsed by a few lines here, not by pydantic: every cold start parses its
+settings, and building a pydantic model for them costs more than the rest of
+the handler's own modules. The errors are as clear: each names its variable.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Mapping
-from typing import Self
-
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Self
 
 from invite_proxy.aws_clients import SLOW_CALL_SECONDS, worst_call_seconds
 from invite_proxy.cache_policy import CachePolicy
-from invite_proxy.validation import problems
 
 VERSION = "0.1.0"
 DISCORD_API_BASE_URL = "https://discord.com/api/v10"
@@ -32,74 +36,155 @@ class SettingsError(ValueError):
     """Configuration is missing or malformed; raised at start-up, never per request."""
 
 
-class _Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
+class Secret:
+    """A secret setting's value: kept out of repr and logs; read with get_secret_value()."""
 
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    """How one environment variable becomes one setting, and what it must satisfy."""
+
+    name: str
+    convert: Callable[[str], Any]
+    kind: str  # what convert expects, for the error message
+    default: Any = MISSING
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    min_length: int | None = None
+    pattern: tuple[str, str] | None = None  # (regular expression, what it means)
+
+    def parse(self, raw: str | None) -> Any:
+        """The setting's value; ValueError says what is wrong, never with the value."""
+        if raw is None:
+            if self.default is MISSING:
+                raise ValueError("is required")
+            return self.default
+        try:
+            value = self.convert(raw.strip() if self.kind != "text" else raw)
+        except ValueError:
+            raise ValueError(f"must be {self.kind}") from None
+        if self.ge is not None and value < self.ge:
+            raise ValueError(f"must be at least {self.ge:g}")
+        if self.gt is not None and value <= self.gt:
+            raise ValueError(f"must be greater than {self.gt:g}")
+        if self.le is not None and value > self.le:
+            raise ValueError(f"must be at most {self.le:g}")
+        if self.min_length is not None and len(value) < self.min_length:
+            raise ValueError(f"must be at least {self.min_length} characters")
+        if self.pattern is not None and not re.search(self.pattern[0], value):
+            raise ValueError(f"must be {self.pattern[1]}")
+        return value
+
+
+def _finite(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
+
+
+def _setting(variable: _Variable) -> Any:
+    return field(metadata={"variable": variable})
+
+
+def integer(name: str, default: int | Any | None = MISSING, **limits: Any) -> Any:
+    return _setting(_Variable(name, int, "a whole number", default, **limits))
+
+
+def number(name: str, default: float | Any = MISSING, **limits: Any) -> Any:
+    return _setting(_Variable(name, _finite, "a number", default, **limits))
+
+
+def text(name: str, default: str | Any | None = MISSING, **limits: Any) -> Any:
+    return _setting(_Variable(name, str, "text", default, **limits))
+
+
+def secret(name: str) -> Any:
+    return _setting(_Variable(name, Secret, "text", None))
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         source = os.environ if environ is None else environ
-        # An empty variable means "not set", as it does for SAM parameters left blank.
-        values = {key: value for key, value in source.items() if value != ""}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            raise SettingsError(f"Invalid configuration: {'; '.join(problems(exc))}") from None
+        values: dict[str, Any] = {}
+        problems = []
+        for setting in fields(cls):
+            variable: _Variable = setting.metadata["variable"]
+            # An empty variable means "not set", as it does for SAM parameters left blank.
+            raw = source.get(variable.name) or None
+            try:
+                values[setting.name] = variable.parse(raw)
+            except ValueError as exc:
+                problems.append(f"{variable.name}: {exc}")
+        if problems:
+            raise SettingsError(f"Invalid configuration: {'; '.join(problems)}")
+        return cls(**values)
 
 
+@dataclass(frozen=True, kw_only=True)
 class AuthorizerSettings(_Settings):
     """The admin authorizer: where the admin token hashes are, and how long to trust them."""
 
     # Deployed, a Secrets Manager secret; locally, the same JSON in ADMIN_TOKENS.
     # The secret id wins when both are set.
-    admin_tokens_secret_id: str | None = Field(None, validation_alias="ADMIN_TOKENS_SECRET_ID")
-    admin_tokens: SecretStr | None = Field(None, validation_alias="ADMIN_TOKENS")
+    admin_tokens_secret_id: str | None = text("ADMIN_TOKENS_SECRET_ID", None)
+    admin_tokens: Secret | None = secret("ADMIN_TOKENS")
     # How soon a token removed from the secret stops working.
-    admin_tokens_cache_seconds: int = Field(
-        60, ge=0, le=3600, validation_alias="ADMIN_TOKENS_CACHE_SECONDS"
-    )
+    admin_tokens_cache_seconds: int = integer("ADMIN_TOKENS_CACHE_SECONDS", 60, ge=0, le=3600)
 
 
+@dataclass(frozen=True, kw_only=True)
 class DiscordSettings(_Settings):
     """What every function that calls Discord reads: the table, Discord, and the guard."""
 
-    table_name: str = Field(validation_alias="CACHE_TABLE_NAME", min_length=3)
-    dynamodb_timeout: float = Field(1.0, gt=0, le=10, validation_alias="DYNAMODB_TIMEOUT")
+    table_name: str = text("CACHE_TABLE_NAME", min_length=3)
+    dynamodb_timeout: float = number("DYNAMODB_TIMEOUT", 1.0, gt=0, le=10)
     # After the table fails, calls skip it this long before one tries it again.
-    table_circuit_seconds: float = Field(
-        5.0, ge=0, le=300, validation_alias="TABLE_CIRCUIT_SECONDS"
-    )
+    table_circuit_seconds: float = number("TABLE_CIRCUIT_SECONDS", 5.0, ge=0, le=300)
 
-    discord_api_base_url: str = Field(
-        DISCORD_API_BASE_URL, validation_alias="DISCORD_API_BASE_URL", pattern=r"^https?://"
+    discord_api_base_url: str = text(
+        "DISCORD_API_BASE_URL", DISCORD_API_BASE_URL, pattern=(r"^https?://", "an http(s) URL")
     )
     # Deployed: the Secrets Manager secret whose string is the raw bot token.
-    discord_token_secret_id: str | None = Field(None, validation_alias="DISCORD_TOKEN_SECRET_ID")
+    discord_token_secret_id: str | None = text("DISCORD_TOKEN_SECRET_ID", None)
     # Local run only: the token itself. Ignored when a secret id is set.
-    discord_bot_token: SecretStr | None = Field(None, validation_alias="DISCORD_BOT_TOKEN")
-    token_cache_seconds: int = Field(300, ge=0, validation_alias="TOKEN_CACHE_SECONDS")
-    user_agent_url: str = Field(PROJECT_URL, validation_alias="DISCORD_USER_AGENT_URL")
-    discord_connect_timeout: float = Field(
-        1.5, gt=0, le=10, validation_alias="DISCORD_CONNECT_TIMEOUT"
-    )
-    discord_read_timeout: float = Field(4.0, gt=0, le=25, validation_alias="DISCORD_READ_TIMEOUT")
+    discord_bot_token: Secret | None = secret("DISCORD_BOT_TOKEN")
+    token_cache_seconds: int = integer("TOKEN_CACHE_SECONDS", 300, ge=0)
+    user_agent_url: str = text("DISCORD_USER_AGENT_URL", PROJECT_URL)
+    discord_connect_timeout: float = number("DISCORD_CONNECT_TIMEOUT", 1.5, gt=0, le=10)
+    discord_read_timeout: float = number("DISCORD_READ_TIMEOUT", 4.0, gt=0, le=25)
 
     # The guard: see the README's "Never get the bot banned".
-    rate_limit_wait_seconds: float = Field(
-        0.5, ge=0, le=5, validation_alias="RATE_LIMIT_WAIT_SECONDS"
-    )
-    fleet_calls_per_second: int = Field(40, ge=1, le=50, validation_alias="FLEET_CALLS_PER_SECOND")
-    token_lock_seconds: float = Field(60, ge=0, le=3600, validation_alias="TOKEN_LOCK_SECONDS")
-    cloudflare_block_seconds: float = Field(
-        600, ge=0, le=86_400, validation_alias="CLOUDFLARE_BLOCK_SECONDS"
-    )
-    invalid_warn_threshold: int = Field(
-        1000, ge=1, le=10_000, validation_alias="INVALID_WARN_THRESHOLD"
-    )
+    rate_limit_wait_seconds: float = number("RATE_LIMIT_WAIT_SECONDS", 0.5, ge=0, le=5)
+    fleet_calls_per_second: int = integer("FLEET_CALLS_PER_SECOND", 40, ge=1, le=50)
+    token_lock_seconds: float = number("TOKEN_LOCK_SECONDS", 60, ge=0, le=3600)
+    cloudflare_block_seconds: float = number("CLOUDFLARE_BLOCK_SECONDS", 600, ge=0, le=86_400)
+    invalid_warn_threshold: int = integer("INVALID_WARN_THRESHOLD", 1000, ge=1, le=10_000)
     # How many instances the function may run at once (the template's reserved concurrency):
     # while the table is down, each keeps to this share of the fleet's rate and budget.
-    max_concurrency: int = Field(10, ge=1, le=10_000, validation_alias="MAX_CONCURRENCY")
-    instance_calls_per_second_setting: int | None = Field(
-        None, ge=1, le=50, validation_alias="INSTANCE_CALLS_PER_SECOND"
+    max_concurrency: int = integer("MAX_CONCURRENCY", 10, ge=1, le=10_000)
+    instance_calls_per_second_setting: int | None = integer(
+        "INSTANCE_CALLS_PER_SECOND", None, ge=1, le=50
     )
 
     @property
@@ -136,32 +221,29 @@ class DiscordSettings(_Settings):
         return (OBSERVE_CALLS + eviction_calls(RESERVE_VARIANTS)) * SLOW_CALL_SECONDS
 
 
+@dataclass(frozen=True, kw_only=True)
 class ApiSettings(DiscordSettings):
     """The API function: lookups (cache, coalescing, retries, budget) and DELETE."""
 
-    allowed_guild_ids: str | None = Field(
-        None, validation_alias="ALLOWED_GUILD_IDS", pattern=r"^[0-9]{1,20}(,[0-9]{1,20})*$"
+    allowed_guild_ids: str | None = text(
+        "ALLOWED_GUILD_IDS",
+        None,
+        pattern=(r"^[0-9]{1,20}(,[0-9]{1,20})*$", "guild ids (digits) separated by commas"),
     )
-    upstream_retries: int = Field(2, ge=0, le=5, validation_alias="UPSTREAM_RETRIES")
-    lookup_deadline_seconds: float = Field(
-        8.0, gt=0, le=28, validation_alias="LOOKUP_DEADLINE_SECONDS"
+    upstream_retries: int = integer("UPSTREAM_RETRIES", 2, ge=0, le=5)
+    lookup_deadline_seconds: float = number("LOOKUP_DEADLINE_SECONDS", 8.0, gt=0, le=28)
+    lookup_budget_per_10_minutes: int = integer(
+        "LOOKUP_BUDGET_PER_10_MINUTES", 200, ge=0, le=30_000
     )
-    lookup_budget_per_10_minutes: int = Field(
-        200, ge=0, le=30_000, validation_alias="LOOKUP_BUDGET_PER_10_MINUTES"
-    )
-    coalesce_wait_seconds: float = Field(2.0, ge=0, le=10, validation_alias="COALESCE_WAIT_SECONDS")
+    coalesce_wait_seconds: float = number("COALESCE_WAIT_SECONDS", 2.0, ge=0, le=10)
     # After a failed fetch, the fleet answers from that failure this long instead of retrying it.
-    failure_hold_seconds: float = Field(
-        2.0, ge=0, le=30, validation_alias="LOOKUP_FAILURE_HOLD_SECONDS"
-    )
+    failure_hold_seconds: float = number("LOOKUP_FAILURE_HOLD_SECONDS", 2.0, ge=0, le=30)
 
-    cache_fresh_seconds: int = Field(60, ge=1, validation_alias="CACHE_FRESH_SECONDS")
-    cache_max_age_seconds: int = Field(86_400, ge=1, validation_alias="CACHE_MAX_AGE_SECONDS")
-    negative_cache_seconds: int = Field(60, ge=0, validation_alias="NEGATIVE_CACHE_SECONDS")
-    stale_if_error_seconds: int = Field(3_600, ge=0, validation_alias="STALE_IF_ERROR_SECONDS")
-    stale_while_revalidate_seconds: int = Field(
-        60, ge=0, validation_alias="STALE_WHILE_REVALIDATE_SECONDS"
-    )
+    cache_fresh_seconds: int = integer("CACHE_FRESH_SECONDS", 60, ge=1)
+    cache_max_age_seconds: int = integer("CACHE_MAX_AGE_SECONDS", 86_400, ge=1)
+    negative_cache_seconds: int = integer("NEGATIVE_CACHE_SECONDS", 60, ge=0)
+    stale_if_error_seconds: int = integer("STALE_IF_ERROR_SECONDS", 3_600, ge=0)
+    stale_while_revalidate_seconds: int = integer("STALE_WHILE_REVALIDATE_SECONDS", 60, ge=0)
 
     @property
     def cache_policy(self) -> CachePolicy:
@@ -192,17 +274,14 @@ class ApiSettings(DiscordSettings):
         return self.lookup_deadline_seconds + 2 * self.dynamodb_timeout + 1.0
 
 
+@dataclass(frozen=True, kw_only=True)
 class RevokerSettings(DiscordSettings):
     """The revoker function: rule runs, and where their summaries are posted."""
 
     # Optional Discord webhook for rule-run summaries: its URL is a secret (it holds a token).
-    revocation_webhook_secret_id: str | None = Field(
-        None, validation_alias="REVOCATION_WEBHOOK_SECRET_ID"
-    )
-    revocation_webhook_url: SecretStr | None = Field(
-        None, validation_alias="REVOCATION_WEBHOOK_URL"
-    )
-    webhook_timeout: float = Field(3.0, gt=0, le=10, validation_alias="WEBHOOK_TIMEOUT")
+    revocation_webhook_secret_id: str | None = text("REVOCATION_WEBHOOK_SECRET_ID", None)
+    revocation_webhook_url: Secret | None = secret("REVOCATION_WEBHOOK_URL")
+    webhook_timeout: float = number("WEBHOOK_TIMEOUT", 3.0, gt=0, le=10)
 
     @property
     def has_webhook(self) -> bool:

@@ -25,7 +25,6 @@ from invite_proxy.settings import SECRETS_MANAGER_TIMEOUT
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from pydantic import SecretStr
 
     from invite_proxy.admin_tokens import AdminTokenVerifier
     from invite_proxy.discord.client import DiscordClient
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
         AuthorizerSettings,
         DiscordSettings,
         RevokerSettings,
+        Secret,
     )
     from invite_proxy.upstream_guard import FleetState
 
@@ -53,7 +53,7 @@ Sleep = Callable[[float], None]
 
 def secret(
     secret_id: str | None,
-    local_value: SecretStr | None,
+    local_value: Secret | None,
     cache_seconds: int,
     deadline: RequestDeadline,
 ) -> SecretSource:

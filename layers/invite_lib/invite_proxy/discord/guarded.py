@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy import observability as obs
 from invite_proxy.discord.client import encode_audit_reason
+from invite_proxy.discord.payloads import vanity_code_of_url
 from invite_proxy.discord.routes import Route
 from invite_proxy.errors import DiscordError, InviteProxyError, UnknownInvite
-from invite_proxy.models import vanity_code_of_url
 
 if TYPE_CHECKING:
     from invite_proxy.discord.client import DiscordResponse

@@ -1,0 +1,31 @@
+"""Reading a field or two from Discord's JSON objects without parsing them into models.
+
+On every request's path (a cached body names its guild), so plain dictionary
+lookups: an object that is not the shape expected has no such field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def guild_of(payload: Any) -> str | None:
+    """The guild an invite object belongs to, if it says."""
+    if not isinstance(payload, dict):
+        return None
+    guild = payload.get("guild")
+    guild_id = payload.get("guild_id") or (guild.get("id") if isinstance(guild, dict) else None)
+    return str(guild_id) if guild_id else None
+
+
+def vanity_code_of(payload: Any) -> str | None:
+    """The vanity code of the guild an invite object belongs to, if it says."""
+    guild = payload.get("guild") if isinstance(payload, dict) else None
+    code = guild.get("vanity_url_code") if isinstance(guild, dict) else None
+    return code if isinstance(code, str) and code else None
+
+
+def vanity_code_of_url(payload: Any) -> str | None:
+    """The code in an answer of GET /guilds/{id}/vanity-url; None when the guild has none."""
+    code = payload.get("code") if isinstance(payload, dict) else None
+    return code if isinstance(code, str) and code else None
