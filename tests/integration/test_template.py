@@ -376,22 +376,23 @@ def test_nothing_local_only_ships(sam_build: Path) -> None:
     assert files == {"app.py", "app.cpython-313.pyc", "openapi.json"}
 
 
-@pytest.fixture(scope="session")
-def translated(sam: str) -> dict[str, Any]:
-    """template.yaml as SAM's own translator turns it into CloudFormation."""
+def _translate(sam: str, layer_key: str = "key") -> dict[str, Any]:
+    """template.yaml as SAM's own translator turns it into CloudFormation; the code and
+    layer stand at s3://bucket/key (the layer at `layer_key`), as `sam package` puts them."""
     script = """
 import json, re, sys
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 source = open("template.yaml").read()
 source = re.sub(r"(CodeUri|ContentUri): \\S+", r"\\1: s3://bucket/key", source)
+source = source.replace("ContentUri: s3://bucket/key", "ContentUri: s3://bucket/" + sys.argv[1])
 class NoManagedPolicies:
     def load(self): return {}
 json.dump(transform(yaml_parse(source), {}, NoManagedPolicies()), sys.stdout)
 """
     python = Path(sam).parent / "python"
     result = subprocess.run(
-        [str(python), "-c", script],
+        [str(python), "-c", script, layer_key],
         cwd=REPO_ROOT,
         env=dict(os.environ, AWS_DEFAULT_REGION="us-east-1"),
         capture_output=True,
@@ -401,6 +402,11 @@ json.dump(transform(yaml_parse(source), {}, NoManagedPolicies()), sys.stdout)
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["Resources"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def translated(sam: str) -> dict[str, Any]:
+    return _translate(sam)
 
 
 @pytest.mark.sam
@@ -537,3 +543,42 @@ def test_api_docs_exist_only_when_the_parameter_asks(
     # It reads files only: no table, no secret.
     role = enabled["ApiDocsFunctionRole"]["Properties"]
     assert "Policies" not in role or not role["Policies"]
+
+
+@pytest.mark.sam
+@pytest.mark.parametrize(
+    ("value", "applied"), [("disabled", "None"), ("enabled", "PublishedVersions")]
+)
+def test_snapstart_is_an_option_of_the_api_function_served_through_its_alias(
+    translated: dict[str, Any], template: Template, value: str, applied: str
+) -> None:
+    deployed = _deployed(translated, template, ApiSnapStart=value)
+    assert deployed["ApiFunction"]["Properties"]["SnapStart"] == {"ApplyOn": applied}
+    others = [k for k, v in deployed.items() if v["Type"] == "AWS::Lambda::Function"]
+    assert all("SnapStart" not in deployed[k]["Properties"] for k in others if k != "ApiFunction")
+    # SnapStart snapshots published versions: the API calls the alias, never $LATEST.
+    [(alias_id, alias)] = [(k, v) for k, v in deployed.items() if v["Type"] == "AWS::Lambda::Alias"]
+    assert alias["Properties"]["Name"] == "live"
+    path = deployed["InviteApi"]["Properties"]["Body"]["paths"]["/invites/{code}"]
+    for method in ("get", "delete"):
+        uri = path[method]["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+        assert f"${{{alias_id}}}" in uri
+    callers = [
+        v["Properties"]["FunctionName"]
+        for k, v in deployed.items()
+        if v["Type"] == "AWS::Lambda::Permission" and k.startswith("ApiFunction")
+    ]
+    assert callers
+    assert all(name == {"Ref": alias_id} for name in callers)
+
+
+@pytest.mark.sam
+def test_a_new_layer_alone_moves_the_api_alias_to_a_new_version(sam: str) -> None:
+    """Most of the code is in the layer: a deploy that changes only the layer must still
+    publish a version (and with SnapStart, a snapshot) that uses it."""
+
+    def version(resources: dict[str, Any]) -> str:
+        [logical_id] = [k for k, v in resources.items() if v["Type"] == "AWS::Lambda::Version"]
+        return logical_id
+
+    assert version(_translate(sam, "layer-1")) != version(_translate(sam, "layer-2"))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from invite_proxy import observability as obs
+from invite_proxy import snapshots
 from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
 from invite_proxy.errors import TableSkipped, TableUnavailable
 
@@ -154,7 +155,13 @@ class TableAdapter:
         self._client = client
         self._table = table_name
         self._calls = calls or TableCalls()
-        self._id = secrets.token_hex(8)  # one per execution environment
+        self._own_id = secrets.token_hex(4)
+
+    @property
+    def _id(self) -> str:
+        # The environment's part is read at each call: SnapStart restores many instances
+        # from one snapshot, and gives each its own after the restore.
+        return f"{snapshots.instance_id()}-{self._own_id}"
 
 
 def _refused(exc: ClientError) -> bool:

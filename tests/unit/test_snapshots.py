@@ -1,0 +1,64 @@
+"""SnapStart: what each instance restored from one snapshot must own."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+import snapshot_restore_py
+
+from invite_proxy import snapshots
+from invite_proxy.discord.session import SESSION
+from invite_proxy.dynamodb.leases import DynamoDBLeases
+
+
+def _registered(registry: list[Any]) -> list[Callable[..., Any]]:
+    return [entry[0] for entry in registry]
+
+
+def restore_as_the_runtime_does() -> None:
+    for func, args, kwargs in snapshot_restore_py._after_restore_registry:
+        func(*args, **kwargs)
+
+
+def test_the_hooks_are_registered_with_the_runtime() -> None:
+    before = _registered(snapshot_restore_py._before_snapshot_registry)
+    after = _registered(snapshot_restore_py._after_restore_registry)
+    assert snapshots.drop_connections in before
+    assert snapshots.after_restore in after
+
+
+def test_a_restored_instance_has_an_id_of_its_own() -> None:
+    leases = DynamoDBLeases(object(), "table")  # type: ignore[arg-type]
+    in_snapshot = snapshots.instance_id()
+    owner = leases._id
+    restore_as_the_runtime_does()
+    assert snapshots.instance_id() != in_snapshot
+    assert leases._id != owner  # its leases and probes are told from the other copies'
+    assert leases._id.startswith(snapshots.instance_id())
+
+
+def test_a_restored_instance_draws_its_own_jitter() -> None:
+    random.seed(7)  # the state every copy of one snapshot would start from
+    snapshot_draws = [random.random() for _ in range(3)]
+    random.seed(7)
+    restore_as_the_runtime_does()
+    assert [random.random() for _ in range(3)] != snapshot_draws
+
+
+def test_pooled_connections_are_dropped_before_the_snapshot() -> None:
+    # A pool, as a request would leave one (no connection is made to create it).
+    pools = SESSION.get_adapter("https://discord.com").poolmanager  # type: ignore[attr-defined]
+    pools.connection_from_url("https://discord.com/api/v10")
+    assert len(pools.pools) == 1
+    snapshots.drop_connections()
+    assert len(pools.pools) == 0
+    assert SESSION.get_adapter("https://discord.com").poolmanager is pools  # type: ignore[attr-defined]
+
+
+def test_outside_a_managed_runtime_there_is_nothing_to_register(monkeypatch: Any) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)  # as if not installed
+    assert snapshots.register() is False
