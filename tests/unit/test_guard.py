@@ -18,7 +18,7 @@ from invite_proxy.errors import (
     InviteProxyError,
     UnknownInvite,
 )
-from invite_proxy.rate_limits import RateLimit
+from invite_proxy.rate_limits import BucketState, RateLimit
 from invite_proxy.settings import ApiSettings
 from invite_proxy.upstream_guard import CALL_RESERVE_SECONDS, PROBE_POLL_SECONDS, WINDOW_SECONDS
 from invite_proxy.wiring import guarded_discord
@@ -49,6 +49,12 @@ def road(world: World) -> GuardedDiscord:
     world.discord.add_invite("abc-123")
     world.discord.add_invite("def-456")
     return instance(world)
+
+
+def spend_seconds(world: World, calls: int, *, limit: int) -> None:
+    """Other instances' calls, taken from this second's share of the fleet's rate."""
+    for _ in range(calls):
+        assert world.fleet.take_second(world.clock.now, limit)
 
 
 def lookup(road: GuardedDiscord, code: str = "abc-123", deadline: float = FAR) -> Any:
@@ -228,6 +234,64 @@ def test_the_fleet_rate_holds_calls_to_the_next_second(world: World) -> None:
     lookup(road)
     lookup(road)  # the third waits 0.2 s for the next second
     assert world.clock.slept == [pytest.approx(0.2)]
+
+
+def test_a_caller_waits_for_a_later_second_as_long_as_its_deadline_allows(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    start = float(int(world.clock.now)) + 0.5
+    world.clock.now = start
+    road = instance(world, FLEET_CALLS_PER_SECOND=1)
+    world.fleet.take_second(start, 1)  # this second's one call is taken
+    # While it waits, another instance takes the next second's too.
+    world.clock.meanwhile.append(lambda: spend_seconds(world, 1, limit=1))
+    assert lookup(road, deadline=start + 8.0).status == 200
+    assert world.clock.slept == [pytest.approx(0.5), pytest.approx(1.0)]
+
+
+def test_a_caller_that_waited_for_a_refill_counts_in_the_second_it_calls(world: World) -> None:
+    """Callers that took their seconds apart all wake at the refill: each must count in the
+    second it calls in, or together they outrun the fleet's rate."""
+    world.discord.add_invite("abc-123")
+    start = float(int(world.clock.now)) + 0.1
+    world.clock.now = start
+    world.discord.rate_limit = RateLimit(limit=5, remaining=0, reset=1.0, reset_after=1.1)
+    lookup(instance(world, FLEET_CALLS_PER_SECOND=2))  # the probe: empty until start + 1.1
+    waiting = instance(world, FLEET_CALLS_PER_SECOND=2)
+    # While it waits for the refill, two other callers spend the new second.
+    world.clock.meanwhile.append(lambda: spend_seconds(world, 2, limit=2))
+    assert lookup(waiting, deadline=start + 8.0).status == 200
+    assert world.clock.now >= start - 0.1 + 2.0  # it called in the second after
+    assert world.clock.slept == [pytest.approx(1.1), pytest.approx(0.8)]
+
+
+def test_a_probe_refused_its_second_is_given_back(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    start = float(int(world.clock.now)) + 0.1
+    world.clock.now = start
+    empty = BucketState(limit=5, remaining=0, reset_at=start + 0.5, window=1.0, discord_bucket="b")
+    world.fleet.record_bucket("bucket:invites", empty)
+    road = instance(world, FLEET_CALLS_PER_SECOND=1)
+    # It takes this second's call, waits out the empty bucket and probes; the second is
+    # spent by then, and the next comes too close to its deadline: refused, and the probe
+    # it held is let go at once, so the bucket does not stall until the probe's time ends.
+    with pytest.raises(DiscordRateLimited):
+        lookup(road, deadline=start + 1.2)
+    assert world.fleet.buckets["bucket:invites"].probing is None
+    assert world.discord.calls == []
+
+
+def test_a_lookups_call_ends_by_its_deadline(world: World, road: GuardedDiscord) -> None:
+    """Its fetch lease outlasts the lookup's deadline: the call must not."""
+    seen: list[float] = []
+    request = world.discord.request
+
+    def spy(route: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["deadline"])
+        return request(route, **kwargs)
+
+    world.discord.request = spy  # type: ignore[method-assign]
+    lookup(road, deadline=world.clock.now + 8.0)
+    assert seen == [pytest.approx(world.clock.now + 8.0)]
 
 
 def test_an_empty_bucket_is_waited_out_within_the_deadline_or_refused(world: World) -> None:

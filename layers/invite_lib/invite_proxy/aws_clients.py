@@ -6,6 +6,7 @@ is worse than an error the caller can work around.
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ SLOW_CALL_SECONDS = 0.25
 # client's creation, and 440 services' folders cost a cold start about 13 ms.
 SERVICES = ("dynamodb", "secretsmanager")
 # What botocore's credential providers may call, should a role or SSO ever supply them.
-CREDENTIAL_SERVICES = ("sts", "sso", "sso-oidc")
+CREDENTIAL_SERVICES = ("sts", "sso", "sso-oidc", "signin")
 
 
 def client_config(timeout: float) -> Config:
@@ -35,6 +36,9 @@ def client_config(timeout: float) -> Config:
         read_timeout=timeout,
         retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
     )
+
+
+_CREATING = threading.Lock()
 
 
 @cache
@@ -50,7 +54,8 @@ def client(service: str, timeout: float) -> Any:
     AWS_ENDPOINT_URL_<SERVICE> come from the environment, as with boto3."""
     if service not in SERVICES:
         raise ValueError(f"{service} is not in aws_clients.SERVICES: the layer has no model for it")
-    return _session().create_client(service, config=client_config(timeout))
+    with _CREATING:  # a botocore session is not thread-safe; the clients it makes are
+        return _session().create_client(service, config=client_config(timeout))
 
 
 def worst_call_seconds(timeout: float) -> float:

@@ -54,6 +54,9 @@ PROBE_POLL_SECONDS = 0.05
 # A wait is worth it only if it leaves the call itself at least this long before the deadline;
 # a shorter remainder would end in a timeout, after spending the turn.
 CALL_RESERVE_SECONDS = 0.5
+# No wait is longer, whatever the deadline: a caller with none (a test, a script) is
+# refused a reset an hour away rather than left asleep.
+MAX_TURN_WAIT_SECONDS = 60.0
 
 
 def window_of(now: float) -> int:
@@ -141,19 +144,8 @@ class UpstreamGuard:
         now = self._clock()
         block = self._longest_block(now, bucket)
         if block is not None:
-            now = self._wait_or_refuse(block, deadline)
-        now = self._clock()
-        if not self._take_second(now):
-            second_left = 1.0 - (now % 1.0)
-            next_second = Block("global", now + second_left, "rate")
-            now = self._wait_or_refuse(next_second, deadline, math.inf)
-            if not self._take_second(now):
-                raise DiscordRateLimited(
-                    retry_after=1.0,
-                    rate_limit=RateLimit(retry_after=1.0, is_global=True),
-                    status=None,
-                    detail="fleet rate",
-                )
+            self._wait_or_refuse(block, deadline)
+        self._take_second_by(deadline)
         now = self._clock()  # the table calls above took their time
         budget = self._policy.lookup_budget
         if spend_budget and budget and not self._take_budget(now):
@@ -161,15 +153,30 @@ class UpstreamGuard:
             raise BudgetExhausted(
                 retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
             )
-        self._take_bucket(bucket, now, deadline)
+        if self._take_bucket(bucket, now, deadline):
+            # The second taken before the wait is over, and every caller that waited for
+            # this refill calls now: each must count in this second's share of the rate.
+            try:
+                self._take_second_by(deadline)
+            except InviteProxyError:
+                self.observe(None, bucket)  # a probe held with no call would stall the bucket
+                raise
 
-    def _take_bucket(self, bucket: str, now: float, deadline: float) -> None:
-        """Spend one request from the bucket, waiting for it within the deadline.
+    def _take_second_by(self, deadline: float) -> None:
+        """One call from the fleet's per-second rate, waiting for a later second if need be."""
+        while not self._take_second(self._clock()):
+            next_second = math.floor(self._clock()) + 1.0
+            self._wait_or_refuse(Block("global", next_second, "rate"), deadline, math.inf)
+
+    def _take_bucket(self, bucket: str, now: float, deadline: float) -> bool:
+        """Spend one request from the bucket, waiting for it within the deadline; True
+        if it had to wait.
 
         An empty bucket, or one whose probe is in flight, refills at a known time: a burst
         of lookups is served as fast as the bucket allows, and refused only when a
         lookup's own deadline comes first.
         """
+        waited = False
         while True:
             try:
                 take = self._state.take_bucket(bucket, now, self._policy.probe_seconds)
@@ -178,9 +185,10 @@ class UpstreamGuard:
                 take = self._memory.take_bucket(bucket, now, self._policy.probe_seconds)
             if take.granted:
                 self._probing = take.probe
-                return
+                return waited
             reason = "probe in flight" if take.awaiting_probe else "bucket empty"
             now = self._wait_or_refuse(Block(bucket, take.retry_at, reason), deadline, math.inf)
+            waited = True
 
     def _longest_block(self, now: float, bucket: str) -> Block | None:
         """The fleet's blocks and this instance's own: what it learnt holds either way."""
@@ -213,6 +221,7 @@ class UpstreamGuard:
         now = self._clock()  # the table calls since the last reading took time too
         wait = block.until - now
         limit = self._policy.max_wait_seconds if max_wait is None else max_wait
+        limit = min(limit, MAX_TURN_WAIT_SECONDS)
         if wait <= limit and block.until + CALL_RESERVE_SECONDS <= deadline:
             obs.count("UpstreamWait")
             self._sleep(max(wait, 0.0))

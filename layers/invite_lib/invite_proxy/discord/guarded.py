@@ -49,8 +49,14 @@ class GuardedDiscord:
     def lookup_invite(
         self, code: str, params: Mapping[str, str], *, deadline: float
     ) -> DiscordResponse:
-        """A public lookup: it also spends the fleet's lookup budget."""
-        return self._call(Route.get_invite(code), deadline, params=params, spend_budget=True)
+        """A public lookup: it also spends the fleet's lookup budget.
+
+        The call ends by the lookup's deadline, which its fetch lease outlasts: no second
+        instance calls Discord for the same key while this call may still be answered.
+        """
+        return self._call(
+            Route.get_invite(code), deadline, params=params, spend_budget=True, finish_by=deadline
+        )
 
     def get_invite(self, code: str, *, deadline: float) -> DiscordResponse:
         """A rule run's lookup of a named code: never held back by public traffic's budget."""
