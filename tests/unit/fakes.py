@@ -232,9 +232,11 @@ class InMemoryFleetState:
         self.table.charge()
         return self.memory.take_second(now, limit)
 
-    def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
+    def take_bucket(
+        self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
+    ) -> BucketTake:
         self.table.charge(2)  # a take, then a probe: the adapter's worst case
-        return self.memory.take_bucket(scope, now, probe_seconds)
+        return self.memory.take_bucket(scope, now, probe_seconds, ticket)
 
     def record_bucket(self, scope: str, state: BucketState) -> None:
         self.table.charge()

@@ -268,7 +268,7 @@ def test_a_probe_refused_its_second_is_given_back(world: World) -> None:
     world.discord.add_invite("abc-123")
     start = float(int(world.clock.now)) + 0.1
     world.clock.now = start
-    empty = BucketState(limit=5, remaining=0, reset_at=start + 0.5, window=1.0, discord_bucket="b")
+    empty = BucketState(5, 0, start + 0.5, window=1.0, discord_bucket="b", seen_at=start)
     world.fleet.record_bucket("bucket:invites", empty)
     road = instance(world, FLEET_CALLS_PER_SECOND=1)
     # It takes this second's call, waits out the empty bucket and probes; the second is

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from invite_proxy.rate_limits import BucketState
 from invite_proxy.upstream_guard import (
     PROBE,
-    PROBE_POLL_SECONDS,
     SPENT,
+    TURN_SKIP_SECONDS,
     Block,
     BucketTake,
+    turn_wait,
     window_of,
 )
 
@@ -31,6 +32,12 @@ class _Bucket:
     remaining: int = 0
     window: float = -math.inf
     probing: str | None = None
+    limit: int = 1
+    # The line: tickets handed out, and how many have had their turn; and when the
+    # last turn was taken or the window opened (a turn open longer is given up).
+    queued: int = 0
+    served: int = 0
+    moved_at: float = 0.0
 
 
 class InstanceFleetState:
@@ -71,18 +78,55 @@ class InstanceFleetState:
         self.counters[(counter, slot)] = n + 1
         return n + 1
 
-    def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
+    def take_bucket(
+        self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
+    ) -> BucketTake:
         bucket = self.buckets.setdefault(scope, _Bucket())
-        if bucket.reset_at > now and bucket.remaining > 0:
-            bucket.remaining -= 1
-            return SPENT
-        if bucket.reset_at > now and bucket.probing:
-            retry_at = min(bucket.reset_at, now + PROBE_POLL_SECONDS)
-            return BucketTake(granted=False, retry_at=retry_at, awaiting_probe=True)
-        if bucket.reset_at > now:
-            return BucketTake(granted=False, retry_at=bucket.reset_at)
+        if ticket is None:
+            if bucket.served == bucket.queued:  # nobody in line
+                if bucket.reset_at > now and bucket.remaining > 0:
+                    bucket.remaining -= 1
+                    return SPENT
+                if bucket.reset_at <= now:
+                    return self._probe(bucket, now, probe_seconds)
+            bucket.queued += 1
+            return self._wait(bucket, bucket.queued, now)
+        if bucket.served >= ticket:  # its turn was given up: it joins again
+            return BucketTake(granted=False, retry_at=now)
+        if bucket.served == ticket - 1 or self._gone_ahead(bucket, now):
+            if bucket.reset_at > now and bucket.remaining > 0:
+                bucket.remaining -= 1
+                bucket.served, bucket.moved_at = ticket, now
+                return SPENT
+            if bucket.reset_at <= now:
+                bucket.served = ticket
+                return self._probe(bucket, now, probe_seconds)
+        return self._wait(bucket, ticket, now)
+
+    def _probe(self, bucket: _Bucket, now: float, probe_seconds: float) -> BucketTake:
         bucket.remaining, bucket.reset_at, bucket.probing = 0, now + probe_seconds, self.owner
+        bucket.moved_at = now
         return PROBE
+
+    @staticmethod
+    def _gone_ahead(bucket: _Bucket, now: float) -> bool:
+        """Those ahead in line let an open turn go by: they have gone."""
+        stale = now - TURN_SKIP_SECONDS
+        if bucket.moved_at >= stale:
+            return False
+        return (bucket.reset_at > now and bucket.remaining > 0) or bucket.reset_at < stale
+
+    @staticmethod
+    def _wait(bucket: _Bucket, ticket: int, now: float) -> BucketTake:
+        return turn_wait(
+            ticket,
+            served=bucket.served,
+            remaining=bucket.remaining,
+            limit=bucket.limit,
+            reset_at=bucket.reset_at,
+            probing=bucket.probing is not None,
+            now=now,
+        )
 
     def record_bucket(self, scope: str, state: BucketState) -> None:
         bucket = self.buckets.setdefault(scope, _Bucket())
@@ -91,6 +135,7 @@ class InstanceFleetState:
         ):
             bucket.reset_at, bucket.remaining = state.reset_at, state.remaining
             bucket.window, bucket.probing = state.window, None
+            bucket.limit, bucket.moved_at = state.limit, state.seen_at
 
     def end_probe(self, scope: str, now: float) -> None:
         bucket = self.buckets.get(scope)

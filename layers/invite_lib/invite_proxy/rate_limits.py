@@ -23,6 +23,7 @@ class BucketState:
     reset_at: float  # our clock: when the bucket refills
     window: float  # names the window: Discord's X-RateLimit-Reset, equal in all its answers
     discord_bucket: str
+    seen_at: float  # our clock: when the answer came
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,7 @@ class RateLimit:
             # receive time plus Reset-After is not, so it only stands in when Reset is missing.
             window=self.reset if self.reset is not None else reset_at,
             discord_bucket=self.bucket,
+            seen_at=now,
         )
 
 

@@ -51,6 +51,9 @@ ADMIT_CALLS = 6
 OBSERVE_CALLS = 3
 # How often a caller looks again while another's probe is in flight.
 PROBE_POLL_SECONDS = 0.05
+# A turn open this long and not taken is given up: its caller has gone (its deadline
+# passed, or its instance stopped), and those behind it in line go on without it.
+TURN_SKIP_SECONDS = 0.3
 # A wait is worth it only if it leaves the call itself at least this long before the deadline;
 # a shorter remainder would end in a timeout, after spending the turn.
 CALL_RESERVE_SECONDS = 0.5
@@ -76,12 +79,50 @@ class Block:
 
 @dataclass(frozen=True, slots=True)
 class BucketTake:
-    """The answer to "may I call?": yes, yes as the window's probe, or not before ``retry_at``."""
+    """The answer to "may I call?": yes, yes as the window's probe, or not before ``retry_at``.
+
+    A caller refused joins the bucket's line: ``ticket`` is its place, which it shows
+    when it asks again. While anyone is in line, a newcomer joins the end of it, and
+    each turn goes to the first ticket in line: no caller is passed by a later one.
+    """
 
     granted: bool
     probe: bool = False  # granted as the window's probe
     retry_at: float = 0.0
     awaiting_probe: bool = False  # not granted: another instance's probe is in flight
+    ticket: int | None = None  # not granted: the caller's place in the bucket's line
+
+
+def turn_wait(
+    ticket: int,
+    *,
+    served: int,
+    remaining: int,
+    limit: int,
+    reset_at: float,
+    probing: bool,
+    now: float,
+) -> BucketTake:
+    """When the holder of ``ticket`` should ask again, ``served`` tickets having had turns.
+
+    Each wakes about when its turn should come, not all at the refill: the next window's
+    callers at its reset (the first to probe), later windows' a little after theirs (they
+    learn the new reset then), and callers whose turn is in this window's tokens, or
+    after a probe in flight, look again soon.
+    """
+    ahead = max(0, ticket - 1 - served)
+    windows = ahead // max(1, limit)
+    if reset_at > now and probing:
+        retry_at = min(reset_at, now + PROBE_POLL_SECONDS * (1 + windows))
+    elif reset_at > now and ahead < remaining:
+        retry_at = now + PROBE_POLL_SECONDS  # those ahead are taking theirs
+    elif reset_at > now:
+        retry_at = reset_at + PROBE_POLL_SECONDS * ((ahead - remaining) // max(1, limit))
+    else:
+        retry_at = now + PROBE_POLL_SECONDS * (1 + windows)  # the first in line probes
+    return BucketTake(
+        granted=False, retry_at=retry_at, awaiting_probe=probing and reset_at > now, ticket=ticket
+    )
 
 
 SPENT = BucketTake(granted=True)
@@ -94,7 +135,9 @@ class FleetState(Protocol):
     def count_invalid(self, now: float) -> int: ...
     def take_budget(self, now: float, limit: int) -> bool: ...
     def take_second(self, now: float, limit: int) -> bool: ...
-    def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake: ...
+    def take_bucket(
+        self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
+    ) -> BucketTake: ...
     def record_bucket(self, scope: str, state: BucketState) -> None: ...
     def end_probe(self, scope: str, now: float) -> None: ...
 
@@ -177,12 +220,18 @@ class UpstreamGuard:
         lookup's own deadline comes first.
         """
         waited = False
+        # A place in the fleet's line, or in this instance's own while the table is down.
+        fleet_ticket: int | None = None
+        own_ticket: int | None = None
         while True:
+            probe_seconds = self._policy.probe_seconds
             try:
-                take = self._state.take_bucket(bucket, now, self._policy.probe_seconds)
+                take = self._state.take_bucket(bucket, now, probe_seconds, fleet_ticket)
+                fleet_ticket = take.ticket
             except TableUnavailable as exc:
                 self._fleet_state_failed(exc)
-                take = self._memory.take_bucket(bucket, now, self._policy.probe_seconds)
+                take = self._memory.take_bucket(bucket, now, probe_seconds, own_ticket)
+                own_ticket = take.ticket
             if take.granted:
                 self._probing = take.probe
                 return waited

@@ -10,7 +10,10 @@ A bucket's ``remaining`` is spent before each call (a conditional decrement),
 so instances never send more than Discord said is left. When its window is
 over, or was never seen, one instance takes the next call as a probe
 (``probing``, remaining 0 until its answer or ``reset_at``) and the headers
-of that answer open the new window for everyone.
+of that answer open the new window for everyone. Callers that cannot have a
+request wait in the bucket's line (``queued`` tickets handed out, ``served``
+of them had their turn, ``moved_at`` the last turn taken or window opened):
+turns go in ticket order, and a turn left open too long is given up.
 
 Every item carries a TTL, so old windows and expired blocks clean themselves up.
 """
@@ -18,17 +21,19 @@ Every item carries a TTL, so old windows and expired blocks clean themselves up.
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.dynamodb import keys
 from invite_proxy.dynamodb.calls import Refused, TableAdapter
 from invite_proxy.upstream_guard import (
     PROBE,
-    PROBE_POLL_SECONDS,
     SPENT,
+    TURN_SKIP_SECONDS,
     WINDOW_SECONDS,
     Block,
     BucketTake,
+    turn_wait,
     window_end,
     window_of,
 )
@@ -74,59 +79,127 @@ class DynamoDBFleetState(TableAdapter):
             ),
         )
 
-    def take_bucket(self, scope: str, now: float, probe_seconds: float) -> BucketTake:
-        """Spend one request from a bucket, or say when to try again."""
+    def take_bucket(
+        self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
+    ) -> BucketTake:
+        """Spend one request from a bucket, or say when to try again and hand out a place
+        in its line (``ticket``), which the caller shows when it asks again."""
         key = keys.key(keys.BUCKET, scope)
-        spent = self._calls.write_if(
-            f"taking from {scope}",
-            lambda: self._client.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression="SET remaining = remaining - :one",
-                ConditionExpression="reset_at > :now AND remaining > :zero",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":zero": {"N": "0"},
-                    ":now": {"N": repr(now)},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            ),
+        if ticket is None:
+            spent = self._update(
+                f"taking from {scope}",
+                key,
+                "SET remaining = remaining - :one",
+                f"reset_at > :now AND remaining > :zero AND {_NOBODY_IN_LINE}",
+                {":now": now},
+            )
+            if not isinstance(spent, Refused):
+                return SPENT
+            old = spent.item
+            if _number(old, "reset_at") <= now and _number(old, "queued") == _number(old, "served"):
+                # The window is over, or was never seen, and nobody waits: one probes.
+                probe = self._probe(scope, key, now, probe_seconds, _NOBODY_IN_LINE, None)
+                if not isinstance(probe, Refused):
+                    return PROBE
+                return BucketTake(granted=False, retry_at=now)  # another instance moved first
+            return self._join(scope, key, now)
+        turn = "(served = :prev OR (served < :prev AND moved_at < :stale{extra}))"
+        values = {":now": now, ":prev": ticket - 1, ":stale": now - TURN_SKIP_SECONDS}
+        spent = self._update(
+            f"taking a turn from {scope}",
+            key,
+            "SET remaining = remaining - :one, served = :ticket, moved_at = :now",
+            f"reset_at > :now AND remaining > :zero AND {turn.format(extra='')}",
+            {**values, ":ticket": ticket},
         )
         if not isinstance(spent, Refused):
             return SPENT
         old = spent.item
-        reset_at = float(old.get("reset_at", {}).get("N", "0"))
-        if reset_at > now and "probing" in old:
-            # Its answer may come any moment.
-            return BucketTake(
-                granted=False,
-                retry_at=min(reset_at, now + PROBE_POLL_SECONDS),
-                awaiting_probe=True,
-            )
-        if reset_at > now:
-            return BucketTake(granted=False, retry_at=reset_at)  # empty until Discord's reset
-        # The window is over, or was never seen: one instance probes, the rest wait for it.
-        probe = self._calls.write_if(
+        if _number(old, "served") >= ticket:
+            return BucketTake(granted=False, retry_at=now)  # its turn was given up: join again
+        if _number(old, "reset_at") <= now:
+            condition = turn.format(extra=" AND reset_at < :stale")
+            probe = self._probe(scope, key, now, probe_seconds, condition, ticket)
+            if not isinstance(probe, Refused):
+                return PROBE
+            old = probe.item
+        return _wait(old, ticket, now)
+
+    def _probe(
+        self,
+        scope: str,
+        key: dict[str, Any],
+        now: float,
+        probe_seconds: float,
+        condition: str,
+        ticket: int | None,
+    ) -> Any:
+        """Take the window's probe: remaining 0 until its answer, or its time runs out."""
+        update = (
+            "SET remaining = :zero, reset_at = :until, probing = :me, moved_at = :now, #ttl = :ttl"
+        )
+        values: dict[str, float | str] = {
+            ":now": now,
+            ":until": now + probe_seconds,
+            ":me": self._id,
+            ":ttl": math.ceil(now + probe_seconds) + WINDOW_SECONDS,
+        }
+        if ticket is not None:
+            update += ", served = :ticket"
+            values.update({":ticket": ticket, ":prev": ticket - 1})
+            values[":stale"] = now - TURN_SKIP_SECONDS
+        return self._update(
             f"probing {scope}",
+            key,
+            update,
+            f"(attribute_not_exists(reset_at) OR reset_at <= :now) AND {condition}",
+            values,
+        )
+
+    def _join(self, scope: str, key: dict[str, Any], now: float) -> BucketTake:
+        """A place at the end of the bucket's line, and when to ask again with it."""
+        response = self._calls.call(
+            f"joining the line of {scope}",
             lambda: self._client.update_item(
                 TableName=self._table,
                 Key=key,
-                UpdateExpression="SET remaining = :zero, reset_at = :until, probing = :me, "
-                "#ttl = :ttl",
-                ConditionExpression="attribute_not_exists(reset_at) OR reset_at <= :now",
+                UpdateExpression="ADD queued :one SET served = if_not_exists(served, :zero), "
+                "moved_at = if_not_exists(moved_at, :now), #ttl = if_not_exists(#ttl, :ttl)",
                 ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
-                ExpressionAttributeValues={
-                    ":zero": {"N": "0"},
-                    ":until": {"N": repr(now + probe_seconds)},
-                    ":me": {"S": self._id},
-                    ":now": {"N": repr(now)},
-                    ":ttl": {"N": str(math.ceil(now + probe_seconds) + WINDOW_SECONDS)},
-                },
+                ExpressionAttributeValues=_values(
+                    {":one": 1, ":zero": 0, ":now": now, ":ttl": math.ceil(now) + WINDOW_SECONDS}
+                ),
+                ReturnValues="ALL_NEW",
             ),
         )
-        if isinstance(probe, Refused):
-            return BucketTake(granted=False, retry_at=now)  # another instance moved first
-        return PROBE
+        item = response.get("Attributes", {})
+        return _wait(item, int(_number(item, "queued")), now)
+
+    def _update(
+        self,
+        what: str,
+        key: dict[str, Any],
+        update: str,
+        condition: str,
+        values: dict[str, float | str],
+    ) -> Any:
+        """A conditional update of a bucket; Refused carries the item as it was."""
+        expressions = f"{update} {condition}"
+        # DynamoDB refuses a value or a name the expressions do not use.
+        offered = {":one": 1, ":zero": 0, **values}
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": key,
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": _values(
+                {k: v for k, v in offered.items() if re.search(f"{k}\\b", expressions)}
+            ),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if "#ttl" in expressions:
+            request["ExpressionAttributeNames"] = {"#ttl": keys.TTL_ATTRIBUTE}
+        return self._calls.write_if(what, lambda: self._client.update_item(**request))
 
     def end_probe(self, scope: str, now: float) -> None:
         """A probe came back without rate-limit headers: let the next call probe at once."""
@@ -155,7 +228,8 @@ class DynamoDBFleetState(TableAdapter):
                 TableName=self._table,
                 Key=keys.key(keys.BUCKET, scope),
                 UpdateExpression="SET #limit = :limit, remaining = :remaining, reset_at = :reset, "
-                "#window = :window, discord_bucket = :bucket, #ttl = :ttl REMOVE probing",
+                "#window = :window, discord_bucket = :bucket, moved_at = :seen, #ttl = :ttl "
+                "REMOVE probing",
                 ConditionExpression="attribute_not_exists(#window) OR #window < :window "
                 "OR (#window = :window AND remaining > :remaining)",
                 ExpressionAttributeNames={
@@ -169,6 +243,7 @@ class DynamoDBFleetState(TableAdapter):
                     ":reset": {"N": repr(state.reset_at)},
                     ":window": {"N": repr(state.window)},
                     ":bucket": {"S": state.discord_bucket[:100]},
+                    ":seen": {"N": repr(state.seen_at)},
                     ":ttl": {"N": str(math.ceil(state.reset_at) + WINDOW_SECONDS)},
                 },
             ),
@@ -212,3 +287,33 @@ class DynamoDBFleetState(TableAdapter):
         if isinstance(response, Refused):
             return None
         return int(response["Attributes"]["n"]["N"])
+
+
+# While anyone is in a bucket's line, a newcomer joins it instead of taking a request.
+_NOBODY_IN_LINE = "(attribute_not_exists(queued) OR queued = served)"
+
+
+def _number(item: dict[str, Any], name: str, default: float = 0.0) -> float:
+    value = item.get(name)
+    return float(value["N"]) if value else default
+
+
+def _values(values: dict[str, float | str]) -> dict[str, dict[str, str]]:
+    """DynamoDB's typed values: numbers as N (repr keeps a float's every digit), text as S."""
+    return {
+        name: {"S": value} if isinstance(value, str) else {"N": repr(value)}
+        for name, value in values.items()
+    }
+
+
+def _wait(item: dict[str, Any], ticket: int, now: float) -> BucketTake:
+    """When the holder of ``ticket`` should ask again, by the bucket as ``item`` has it."""
+    return turn_wait(
+        ticket,
+        served=int(_number(item, "served")),
+        remaining=int(_number(item, "remaining")),
+        limit=int(_number(item, "limit", 1)),
+        reset_at=_number(item, "reset_at"),
+        probing="probing" in item,
+        now=now,
+    )
