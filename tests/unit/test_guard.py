@@ -268,16 +268,29 @@ def test_a_probe_refused_its_second_is_given_back(world: World) -> None:
     world.discord.add_invite("abc-123")
     start = float(int(world.clock.now)) + 0.1
     world.clock.now = start
-    empty = BucketState(5, 0, start + 0.5, window=1.0, discord_bucket="b", seen_at=start)
+    empty = BucketState(5, 0, start + 1.0, window=1.0, discord_bucket="b", seen_at=start)
     world.fleet.record_bucket("bucket:invites", empty)
     road = instance(world, FLEET_CALLS_PER_SECOND=1)
-    # It takes this second's call, waits out the empty bucket and probes; the second is
-    # spent by then, and the next comes too close to its deadline: refused, and the probe
-    # it held is let go at once, so the bucket does not stall until the probe's time ends.
+    # While it waits out the empty bucket, the next second is spent elsewhere.
+    world.clock.meanwhile.append(lambda: spend_seconds(world, 1, limit=1))
+    # It probes at the refill, but the second after comes too close to its deadline:
+    # refused, and the probe it held is let go at once, so the bucket does not stall
+    # until the probe's time runs out.
     with pytest.raises(DiscordRateLimited):
-        lookup(road, deadline=start + 1.2)
+        lookup(road, deadline=start + 1.5)
     assert world.fleet.buckets["bucket:invites"].probing is None
     assert world.discord.calls == []
+
+
+def test_a_caller_that_waited_within_its_second_takes_no_second_again(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    start = float(int(world.clock.now)) + 0.1
+    world.clock.now = start
+    empty = BucketState(5, 0, start + 0.5, window=1.0, discord_bucket="b", seen_at=start)
+    world.fleet.record_bucket("bucket:invites", empty)
+    road = instance(world, FLEET_CALLS_PER_SECOND=2)
+    assert lookup(road, deadline=start + 8.0).status == 200
+    assert world.fleet.counters[("rate", int(start))] == 1  # the one it took counts
 
 
 def test_a_lookups_call_ends_by_its_deadline(world: World, road: GuardedDiscord) -> None:

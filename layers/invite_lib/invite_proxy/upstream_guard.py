@@ -188,7 +188,7 @@ class UpstreamGuard:
         block = self._longest_block(now, bucket)
         if block is not None:
             self._wait_or_refuse(block, deadline)
-        self._take_second_by(deadline)
+        second = self._take_second_by(deadline)
         now = self._clock()  # the table calls above took their time
         budget = self._policy.lookup_budget
         if spend_budget and budget and not self._take_budget(now):
@@ -196,7 +196,7 @@ class UpstreamGuard:
             raise BudgetExhausted(
                 retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
             )
-        if self._take_bucket(bucket, now, deadline):
+        if self._take_bucket(bucket, now, deadline) and math.floor(self._clock()) != second:
             # The second taken before the wait is over, and every caller that waited for
             # this refill calls now: each must count in this second's share of the rate.
             try:
@@ -205,11 +205,13 @@ class UpstreamGuard:
                 self.observe(None, bucket)  # a probe held with no call would stall the bucket
                 raise
 
-    def _take_second_by(self, deadline: float) -> None:
-        """One call from the fleet's per-second rate, waiting for a later second if need be."""
-        while not self._take_second(self._clock()):
-            next_second = math.floor(self._clock()) + 1.0
+    def _take_second_by(self, deadline: float) -> int:
+        """One call from the fleet's per-second rate, waiting for a later second if need be;
+        the second it counts in."""
+        while not self._take_second(now := self._clock()):
+            next_second = math.floor(now) + 1.0
             self._wait_or_refuse(Block("global", next_second, "rate"), deadline, math.inf)
+        return math.floor(now)
 
     def _take_bucket(self, bucket: str, now: float, deadline: float) -> bool:
         """Spend one request from the bucket, waiting for it within the deadline; True
