@@ -62,6 +62,9 @@ class World:
         return self.api(**env)[0]
 
     def runner(self, notifier: Notifier | None = None, **env: Any) -> RuleRunner:
+        # One revocation at a time: the fake clock is one timeline. Overlapping ones are
+        # tested with real threads and time (tests/e2e/test_revoker.py).
+        env = {"RULE_PARALLEL_REVOCATIONS": 1, **env}
         settings = RevokerSettings.from_env(
             {"CACHE_TABLE_NAME": "unit-table", **{k: str(v) for k, v in env.items()}}
         )

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Concatenate
 
 from invite_proxy.rate_limits import BucketState
 from invite_proxy.upstream_guard import (
@@ -24,6 +27,16 @@ from invite_proxy.upstream_guard import (
     turn_wait,
     window_of,
 )
+
+
+def _locked[**P, R](
+    method: Callable[Concatenate[InstanceFleetState, P], R],
+) -> Callable[Concatenate[InstanceFleetState, P], R]:
+    def under_lock(self: InstanceFleetState, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    return under_lock
 
 
 @dataclass
@@ -49,21 +62,28 @@ class InstanceFleetState:
         self.counters: dict[tuple[str, int], int] = shared.counters if shared else {}
         self.buckets: dict[str, _Bucket] = shared.buckets if shared else {}
         self.owner = f"instance-{next(self._owners)}"
+        # A rule run revokes on several threads: each change is made whole, under the lock.
+        self.lock: threading.RLock = shared.lock if shared else threading.RLock()
 
+    @_locked
     def active_blocks(self, now: float) -> list[Block]:
         return [b for b in self.blocks.values() if b.until > now]
 
+    @_locked
     def block(self, scope: str, until: float, reason: str) -> None:
         held = self.blocks.get(scope)
         if held is None or held.until < until:
             self.blocks[scope] = Block(scope, until, reason)
 
+    @_locked
     def count_invalid(self, now: float) -> int:
         return self._add("invalid", window_of(now)) or 0
 
+    @_locked
     def take_budget(self, now: float, limit: int) -> bool:
         return self._add("budget", window_of(now), below=limit) is not None
 
+    @_locked
     def take_second(self, now: float, limit: int) -> bool:
         return self._add("rate", math.floor(now), below=limit) is not None
 
@@ -78,6 +98,7 @@ class InstanceFleetState:
         self.counters[(counter, slot)] = n + 1
         return n + 1
 
+    @_locked
     def take_bucket(
         self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
     ) -> BucketTake:
@@ -128,6 +149,7 @@ class InstanceFleetState:
             now=now,
         )
 
+    @_locked
     def record_bucket(self, scope: str, state: BucketState) -> None:
         bucket = self.buckets.setdefault(scope, _Bucket())
         if bucket.window < state.window or (
@@ -137,6 +159,7 @@ class InstanceFleetState:
             bucket.window, bucket.probing = state.window, None
             bucket.limit, bucket.moved_at = state.limit, state.seen_at
 
+    @_locked
     def end_probe(self, scope: str, now: float) -> None:
         bucket = self.buckets.get(scope)
         if bucket is not None and bucket.probing == self.owner:

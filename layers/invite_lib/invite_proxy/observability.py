@@ -6,6 +6,7 @@ POWERTOOLS_METRICS_NAMESPACE, set in template.yaml's Globals.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 from aws_lambda_powertools import Logger, Metrics
@@ -13,10 +14,13 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit, single_m
 
 logger = Logger()
 metrics = Metrics()
+# Metrics' store is a plain dict: a rule run adds to it from several threads.
+_adding = threading.Lock()
 
 
 def count(name: str, value: int = 1) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    with _adding:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
 
 def count_by(name: str, dimension: str, label: str) -> None:
@@ -32,7 +36,8 @@ def count_by(name: str, dimension: str, label: str) -> None:
 
 
 def milliseconds(name: str, value: float) -> None:
-    metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(value, 2))
+    with _adding:
+        metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(value, 2))
 
 
 def counts_by(values: Mapping[str, int], dimensions: Mapping[str, str]) -> None:

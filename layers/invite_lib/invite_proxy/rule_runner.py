@@ -1,4 +1,4 @@
-"""Running a revocation rule: choose the invites, revoke them one at a time, report.
+"""Running a revocation rule: choose the invites, revoke them a few at a time, report.
 
 Knows nothing of Lambda: the caller passes a function that says how much time
 is left, and the run stops cleanly before it runs out.
@@ -7,8 +7,10 @@ is left, and the run stops cleanly before it runs out.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -122,6 +124,7 @@ class RuleRunner:
         report_seconds: float = REPORTING_SECONDS,
         report_deadline: RequestDeadline | None = None,
         max_rate_limit_wait: float = 5.0,
+        parallel: int = 1,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -135,6 +138,10 @@ class RuleRunner:
         # The report's own (the webhook's): it ends as the invocation must, whatever the run did.
         self._report_by = report_deadline or RequestDeadline(clock)
         self._max_wait = max_rate_limit_wait
+        # Revocations in flight at once: one at a time cannot keep up with a bucket that
+        # refills faster than one revocation's table calls and DELETE take.
+        self._parallel = max(1, parallel)
+        self._tally = threading.Lock()  # the summary, counted from every thread
         self._clock = clock
         self._sleep = sleep
 
@@ -258,21 +265,25 @@ class RuleRunner:
                     remaining_ms,
                 )
             except UnknownInvite:
-                summary.matched += 1
+                with self._tally:
+                    summary.matched += 1
                 if not rule.dry_run:
                     self._record_gone(rule, code, summary)
-                summary.already_gone += 1
+                with self._tally:
+                    summary.already_gone += 1
                 return
             except InviteProxyError:
-                summary.failed += 1
+                with self._tally:
+                    summary.failed += 1
                 raise
-            if vanity_code_of(lookup.payload) == code:
-                summary.vanity_skipped += 1
-                return
-            summary.matched += 1
-            if rule.dry_run:
-                summary.would_revoke.append(code)
-                return
+            with self._tally:
+                if vanity_code_of(lookup.payload) == code:
+                    summary.vanity_skipped += 1
+                    return
+                summary.matched += 1
+                if rule.dry_run:
+                    summary.would_revoke.append(code)
+                    return
             if self._out_of_time(remaining_ms):  # the lookup took its share
                 raise _Deadline
             self._revoke_one(rule, code, summary, remaining_ms)
@@ -287,18 +298,67 @@ class RuleRunner:
         remaining_ms: RemainingMillis,
         step: Callable[[str], None],
     ) -> None:
-        """Step through the codes until done, out of time (the rest is left), or an error."""
-        for index, code in enumerate(codes):
-            try:
+        """Step through the codes until done, out of time (the rest is left), or an error
+        (the steps in flight finish, the rest is left, and the error is raised).
+
+        Steps overlap, up to ``parallel`` at once, but a run starts with one and lets one
+        more in after each step that ends well: a Discord or table that fails for every
+        invite is met by one request, as a run one at a time would meet it.
+        """
+        started = gave_back = in_flight = 0
+        allowed = 1
+        failures: list[InviteProxyError] = []
+        out_of_time = False
+        turn = threading.Condition()
+
+        def next_code() -> str | None:
+            nonlocal started, in_flight, out_of_time
+            with turn:
+                turn.wait_for(lambda: in_flight < allowed or failures or out_of_time)
+                if failures or out_of_time or started == len(codes):
+                    return None
                 if self._out_of_time(remaining_ms):
-                    raise _Deadline
-                step(code)
-            except _Deadline:
-                self._stop_for_deadline(summary, len(codes) - index)
-                return
-            except InviteProxyError:
-                summary.left = len(codes) - index - 1
-                raise
+                    out_of_time = True
+                    turn.notify_all()
+                    return None
+                started, in_flight = started + 1, in_flight + 1
+                return codes[started - 1]
+
+        def work() -> None:
+            nonlocal gave_back, in_flight, allowed, out_of_time
+            while (code := next_code()) is not None:
+                try:
+                    step(code)
+                except _Deadline:
+                    with turn:
+                        gave_back, out_of_time = gave_back + 1, True
+                        in_flight -= 1
+                        turn.notify_all()
+                    return
+                except InviteProxyError as exc:
+                    with turn:
+                        failures.append(exc)
+                        in_flight -= 1
+                        turn.notify_all()
+                    return
+                with turn:
+                    in_flight -= 1
+                    allowed = min(self._parallel, allowed + 1)
+                    turn.notify_all()
+
+        workers = min(self._parallel, len(codes))
+        if workers <= 1:
+            work()
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="revoke") as pool:
+                for done in [pool.submit(work) for _ in range(workers)]:
+                    done.result()
+        left = len(codes) - started + gave_back
+        if failures:
+            summary.left = left
+            raise failures[0]
+        if out_of_time:
+            self._stop_for_deadline(summary, left)
 
     def _revoke_one(
         self,
@@ -320,25 +380,28 @@ class RuleRunner:
                 remaining_ms,
             )
         except InviteProxyError as exc:
-            if exc.revocation_outcome == "already_gone":
-                summary.already_gone += 1
-                return
-            summary.failed += 1
-            if isinstance(exc, CacheEvictionFailed):
-                summary.not_evicted.append(code)
+            with self._tally:
+                if exc.revocation_outcome == "already_gone":
+                    summary.already_gone += 1
+                    return
+                summary.failed += 1
+                if isinstance(exc, CacheEvictionFailed):
+                    summary.not_evicted.append(code)
             if exc.revocation_outcome != "forbidden":
                 raise
             # Forbidden: this invite's channel only; the rest may be fine.
         else:
-            summary.revoked += 1
+            with self._tally:
+                summary.revoked += 1
 
     def _record_gone(self, rule: RevocationRule, code: str, summary: RunSummary) -> None:
         try:
             self._revoker.record_gone(code, rule.audit_reason, actor=rule.actor, source="schedule")
         except InviteProxyError as exc:
-            summary.failed += 1
-            if isinstance(exc, CacheEvictionFailed):
-                summary.not_evicted.append(code)
+            with self._tally:
+                summary.failed += 1
+                if isinstance(exc, CacheEvictionFailed):
+                    summary.not_evicted.append(code)
             raise
 
     def _patiently(self, action: Callable[[], _T], remaining_ms: RemainingMillis) -> _T:

@@ -282,6 +282,8 @@ class RevokerSettings(DiscordSettings):
     revocation_webhook_secret_id: str | None = text("REVOCATION_WEBHOOK_SECRET_ID", None)
     revocation_webhook_url: Secret | None = secret("REVOCATION_WEBHOOK_URL")
     webhook_timeout: float = number("WEBHOOK_TIMEOUT", 3.0, gt=0, le=10)
+    # Revocations in flight at once in a rule run; the DELETE bucket still sets the pace.
+    parallel_revocations: int = integer("RULE_PARALLEL_REVOCATIONS", 4, ge=1, le=10)
 
     @property
     def has_webhook(self) -> bool:

@@ -21,6 +21,7 @@ calling freely would earn the 429s that get the bot banned.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,8 +174,17 @@ class UpstreamGuard:
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
-        # Whether this instance's call in flight is its bucket's probe (one call at a time).
-        self._probing = False
+        # Whether the call this thread has in flight is its bucket's probe: a rule run
+        # revokes on several threads at once, each with its own call.
+        self._calls = threading.local()
+
+    @property
+    def _probing(self) -> bool:
+        return bool(getattr(self._calls, "probing", False))
+
+    @_probing.setter
+    def _probing(self, probing: bool) -> None:
+        self._calls.probing = probing
 
     # -- before a call -------------------------------------------------------------------
     def admit(self, bucket: str, deadline: float, *, spend_budget: bool = False) -> None:

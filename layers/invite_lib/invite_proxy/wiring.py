@@ -259,6 +259,7 @@ def build_rule_runner(
         deadline=deadline,
         report_seconds=settings.report_seconds,
         report_deadline=report_deadline,
+        parallel=settings.parallel_revocations,
         clock=clock,
         sleep=sleep,
     )

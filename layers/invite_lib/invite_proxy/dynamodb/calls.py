@@ -9,6 +9,7 @@ there, when the call asked for it), never an error.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,20 +58,23 @@ class CircuitBreaker:
         self._open_seconds = open_seconds
         self._clock = clock
         self._open_until: float | None = None  # None: closed
+        self._lock = threading.Lock()  # a rule run calls from several threads
 
     def before(self, what: str) -> None:
         if self._open_until is not None and self._clock() < self._open_until:
             raise TableSkipped(detail=f"{what} skipped: the table's circuit is open")
 
     def succeeded(self) -> None:
-        if self._open_until is not None:
-            self._open_until = None
+        with self._lock:
+            closing, self._open_until = self._open_until is not None, None
+        if closing:
             obs.count("TableCircuitClosed")
             obs.logger.warning("table circuit closed: the table answers again")
 
     def failed(self, failure: TableUnavailable) -> None:
-        opening = self._open_until is None
-        self._open_until = self._clock() + self._open_seconds
+        with self._lock:
+            opening = self._open_until is None
+            self._open_until = self._clock() + self._open_seconds
         if opening:
             obs.count("TableCircuitOpen")
             obs.logger.warning(
