@@ -352,9 +352,10 @@ def test_no_layout_shift_between_loading_and_ready(site: Site, page: Page) -> No
     ready = {i: page.locator(f"#{i}").bounding_box() for i in ("live", "event")}
     assert ready == loading
     # The browser's own measure: cumulative layout shift (0.1 is Google's "good" line). A
-    # text line's baseline may settle by a pixel or two when its text arrives; nothing more.
+    # text line's baseline may settle by a pixel or two when its text arrives, scored
+    # 0.0002 to 0.0011 in runs here; a line or box that moves scores tens of times more.
     shifts = page.evaluate("window.shifts")
-    assert sum(shifts) < 0.001, shifts
+    assert sum(shifts) < 0.005, shifts
 
 
 def test_the_browser_cache_answers_while_the_proxy_says_fresh(site: Site, page: Page) -> None:

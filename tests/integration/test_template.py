@@ -291,29 +291,52 @@ BUILT_ENV = {
     "POWERTOOLS_SERVICE_NAME": "invite-proxy",
     "POWERTOOLS_METRICS_NAMESPACE": "InviteProxy",
 }
+REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1")
 MAKE_EVERY_CLIENT = """
-import sys
-sys.path[:0] = sys.argv[1:]
+import json, sys
+sys.path[:0] = sys.argv[1:2]
 from invite_proxy import aws_clients
-for service in aws_clients.SERVICES:
-    aws_clients.client(service, 1.0)
-for service in aws_clients.CREDENTIAL_SERVICES:
-    aws_clients._session().create_client(service)
+services = aws_clients.SERVICES + aws_clients.CREDENTIAL_SERVICES
+session = aws_clients._session()
+print(json.dumps({
+    f"{service} {region}": session.create_client(service, region_name=region).meta.endpoint_url
+    for service in services
+    for region in sys.argv[2:]
+}))
 """
 
 
+def _endpoints(services: tuple[str, ...]) -> dict[str, str]:
+    """Where botocore with all its data sends each service in each region."""
+    import botocore.session
+
+    session = botocore.session.get_session()
+    return {
+        f"{service} {region}": session.create_client(service, region_name=region).meta.endpoint_url
+        for service in services
+        for region in REGIONS
+    }
+
+
 @pytest.mark.sam
-def test_the_layer_keeps_botocore_models_for_what_the_functions_call(
+def test_the_layer_keeps_botocore_data_for_what_the_functions_call(
     sam_build: Path, native_build: Path
 ) -> None:
-    """The build drops every other service's model: each client the code may make still
-    builds from the artifact, and nothing else is left."""
+    """The build drops every other service's model and endpoints: each client the code
+    may make still builds from the artifact, for the same endpoint as with all the data,
+    and nothing else is left."""
     from invite_proxy.aws_clients import CREDENTIAL_SERVICES, SERVICES
 
-    models = sam_build / "InviteLibLayer" / "python" / "botocore" / "data"
-    assert {p.name for p in models.iterdir() if p.is_dir()} == {*SERVICES, *CREDENTIAL_SERVICES}
-    assert (models / "endpoints.json").is_file()
-    _run_built(MAKE_EVERY_CLIENT, native_build / "InviteLibLayer" / "python")
+    data = sam_build / "InviteLibLayer" / "python" / "botocore" / "data"
+    assert {p.name for p in data.iterdir() if p.is_dir()} == {*SERVICES, *CREDENTIAL_SERVICES}
+    endpoints = json.loads((data / "endpoints.json").read_text())
+    assert {p["partition"] for p in endpoints["partitions"]} >= {"aws", "aws-cn", "aws-us-gov"}
+    for partition in endpoints["partitions"]:
+        assert set(partition["services"]) <= {*SERVICES, *CREDENTIAL_SERVICES}
+    layer = native_build / "InviteLibLayer" / "python"
+    result = _run_built(MAKE_EVERY_CLIENT, layer, *map(Path, REGIONS))
+    built = json.loads(result.stdout.splitlines()[-1])
+    assert built == _endpoints(SERVICES + CREDENTIAL_SERVICES)
 
 
 @pytest.mark.sam
