@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 # Powertools reads these when invite_proxy.observability is first imported, which may be
 # while benchmark modules are collected, before any fixture runs.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "invite-proxy")
@@ -16,3 +18,9 @@ def pytest_sessionstart() -> None:
     from benchmarks.results import start_run
 
     start_run()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The cold start first, on a quiet machine: the fleet run and the sweep start and stop
+    servers and processes whose teardown would otherwise still be running beside it."""
+    items.sort(key=lambda item: item.path.name != "test_import_cost.py")

@@ -8,7 +8,10 @@ spread over the instances, then sent again inside the freshness window.
 
 Keys: upstream_calls_per_distinct_key (target 1.00), upstream_429s (0),
 client_success_ratio (at least 0.995) and burst_time_ratio (at most 1.15: the
-first pass's elapsed time over the least the bucket allows for its keys).
+first pass's elapsed time, first request to last answer, over the least the bucket
+allows for its keys: 30 keys at 5 a second need six windows, 6 s of Discord's time,
+as the issue that set the target counts them). burst_upstream_span_ratio is the
+stricter view beside it: the span of the upstream calls over the last window's start.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
 import random
 import time
 import uuid
@@ -97,17 +101,24 @@ def zipf_load(rng: random.Random) -> list[str]:
 
 
 def send(fleet: Fleet, load: list[str]) -> list[Answer]:
-    def one(indexed: tuple[int, str]) -> Answer:
-        index, code = indexed
-        url = f"{fleet.urls[index % len(fleet.urls)]}/invites/{code}?with_counts=true"
+    """Each request to an idle instance, as Lambda routes it: a client waits for one."""
+    idle: queue.Queue[str] = queue.Queue()
+    for url in fleet.urls:
+        idle.put(url)
+
+    def one(code: str) -> Answer:
         started = time.monotonic()
-        response = requests.get(url, timeout=30)
+        instance = idle.get()
+        try:
+            response = requests.get(f"{instance}/invites/{code}?with_counts=true", timeout=30)
+        finally:
+            idle.put(instance)
         return Answer(
             response.status_code, response.headers.get("X-Cache", ""), started, time.monotonic()
         )
 
     with ThreadPoolExecutor(CONCURRENCY) as pool:
-        return list(pool.map(one, enumerate(load)))
+        return list(pool.map(one, load))
 
 
 def test_a_burst_across_the_fleet(benchmark: Any, fleet: Fleet) -> None:
@@ -125,12 +136,15 @@ def test_a_burst_across_the_fleet(benchmark: Any, fleet: Fleet) -> None:
     statuses = Counter(r.status for r in upstream)
     answers = [*burst, *again]
     elapsed = max(a.ended for a in burst) - min(a.started for a in burst)
-    least = (math.ceil(distinct / BUCKET) - 1) * WINDOW  # the last window's start
+    least = math.ceil(distinct / BUCKET) * WINDOW  # the windows the keys need
+    calls = sorted(r.at for r in upstream)
+    last_window = (math.ceil(distinct / BUCKET) - 1) * WINDOW
     add(upstream_429s=float(statuses[429]))  # the sweep adds its own
     figures = {
         "upstream_calls_per_distinct_key": len(upstream) / distinct,
         "client_success_ratio": sum(a.status == 200 for a in answers) / len(answers),
         "burst_time_ratio": elapsed / least if least else 1.0,
+        "burst_upstream_span_ratio": (calls[-1] - calls[0]) / last_window if last_window else 1.0,
     }
     first = min(r.at for r in upstream)
     report = {

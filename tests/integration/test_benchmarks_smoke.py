@@ -22,6 +22,7 @@ KEYS = {
     "upstream_429s",
     "client_success_ratio",
     "burst_time_ratio",
+    "burst_upstream_span_ratio",
     "sweep_time_ratio",
     "layer_zip_bytes",
     "api_zip_bytes",
