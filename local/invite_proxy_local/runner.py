@@ -7,7 +7,8 @@ import json
 import os
 import secrets
 import threading
-from collections.abc import Callable, MutableMapping
+import urllib.request
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from invite_proxy_local.dynamodb import ensure_table, start_moto_server
 from invite_proxy_local.gateway import ExecutionEnvironment, LocalGateway
-from invite_proxy_local.template import Template
+from invite_proxy_local.template import REPO_ROOT, Template
 
 DEFAULT_PORT = 3000
 DEFAULT_WEB_PORT = 3001
@@ -33,6 +34,9 @@ LOCAL_ONLY_UNSET = (
     "REVOCATION_WEBHOOK_SECRET_ID",
 )
 LOCAL_ADMIN_NAME = "local-admin"
+RUN_DIR_VARIABLE = "LOCAL_RUN_DIR"
+RUN_FILE = "local-run.json"
+ADMIN_TOKEN_FILE = "admin-token"  # noqa: S105 (a file name)
 
 
 @dataclass
@@ -54,7 +58,7 @@ class LocalRun:
         self._stops.clear()
 
 
-def _function_environment(
+def function_environment(
     template: Template, table_name: str, environ: MutableMapping[str, str]
 ) -> dict[str, str]:
     """template.yaml's function variables, with !Ref resolved the local way.
@@ -89,6 +93,54 @@ def _admin_token(env: MutableMapping[str, str]) -> tuple[str | None, str]:
         note = f"DELETE takes Authorization: Bearer {token}  (set LOCAL_ADMIN_TOKEN to choose)"
     env["ADMIN_TOKENS"] = json.dumps({"tokens": [entry_for(LOCAL_ADMIN_NAME, token)]})
     return token, note
+
+
+def run_dir(env: Mapping[str, str]) -> Path:
+    """Where a local run leaves word of itself: .run/ in the clone, or LOCAL_RUN_DIR."""
+    return Path(env.get(RUN_DIR_VARIABLE) or REPO_ROOT / ".run")
+
+
+def publish(run: LocalRun, env: Mapping[str, str]) -> Callable[[], None]:
+    """Leave word of this run for `make invoke` (which then uses its DynamoDB and Discord)
+    and for the README's examples (the admin token): readable by this user alone, and
+    gone when the run stops. A real bot token is never written."""
+    directory = run_dir(env)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    state = {
+        "pid": os.getpid(),
+        "url": run.url,
+        "dynamodb_endpoint": run.dynamodb_endpoint,
+        "table_name": run.table_name,
+        "discord_source": run.discord_source,
+        "discord_url": run.discord_url,
+    }
+    if run.discord_source == "emulator":  # the emulator's made-up token, not a secret
+        state["discord_bot_token"] = env["DISCORD_BOT_TOKEN"]
+    files = {directory / RUN_FILE: json.dumps(state, indent=2) + "\n"}
+    if run.admin_token:
+        files[directory / ADMIN_TOKEN_FILE] = run.admin_token + "\n"
+    for path, text in files.items():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as written:
+            written.write(text)
+
+    def withdraw() -> None:
+        for path in files:
+            path.unlink(missing_ok=True)
+
+    return withdraw
+
+
+def running(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The local run that published itself, if it is still up and answering."""
+    try:
+        state: dict[str, Any] = json.loads((run_dir(env) / RUN_FILE).read_text())
+        os.kill(int(state["pid"]), 0)
+        with urllib.request.urlopen(f"{state['url']}/openapi.json", timeout=2) as answer:  # noqa: S310
+            answer.read()
+    except (OSError, ValueError, KeyError):
+        return None
+    return state
 
 
 class PortInUse(SystemExit):
@@ -136,18 +188,48 @@ def _serve(httpd: ThreadingHTTPServer, name: str) -> Callable[[], None]:
     return stop
 
 
-def start(
-    environ: MutableMapping[str, str] | None = None,
-    *,
-    port: int | None = None,
-    web_port: int | None = None,
-    announce: Callable[[str], Any] = print,
-    template: Template | None = None,
-) -> LocalRun:
-    env = os.environ if environ is None else environ
-    template = template or Template()
-    stops: list[Callable[[], None]] = []
+@dataclass
+class Backends:
+    """What the functions talk to locally: a DynamoDB table, a Discord, the admin tokens."""
 
+    dynamodb_endpoint: str
+    dynamodb_note: str
+    table_name: str
+    created: bool  # the table was made now
+    discord_source: str  # "emulator", "real", or "custom"
+    discord_url: str
+    admin_token: str | None
+    admin_note: str
+    stops: list[Callable[[], None]]
+
+    def describe(self, api_url: str | None = None) -> list[str]:
+        """What a local run or invocation announces about where its calls go."""
+        created = " (created)" if self.created else ""
+        lines = [f"  DynamoDB: {self.dynamodb_note}, table {self.table_name!r}{created}"]
+        if self.discord_source == "emulator":
+            lines.append(
+                f"  Discord:  BUILT-IN EMULATOR at {self.discord_url} (no real Discord is called)"
+            )
+            if api_url is not None:
+                from discord_emulator.seeds import SAMPLE_INVITES
+
+                lines.append("            set DISCORD_BOT_TOKEN for the real API. Sample invites:")
+                lines += [
+                    f"              {api_url}/invites/{code}    {what}"
+                    for code, what in SAMPLE_INVITES.items()
+                ]
+        elif self.discord_source == "real":
+            lines.append(
+                f"  Discord:  the real API at {self.discord_url} (token from DISCORD_BOT_TOKEN)"
+            )
+        else:
+            lines.append(f"  Discord:  {self.discord_url} (DISCORD_API_BASE_URL)")
+        return lines
+
+
+def backends(env: MutableMapping[str, str], template: Template) -> Backends:
+    """DynamoDB and Discord as the variables say, or embedded ones (moto, the emulator)."""
+    stops: list[Callable[[], None]] = []
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     endpoint = env.get("AWS_ENDPOINT_URL_DYNAMODB")
     if not endpoint:
@@ -161,25 +243,55 @@ def start(
     else:
         dynamodb_note = f"{endpoint} (AWS_ENDPOINT_URL_DYNAMODB)"
     table_name = env.setdefault("CACHE_TABLE_NAME", DEFAULT_TABLE)
-    created = ensure_table(template, table_name, endpoint)
+    try:
+        created = ensure_table(template, table_name, endpoint)
+        if env.get("DISCORD_API_BASE_URL"):
+            discord_source, discord_url = "custom", env["DISCORD_API_BASE_URL"]
+        elif env.get("DISCORD_BOT_TOKEN"):
+            discord_source, discord_url = "real", "https://discord.com/api/v10"
+        else:
+            from discord_emulator import DiscordEmulator
+            from discord_emulator.seeds import seed_samples
 
-    if env.get("DISCORD_API_BASE_URL"):
-        discord_source, discord_url = "custom", env["DISCORD_API_BASE_URL"]
-    elif env.get("DISCORD_BOT_TOKEN"):
-        discord_source, discord_url = "real", "https://discord.com/api/v10"
-    else:
-        from discord_emulator import DiscordEmulator
-        from discord_emulator.seeds import SAMPLE_INVITES, seed_samples
+            emulator = DiscordEmulator().start()
+            seed_samples(emulator.state)
+            stops.append(emulator.stop)
+            discord_source, discord_url = "emulator", emulator.base_url
+            env["DISCORD_API_BASE_URL"] = discord_url
+            env["DISCORD_BOT_TOKEN"] = "local-emulator-" + secrets.token_hex(8)
+        admin_token, admin_note = _admin_token(env)
+    except BaseException:
+        for stop in reversed(stops):
+            stop()
+        raise
+    return Backends(
+        dynamodb_endpoint=endpoint,
+        dynamodb_note=dynamodb_note,
+        table_name=table_name,
+        created=created,
+        discord_source=discord_source,
+        discord_url=discord_url,
+        admin_token=admin_token,
+        admin_note=admin_note,
+        stops=stops,
+    )
 
-        emulator = DiscordEmulator().start()
-        seed_samples(emulator.state)
-        stops.append(emulator.stop)
-        discord_source, discord_url = "emulator", emulator.base_url
-        env["DISCORD_API_BASE_URL"] = discord_url
-        env["DISCORD_BOT_TOKEN"] = "local-emulator-" + secrets.token_hex(8)
 
-    admin_token, admin_note = _admin_token(env)
-    env.update(_function_environment(template, table_name, env))
+def start(
+    environ: MutableMapping[str, str] | None = None,
+    *,
+    port: int | None = None,
+    web_port: int | None = None,
+    announce: Callable[[str], Any] = print,
+    template: Template | None = None,
+) -> LocalRun:
+    env = os.environ if environ is None else environ
+    template = template or Template()
+    ends = backends(env, template)
+    stops = ends.stops
+    table_name, endpoint = ends.table_name, ends.dynamodb_endpoint
+    admin_token = ends.admin_token
+    env.update(function_environment(template, table_name, env))
     if web_port is None:  # 0: no pages
         web_port = int(env.get("WEB_PORT", DEFAULT_WEB_PORT))
     web_origins = (
@@ -215,8 +327,8 @@ def start(
         raise
     run = LocalRun(
         url=url,
-        discord_url=discord_url,
-        discord_source=discord_source,
+        discord_url=ends.discord_url,
+        discord_source=ends.discord_source,
         table_name=table_name,
         dynamodb_endpoint=endpoint,
         allowed_origins=origins,
@@ -226,19 +338,9 @@ def start(
         _stops=stops,
     )
     announce(f"Invite proxy listening on {url}")
-    announce(
-        f"  DynamoDB: {dynamodb_note}, table {table_name!r}" + (" (created)" if created else "")
-    )
-    if discord_source == "emulator":
-        announce(f"  Discord:  BUILT-IN EMULATOR at {discord_url} (no real Discord is called)")
-        announce("            set DISCORD_BOT_TOKEN to use the real API. Sample invites:")
-        for code, what in SAMPLE_INVITES.items():
-            announce(f"              {url}/invites/{code}    {what}")
-    elif discord_source == "real":
-        announce(f"  Discord:  the real API at {discord_url} (token from DISCORD_BOT_TOKEN)")
-    else:
-        announce(f"  Discord:  {discord_url} (DISCORD_API_BASE_URL)")
-    announce(f"  Admin:    {admin_note}")
+    for line in ends.describe(url):
+        announce(line)
+    announce(f"  Admin:    {ends.admin_note}")
     if web_url is not None:
         query = "" if listen_port == DEFAULT_PORT else f"?api={url}"
         announce(f"  Web:      {web_url}/{query}  invite cards  (WEB_PORT; 0 turns the pages off)")

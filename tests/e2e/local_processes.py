@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -73,5 +74,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     paths = [str(REPO / "layers" / "invite_lib"), str(REPO / "local")]
     env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["WEB_PORT"] = "0"  # no demo pages unless a test asks: parallel runs share no port
+    # Word of each run goes to a folder of its own, never the clone's .run/ (which a
+    # developer's own `make run` may be using), unless a test shares one on purpose.
+    env["LOCAL_RUN_DIR"] = tempfile.mkdtemp(prefix="local-run-")
     env.update(extra)
     return env

@@ -192,11 +192,11 @@ def test_token_from_secrets_manager_reaches_discord_and_never_the_logs(
         process.stop()
 
 
-def _invoke(function: str, event: str) -> subprocess.CompletedProcess[str]:
+def _invoke(function: str, event: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "invite_proxy_local.invoke", function, event],
         cwd=REPO,
-        env=clean_env(),
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -209,7 +209,58 @@ def test_invoke_runs_a_schedule_input_like_sam_local_invoke() -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.splitlines()[-1])
     assert summary["would_revoke"] == ["hourly01", "shortlived"]
+    # No local run is up: it says it made its own, and announces no server it does not run.
+    assert "with its own embedded DynamoDB and Discord emulator" in result.stderr
     assert "BUILT-IN EMULATOR" in result.stderr
+    assert "listening" not in result.stderr
+
+
+def test_a_run_leaves_word_of_itself_and_its_admin_token(tmp_path: Path) -> None:
+    port = closed_port()
+    process = Process(clean_env(PORT=str(port), LOCAL_RUN_DIR=str(tmp_path)))
+    try:
+        process.wait_for("Ready.")
+        state = json.loads((tmp_path / "local-run.json").read_text())
+        assert state["url"] == f"http://127.0.0.1:{port}"
+        assert state["discord_source"] == "emulator"
+        token_file = tmp_path / "admin-token"
+        for path in (tmp_path / "local-run.json", token_file):
+            assert path.stat().st_mode & 0o777 == 0o600  # this user's alone
+        # The README's DELETE example reads the token from here.
+        token = token_file.read_text().strip()
+        deleted = requests.delete(
+            f"http://127.0.0.1:{port}/invites/tempjoin",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert deleted.status_code == 200
+    finally:
+        process.stop()
+    assert list(tmp_path.iterdir()) == []  # gone with the run
+
+
+def test_invoke_uses_the_running_local_runs_table_and_discord(tmp_path: Path) -> None:
+    """A rule run sees what the local API has done: the same emulator, the same table."""
+    port = closed_port()
+    process = Process(clean_env(PORT=str(port), LOCAL_RUN_DIR=str(tmp_path)))
+    try:
+        process.wait_for("Ready.")
+        token = (tmp_path / "admin-token").read_text().strip()
+        revoked = requests.delete(
+            f"http://127.0.0.1:{port}/invites/hourly01",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
+        assert revoked.status_code == 200
+        result = _invoke(
+            "RevokerFunction", "events/revoke_rule_sweep.json", LOCAL_RUN_DIR=str(tmp_path)
+        )
+        assert result.returncode == 0, result.stderr
+        assert f"against the running local run (pid {process.proc.pid}" in result.stderr
+        summary = json.loads(result.stdout.splitlines()[-1])
+        assert summary["would_revoke"] == ["shortlived"]  # hourly01 is gone from its Discord
+    finally:
+        process.stop()
 
 
 def test_invoke_reports_a_failed_invocation(tmp_path: Path) -> None:
