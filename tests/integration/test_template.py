@@ -6,6 +6,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -605,3 +606,51 @@ def test_a_new_layer_alone_moves_the_api_alias_to_a_new_version(sam: str) -> Non
         return logical_id
 
     assert version(_translate(sam, "layer-1")) != version(_translate(sam, "layer-2"))
+
+
+# The Serverless Application Repository's rules for each field (SAM's "Metadata section
+# properties", and the CreateApplication API's): required, lengths and patterns.
+SAR_FIELDS: dict[str, tuple[bool, int, str | None]] = {
+    "Name": (True, 140, r"[a-zA-Z0-9\-]+"),
+    "Description": (True, 256, None),
+    "Author": (True, 127, r"[a-z0-9](([a-z0-9]|-(?!-))*[a-z0-9])?"),
+    "SpdxLicenseId": (False, 128, None),
+    "LicenseUrl": (False, 1000, None),
+    "ReadmeUrl": (False, 1000, None),
+    "HomePageUrl": (False, 1000, r"https://\S+"),
+    "SemanticVersion": (False, 64, r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"),
+    "SourceCodeUrl": (False, 1000, r"https://\S+"),
+}
+
+
+def test_the_template_can_be_published_to_the_serverless_application_repository(
+    template: Template,
+) -> None:
+    import tomllib
+
+    from invite_proxy.settings import PROJECT_URL, VERSION
+
+    app = template.doc["Metadata"]["AWS::ServerlessRepo::Application"]
+    assert set(app) <= {*SAR_FIELDS, "Labels"}, "a field SAR does not know"
+    for field, (required, longest, pattern) in SAR_FIELDS.items():
+        value = app.get(field)
+        if value is None:
+            assert not required, f"{field} is required"
+            continue
+        assert isinstance(value, str), f"{field}: no intrinsic functions, plain text"
+        assert 1 <= len(value) <= longest, field
+        if pattern is not None:
+            assert re.fullmatch(pattern, value), field
+    labels = app["Labels"]
+    assert 1 <= len(labels) <= 10
+    assert all(re.fullmatch(r"[a-zA-Z0-9+\-_:/@]{1,127}", label) for label in labels)
+    # What sam package uploads must exist; publishing it public needs a licence and a version.
+    for field in ("LicenseUrl", "ReadmeUrl"):
+        assert (REPO_ROOT / app[field]).is_file(), field
+    assert (REPO_ROOT / app["ReadmeUrl"]).stat().st_size < 5 * 2**20
+    assert app["SpdxLicenseId"] == "MIT"
+    assert "MIT License" in (REPO_ROOT / app["LicenseUrl"]).read_text()
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert app["SemanticVersion"] == VERSION == project["version"]  # one version, three places
+    assert project["license"] == app["SpdxLicenseId"]
+    assert app["SourceCodeUrl"] == app["HomePageUrl"] == PROJECT_URL
