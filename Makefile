@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)/layers/invite_lib:$(CURDIR)/local
 export SAM_CLI_TELEMETRY := 0
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install install-sam run invoke admin-token test check lint typecheck pytest validate build lock requirements bench faults-doc openapi clean
+.PHONY: help install install-sam run invoke admin-token deploy delete test check lint typecheck pytest validate build lock requirements bench faults-doc openapi clean
 
 help:
 	@echo "make run    install what is needed, then run the API on http://127.0.0.1:3000 (PORT overrides)"
@@ -25,6 +25,7 @@ help:
 	@echo "make admin-token NAME=dashboard   a new admin token for DELETE, and its secret entry"
 	@echo "make lock   re-resolve uv.lock and regenerate layers/invite_lib/requirements.txt from it"
 	@echo "make bench  run the benchmarks; every figure lands in bench/results.json"
+	@echo "make deploy / make delete   the stack in your AWS account (docs/deploy.md)"
 	@echo "make faults-doc   regenerate docs/faults.md from the fault matrix's rows"
 	@echo "make openapi      regenerate functions/docs/openapi.json from the code"
 
@@ -102,9 +103,22 @@ requirements: $(UV)
 validate: install-sam
 	$(SAM) validate --lint --region us-east-1
 
+# sam build needs the runtime's Python (3.13) on PATH: this finds one, under pyenv too.
+RUNTIME_PATH = PATH="$$(dirname "$$(scripts/find-python $(PY_RUNTIME))"):$$PATH"
+
 build: install install-sam
 	$(PYTHON) -m invite_proxy_local.openapi --check
-	PATH="$$(dirname "$$(scripts/find-python $(PY_RUNTIME))"):$$PATH" $(SAM) build --build-dir $(BUILD_DIR)
+	$(RUNTIME_PATH) $(SAM) build --build-dir $(BUILD_DIR)
+
+# To your AWS account: see docs/deploy.md. The first deploy asks for each parameter
+# (sam deploy --guided) and saves the answers in samconfig.toml; later ones reuse them.
+deploy: install install-sam
+	$(PYTHON) -m invite_proxy_local.openapi --check
+	$(RUNTIME_PATH) BUILD_DIR=$(BUILD_DIR) $(PYTHON) -m invite_proxy_local.deploy deploy $(ARGS)
+
+# Deletes the stack, and names the secrets it leaves (they were never the stack's).
+delete: install install-sam
+	$(PYTHON) -m invite_proxy_local.deploy delete $(ARGS)
 
 bench: install install-sam
 	$(PYTHON) -m pytest benchmarks --benchmark-only -p no:cacheprovider $(BENCH_ARGS)
