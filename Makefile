@@ -16,7 +16,7 @@ export PYTHONPATH := $(CURDIR)/layers/invite_lib:$(CURDIR)/local
 export SAM_CLI_TELEMETRY := 0
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: help install install-sam run invoke admin-token deploy delete test check lint typecheck pytest validate build lock requirements bench faults-doc openapi clean
+.PHONY: help install install-sam run invoke admin-token deploy delete smoke test check lint typecheck pytest validate build lock requirements bench faults-doc openapi clean
 
 help:
 	@echo "make run    install what is needed, then run the API on http://127.0.0.1:3000 (PORT overrides)"
@@ -26,6 +26,7 @@ help:
 	@echo "make lock   re-resolve uv.lock and regenerate layers/invite_lib/requirements.txt from it"
 	@echo "make bench  run the benchmarks; every figure lands in bench/results.json"
 	@echo "make deploy / make delete   the stack in your AWS account (docs/deploy.md)"
+	@echo "make smoke API_URL=... CODE=... ORIGIN=...   check a deployed API as a browser would"
 	@echo "make faults-doc   regenerate docs/faults.md from the fault matrix's rows"
 	@echo "make openapi      regenerate functions/docs/openapi.json from the code"
 
@@ -115,6 +116,13 @@ build: install install-sam
 deploy: install install-sam
 	$(PYTHON) -m invite_proxy_local.openapi --check
 	$(RUNTIME_PATH) BUILD_DIR=$(BUILD_DIR) $(PYTHON) -m invite_proxy_local.deploy deploy $(ARGS)
+
+# A deployed API, checked as a browser calls it (make run's too: API_URL=http://127.0.0.1:3000).
+smoke: install
+	@test -n "$(API_URL)" -a -n "$(CODE)" || { \
+	  echo "usage: make smoke API_URL=<the stack's ApiUrl> CODE=<an invite> [ORIGIN=<your site>]"; \
+	  exit 2; }
+	$(PYTHON) -m invite_proxy_local.smoke "$(API_URL)" "$(CODE)" $(ORIGIN)
 
 # Deletes the stack, and names the secrets it leaves (they were never the stack's).
 delete: install install-sam

@@ -271,3 +271,61 @@ def test_invoke_reports_a_failed_invocation(tmp_path: Path) -> None:
     error = json.loads(result.stdout.splitlines()[-1])
     assert error["errorType"] == "InvalidInput"
     assert "codes.0" in error["errorMessage"]
+
+
+def test_the_smoke_check_passes_against_the_local_run(local_run: tuple[Process, str]) -> None:
+    """`make smoke` is what an operator runs against a new stack; here, against make run."""
+    process, url = local_run
+    process.wait_for("CORS:")
+    process.keep_reading()
+    result = subprocess.run(
+        ["make", "--no-print-directory", "smoke", f"API_URL={url}", "CODE=proxy-demo"],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("ok", "FAIL"))]
+    assert len(lines) == 4
+    assert all(line.startswith("ok") for line in lines), lines
+    assert "4 of 4 checks passed" in result.stdout
+
+
+def test_the_smoke_check_fails_loudly_for_an_origin_the_api_refuses(
+    local_run: tuple[Process, str],
+) -> None:
+    process, url = local_run
+    process.wait_for("CORS:")
+    process.keep_reading()
+    refused = "https://not-allowed.example"
+    result = subprocess.run(
+        [sys.executable, "-m", "invite_proxy_local.smoke", url, "proxy-demo", refused],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    [lookup] = [line for line in result.stdout.splitlines() if "GET /invites" in line]
+    assert lookup.startswith("FAIL")
+    assert "Access-Control-Allow-Origin" in lookup
+    assert "DELETE with no token: 401" in result.stdout  # the other checks still ran
+
+
+def test_make_smoke_says_how_to_call_it() -> None:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "smoke"],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "usage: make smoke API_URL=" in result.stdout
