@@ -27,7 +27,7 @@ verifier = admin_verifier(settings, deadline)
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline.begin(context.get_remaining_time_in_millis())
     request = APIGatewayAuthorizerEventV2(event)

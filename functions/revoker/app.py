@@ -20,6 +20,6 @@ runner = rule_runner(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
+@metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return runner.run_event(event, context.get_remaining_time_in_millis).as_dict()

@@ -654,3 +654,89 @@ def test_the_template_can_be_published_to_the_serverless_application_repository(
     assert app["SemanticVersion"] == VERSION == project["version"]  # one version, three places
     assert project["license"] == app["SpdxLicenseId"]
     assert app["SourceCodeUrl"] == app["HomePageUrl"] == PROJECT_URL
+
+
+def _emitted_metric_names() -> set[str]:
+    """Every metric name the code can emit, read from the source: obs.count("X"),
+    count_by("X", ...), milliseconds("X", ...), counts_by({"X": ...}), the cache's
+    outcomes (Cache + each X-Cache value), and Powertools' ColdStart where captured."""
+    import ast
+
+    from invite_proxy.lookup_service import CacheStatus
+
+    names = {f"Cache{status.value.title()}" for status in CacheStatus}
+    sources = [
+        *(REPO_ROOT / "layers" / "invite_lib").rglob("*.py"),
+        *(REPO_ROOT / "functions").rglob("*.py"),
+    ]
+    for source in sources:
+        text = source.read_text()
+        if "capture_cold_start_metric=True" in text:
+            names.add("ColdStart")
+        for node in ast.walk(ast.parse(text)):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            called = node.func.attr if isinstance(node.func, ast.Attribute) else None
+            called = called or (node.func.id if isinstance(node.func, ast.Name) else None)
+            first = node.args[0]
+            if called in {"count", "count_by", "milliseconds"} and isinstance(first, ast.Constant):
+                names.add(str(first.value))
+            if called == "counts_by" and isinstance(first, ast.Dict):
+                names |= {str(k.value) for k in first.keys if isinstance(k, ast.Constant)}
+    return names
+
+
+def _dashboard(resources: dict[str, Any]) -> dict[str, Any]:
+    body = resources["OperationsDashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    return json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", body))  # type: ignore[no-any-return]
+
+
+@pytest.mark.sam
+def test_the_dashboard_shows_what_an_operator_watches_by_the_names_the_code_emits(
+    translated: dict[str, Any], template: Template
+) -> None:
+    assert "OperationsDashboard" in _deployed(translated, template)  # on by default
+    assert "OperationsDashboard" not in _deployed(translated, template, Dashboard="disabled")
+    widgets = _dashboard(translated)["widgets"]
+    ours: set[str] = set()
+    theirs: set[tuple[str, ...]] = set()
+    for widget in widgets:
+        for metric in widget["properties"]["metrics"]:
+            if isinstance(metric[0], dict):  # a SEARCH expression over one of our metrics
+                expression = metric[0]["expression"]
+                assert expression.startswith("SEARCH('{InviteProxy,")
+                ours |= set(re.findall(r'MetricName="(\w+)"', expression))
+            elif metric[0] == "InviteProxy":
+                ours.add(metric[1])
+            else:
+                theirs.add(tuple(m for m in metric if isinstance(m, str)))
+    emitted = _emitted_metric_names()
+    assert ours <= emitted, f"on the dashboard, never emitted: {ours - emitted}"
+    watched = {
+        "CacheHit", "CacheMiss", "CacheStale", "CacheCoalesced",  # X-Cache outcomes
+        "UpstreamCall", "UpstreamLatency", "UpstreamRefused", "LookupBudgetSpent",
+        "InvalidResponse", "RuleRevoked", "RuleFailed", "RuleLeft", "ColdStart",
+    }  # fmt: skip
+    assert watched <= ours
+    assert {m[1] for m in theirs if m[0] == "AWS/ApiGateway"} == {"Count", "4xx", "5xx"}
+    assert ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName",
+            "<RevocationDeadLetterQueue.QueueName>") in theirs  # fmt: skip
+    lambdas = {m[3] for m in theirs if m[:2] == ("AWS/Lambda", "Duration")}
+    assert lambdas == {"<ApiFunction>", "<AdminAuthorizerFunction>", "<RevokerFunction>"}
+    ban_line = [
+        annotation["value"]
+        for widget in widgets
+        for annotation in widget["properties"].get("annotations", {}).get("horizontal", [])
+    ]
+    assert 10_000 in ban_line
+
+
+def test_the_alarms_watch_metrics_the_code_emits(template: Template) -> None:
+    alarmed = {
+        resource["Properties"]["MetricName"]
+        for resource in template.resources.values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and resource["Properties"]["Namespace"] == "InviteProxy"
+    }
+    assert alarmed
+    assert alarmed <= _emitted_metric_names()

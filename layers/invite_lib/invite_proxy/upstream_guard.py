@@ -206,6 +206,8 @@ class UpstreamGuard:
             raise BudgetExhausted(
                 retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
             )
+        if spend_budget and budget:
+            obs.count("LookupBudgetSpent")
         if self._take_bucket(bucket, now, deadline) and math.floor(self._clock()) != second:
             # The second taken before the wait is over, and every caller that waited for
             # this refill calls now: each must count in this second's share of the rate.
