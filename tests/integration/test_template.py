@@ -740,3 +740,41 @@ def test_the_alarms_watch_metrics_the_code_emits(template: Template) -> None:
     }
     assert alarmed
     assert alarmed <= _emitted_metric_names()
+
+
+@pytest.mark.sam
+def test_the_cdn_caches_lookups_per_query_and_origin_and_passes_the_rest_through(
+    translated: dict[str, Any], template: Template
+) -> None:
+    off = _deployed(translated, template)
+    assert not [k for k, v in off.items() if v["Type"].startswith("AWS::CloudFront::")]
+    assert template.doc["Outputs"]["CdnUrl"]["Condition"] == "UsesCdn"
+
+    on = _deployed(translated, template, Cdn="enabled")
+    config = on["InviteCdn"]["Properties"]["DistributionConfig"]
+    [origin] = config["Origins"]
+    assert origin["DomainName"] == {
+        "Fn::Sub": "${InviteApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+    }
+    assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
+    [lookups] = config["CacheBehaviors"]
+    assert lookups["PathPattern"] == "/invites/*"
+    assert lookups["CachedMethods"] == ["GET", "HEAD"]  # never DELETE or OPTIONS
+    assert {"DELETE", "OPTIONS"} <= set(lookups["AllowedMethods"])
+    assert lookups["CachePolicyId"] == {"Ref": "CdnLookupCachePolicy"}
+    # Everything else passes through uncached, with every viewer header but Host (API
+    # Gateway needs its own): X-Audit-Log-Reason and the preflight's headers among them.
+    caching_disabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+    all_viewer_but_host = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+    assert config["DefaultCacheBehavior"]["CachePolicyId"] == caching_disabled
+    for behaviour in (lookups, config["DefaultCacheBehavior"]):
+        assert behaviour["OriginRequestPolicyId"] == all_viewer_but_host
+        assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
+    policy = on["CdnLookupCachePolicy"]["Properties"]["CachePolicyConfig"]
+    key = policy["ParametersInCacheKeyAndForwardedToOrigin"]
+    assert key["QueryStringsConfig"]["QueryStringBehavior"] == "all"
+    assert set(key["HeadersConfig"]["Headers"]) == {"Origin", "Authorization"}
+    assert key["CookiesConfig"]["CookieBehavior"] == "none"
+    # The edge keeps a copy no longer than the proxy's freshness: the revocation bound.
+    assert (policy["MinTTL"], policy["DefaultTTL"]) == (0, 0)
+    assert policy["MaxTTL"] == {"Ref": "CacheFreshSeconds"}
