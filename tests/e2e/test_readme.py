@@ -64,3 +64,24 @@ def test_the_examples_against_make_run_work_as_written(tmp_path: Path) -> None:
             assert all(s.startswith("2") for s in statuses), f"{where}: {statuses}\n{result.stdout}"
     finally:
         process.stop()
+
+
+def _anchors(doc: Path) -> set[str]:
+    """GitHub's anchors for a Markdown file's headings."""
+    headings = re.findall(r"^#+ (.+)$", doc.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda d: d.name)
+def test_every_link_in_the_docs_leads_somewhere(doc: Path) -> None:
+    """The README is a page and links: each must reach a file, and a heading if it names one."""
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (doc.parent / path).resolve() if path else doc
+        missing_heading = anchor and linked.suffix == ".md" and anchor not in _anchors(linked)
+        if not linked.exists() or missing_heading:
+            broken.append(target)
+    assert broken == []

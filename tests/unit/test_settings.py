@@ -114,7 +114,7 @@ def test_an_aws_calls_worst_case_is_what_its_client_is_configured_to_do(timeout:
     attempts = config.retries["total_max_attempts"]
     per_attempt = config.connect_timeout + config.read_timeout
     backoff = (attempts - 1) * 1.0  # standard mode sleeps at most 1 s before the first retry
-    assert attempts == 2  # the README's "retry once"
+    assert attempts == 2  # the docs' "retry once" (docs/protections.md)
     assert worst_call_seconds(timeout) == pytest.approx(attempts * per_attempt + backoff)
 
 

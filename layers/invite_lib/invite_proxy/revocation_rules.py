@@ -1,7 +1,7 @@
 """Revocation rules: their shape, their validation, and which invites they match.
 
 Pure: no I/O. A rule is the JSON an EventBridge Scheduler schedule delivers as
-its Input; see the README for the format and examples.
+its Input; see docs/revocation-rules.md for the format and examples.
 """
 
 from __future__ import annotations

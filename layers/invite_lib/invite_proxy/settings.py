@@ -174,7 +174,7 @@ class DiscordSettings(_Settings):
     discord_connect_timeout: float = number("DISCORD_CONNECT_TIMEOUT", 1.5, gt=0, le=10)
     discord_read_timeout: float = number("DISCORD_READ_TIMEOUT", 4.0, gt=0, le=25)
 
-    # The guard: see the README's "Never get the bot banned".
+    # The guard: see docs/protections.md.
     rate_limit_wait_seconds: float = number("RATE_LIMIT_WAIT_SECONDS", 0.5, ge=0, le=5)
     fleet_calls_per_second: int = integer("FLEET_CALLS_PER_SECOND", 40, ge=1, le=50)
     token_lock_seconds: float = number("TOKEN_LOCK_SECONDS", 60, ge=0, le=3600)
