@@ -1,4 +1,4 @@
-"""Pictures of the fleet run, for the README: where a table says less than a plot."""
+"""Pictures of the fleet run, for docs/benchmarks.md: where a table says less than a plot."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 // <discord-invite-card code="…" api="https://…" event="…">: a Discord invite, drawn like
-// Discord's own card, from the invite proxy. No dependencies, no build step; see the README
+// Discord's own card, from the invite proxy. No dependencies, no build step; see docs/web.md
 // for its attributes, its `state`, the --invite-card-* properties and its ::part names.
 
 const CDN = "https://cdn.discordapp.com";

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from invite_proxy_local.runner import ADMIN_TOKEN_FILE, RUN_FILE, publish, run_dir, start
 
@@ -14,13 +15,14 @@ def main() -> None:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     run = start(announce=lambda line: print(line, flush=True))
-    withdraw = publish(run, os.environ)
-    folder = run_dir(os.environ)
-    print(f"  Run file: {folder / RUN_FILE}  (make invoke uses this run's table and Discord)")
-    if run.admin_token:
-        print(f"            {folder / ADMIN_TOKEN_FILE}  the admin token, while this run lasts")
-    print("Ready.", flush=True)
+    withdraw: Callable[[], None] = lambda: None  # noqa: E731
     try:
+        withdraw = publish(run, os.environ)
+        folder = run_dir(os.environ)
+        print(f"  Run file: {folder / RUN_FILE}  (make invoke uses this run's table and Discord)")
+        if run.admin_token:
+            print(f"            {folder / ADMIN_TOKEN_FILE}  the admin token, while this run lasts")
+        print("Ready.", flush=True)
         stopped.wait()
     except KeyboardInterrupt:
         pass

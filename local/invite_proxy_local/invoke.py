@@ -24,14 +24,22 @@ from invite_proxy_local.runner import RUN_FILE, backends, function_environment, 
 from invite_proxy_local.template import Template
 
 
-def _use(env: MutableMapping[str, str], run: dict[str, Any]) -> None:
-    """Point this invocation at the running local run's table and Discord."""
+def _use(env: MutableMapping[str, str], run: dict[str, Any]) -> str | None:
+    """Point this invocation at the running local run's table, Discord and admin tokens;
+    what stops it, if anything does."""
     env.setdefault("AWS_ENDPOINT_URL_DYNAMODB", run["dynamodb_endpoint"])
     env.setdefault("CACHE_TABLE_NAME", run["table_name"])
-    if run["discord_source"] != "real":  # a real token is taken from your own variables
-        env.setdefault("DISCORD_API_BASE_URL", run["discord_url"])
-    if "discord_bot_token" in run:
-        env.setdefault("DISCORD_BOT_TOKEN", run["discord_bot_token"])
+    if "admin_tokens" in run:
+        env.setdefault("ADMIN_TOKENS", run["admin_tokens"])
+    if run["discord_source"] == "real":
+        if not env.get("DISCORD_BOT_TOKEN"):
+            return "the running local run calls the real Discord: set DISCORD_BOT_TOKEN too"
+        return None
+    if "DISCORD_API_BASE_URL" not in env:  # the run's emulator, with its own made-up token
+        env["DISCORD_API_BASE_URL"] = run["discord_url"]
+        if "discord_bot_token" in run:
+            env["DISCORD_BOT_TOKEN"] = run["discord_bot_token"]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     env = os.environ
     run = running(env)
     if run is not None:
-        _use(env, run)
+        problem = _use(env, run)
+        if problem is not None:
+            say(problem)
+            return 2
         where = f"pid {run['pid']}, {run['url']}"
         say(f"Invoking {args.function} against the running local run ({where}), its own:")
     else:

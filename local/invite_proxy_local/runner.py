@@ -105,7 +105,7 @@ def publish(run: LocalRun, env: Mapping[str, str]) -> Callable[[], None]:
     and for the README's examples (the admin token): readable by this user alone, and
     gone when the run stops. A real bot token is never written."""
     directory = run_dir(env)
-    directory.mkdir(mode=0o700, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     state = {
         "pid": os.getpid(),
         "url": run.url,
@@ -116,17 +116,26 @@ def publish(run: LocalRun, env: Mapping[str, str]) -> Callable[[], None]:
     }
     if run.discord_source == "emulator":  # the emulator's made-up token, not a secret
         state["discord_bot_token"] = env["DISCORD_BOT_TOKEN"]
+    if env.get("ADMIN_TOKENS"):  # hashes only: an invocation's authorizer knows the same tokens
+        state["admin_tokens"] = env["ADMIN_TOKENS"]
     files = {directory / RUN_FILE: json.dumps(state, indent=2) + "\n"}
     if run.admin_token:
         files[directory / ADMIN_TOKEN_FILE] = run.admin_token + "\n"
     for path, text in files.items():
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)  # a file left from before keeps its mode otherwise
         with os.fdopen(descriptor, "w") as written:
             written.write(text)
 
     def withdraw() -> None:
-        for path in files:
-            path.unlink(missing_ok=True)
+        """Remove the files, unless another run in this folder has written its own since."""
+        try:
+            ours = json.loads((directory / RUN_FILE).read_text()).get("pid") == os.getpid()
+        except (OSError, ValueError):
+            ours = False
+        if ours:
+            for path in files:
+                path.unlink(missing_ok=True)
 
     return withdraw
 

@@ -259,6 +259,16 @@ def test_invoke_uses_the_running_local_runs_table_and_discord(tmp_path: Path) ->
         assert f"against the running local run (pid {process.proc.pid}" in result.stderr
         summary = json.loads(result.stdout.splitlines()[-1])
         assert summary["would_revoke"] == ["shortlived"]  # hourly01 is gone from its Discord
+        # The run's admin tokens too: its token passes an invoked authorizer.
+        event = json.loads((REPO / "events" / "authorize_admin.json").read_text())
+        event["headers"]["authorization"] = f"Bearer {token}"
+        event_file = tmp_path / "authorize.json"
+        event_file.write_text(json.dumps(event))
+        authorized = _invoke(
+            "AdminAuthorizerFunction", str(event_file), LOCAL_RUN_DIR=str(tmp_path)
+        )
+        assert authorized.returncode == 0, authorized.stderr
+        assert json.loads(authorized.stdout.splitlines()[-1])["isAuthorized"] is True
     finally:
         process.stop()
 

@@ -778,3 +778,6 @@ def test_the_cdn_caches_lookups_per_query_and_origin_and_passes_the_rest_through
     # The edge keeps a copy no longer than the proxy's freshness: the revocation bound.
     assert (policy["MinTTL"], policy["DefaultTTL"]) == (0, 0)
     assert policy["MaxTTL"] == {"Ref": "CacheFreshSeconds"}
+    # CloudFront would keep an error 10 s whatever Cache-Control says: it keeps none.
+    errors = {r["ErrorCode"]: r["ErrorCachingMinTTL"] for r in config["CustomErrorResponses"]}
+    assert errors == dict.fromkeys((400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504), 0)
