@@ -119,15 +119,7 @@ def test_a_busy_port_is_named_with_the_variable_that_moves_it(variable: str) -> 
         taken.listen()
         busy = taken.getsockname()[1]
         ports = {"PORT": str(closed_port()), "WEB_PORT": str(closed_port()), variable: str(busy)}
-        result = subprocess.run(
-            [sys.executable, "-m", "invite_proxy_local"],
-            cwd=REPO,
-            env=clean_env(**ports),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = _command(sys.executable, "-m", "invite_proxy_local", **ports)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert f"Port {busy} is already in use" in result.stderr
@@ -192,16 +184,15 @@ def test_token_from_secrets_manager_reaches_discord_and_never_the_logs(
         process.stop()
 
 
-def _invoke(function: str, event: str, **env: str) -> subprocess.CompletedProcess[str]:
+def _command(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A command run from the clone as a reader runs it, with a local run's clean variables."""
     return subprocess.run(
-        [sys.executable, "-m", "invite_proxy_local.invoke", function, event],
-        cwd=REPO,
-        env=clean_env(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        list(args), cwd=REPO, env=clean_env(**env), capture_output=True, text=True, timeout=120
     )
+
+
+def _invoke(function: str, event: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return _command(sys.executable, "-m", "invite_proxy_local.invoke", function, event, **env)
 
 
 def test_invoke_runs_a_schedule_input_like_sam_local_invoke() -> None:
@@ -288,15 +279,7 @@ def test_the_smoke_check_passes_against_the_local_run(local_run: tuple[Process, 
     process, url = local_run
     process.wait_for("CORS:")
     process.keep_reading()
-    result = subprocess.run(
-        ["make", "--no-print-directory", "smoke", f"API_URL={url}", "CODE=proxy-demo"],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _command("make", "--no-print-directory", "smoke", f"API_URL={url}", "CODE=proxy-demo")
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith(("ok", "FAIL"))]
     assert len(lines) == 4
@@ -311,15 +294,7 @@ def test_the_smoke_check_fails_loudly_for_an_origin_the_api_refuses(
     process.wait_for("CORS:")
     process.keep_reading()
     refused = "https://not-allowed.example"
-    result = subprocess.run(
-        [sys.executable, "-m", "invite_proxy_local.smoke", url, "proxy-demo", refused],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _command(sys.executable, "-m", "invite_proxy_local.smoke", url, "proxy-demo", refused)
     assert result.returncode == 1
     [lookup] = [line for line in result.stdout.splitlines() if "GET /invites" in line]
     assert lookup.startswith("FAIL")
@@ -328,14 +303,6 @@ def test_the_smoke_check_fails_loudly_for_an_origin_the_api_refuses(
 
 
 def test_make_smoke_says_how_to_call_it() -> None:
-    result = subprocess.run(
-        ["make", "--no-print-directory", "smoke"],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _command("make", "--no-print-directory", "smoke")
     assert result.returncode != 0
     assert "usage: make smoke API_URL=" in result.stdout

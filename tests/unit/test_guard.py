@@ -264,12 +264,17 @@ def test_a_caller_that_waited_for_a_refill_counts_in_the_second_it_calls(world: 
     assert world.clock.slept == [pytest.approx(1.1), pytest.approx(0.8)]
 
 
-def test_a_probe_refused_its_second_is_given_back(world: World) -> None:
+def empty_bucket(world: World, seconds: float) -> float:
+    """A tenth into a second, the invites bucket is empty for ``seconds``: that moment."""
     world.discord.add_invite("abc-123")
-    start = float(int(world.clock.now)) + 0.1
-    world.clock.now = start
-    empty = BucketState(5, 0, start + 1.0, window=1.0, discord_bucket="b", seen_at=start)
+    start = world.clock.now = float(int(world.clock.now)) + 0.1
+    empty = BucketState(5, 0, start + seconds, window=1.0, discord_bucket="b", seen_at=start)
     world.fleet.record_bucket("bucket:invites", empty)
+    return start
+
+
+def test_a_probe_refused_its_second_is_given_back(world: World) -> None:
+    start = empty_bucket(world, 1.0)
     road = instance(world, FLEET_CALLS_PER_SECOND=1)
     # While it waits out the empty bucket, the next second is spent elsewhere.
     world.clock.meanwhile.append(lambda: spend_seconds(world, 1, limit=1))
@@ -283,11 +288,7 @@ def test_a_probe_refused_its_second_is_given_back(world: World) -> None:
 
 
 def test_a_caller_that_waited_within_its_second_takes_no_second_again(world: World) -> None:
-    world.discord.add_invite("abc-123")
-    start = float(int(world.clock.now)) + 0.1
-    world.clock.now = start
-    empty = BucketState(5, 0, start + 0.5, window=1.0, discord_bucket="b", seen_at=start)
-    world.fleet.record_bucket("bucket:invites", empty)
+    start = empty_bucket(world, 0.5)
     road = instance(world, FLEET_CALLS_PER_SECOND=2)
     assert lookup(road, deadline=start + 8.0).status == 200
     assert world.fleet.counters[("rate", int(start))] == 1  # the one it took counts

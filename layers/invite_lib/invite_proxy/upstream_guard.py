@@ -111,14 +111,15 @@ def turn_wait(
     learn the new reset then), and callers whose turn is in this window's tokens, or
     after a probe in flight, look again soon.
     """
+    per_window = max(1, limit)
     ahead = max(0, ticket - 1 - served)
-    windows = ahead // max(1, limit)
+    windows = ahead // per_window
     if reset_at > now and probing:
         retry_at = min(reset_at, now + PROBE_POLL_SECONDS * (1 + windows))
     elif reset_at > now and ahead < remaining:
         retry_at = now + PROBE_POLL_SECONDS  # those ahead are taking theirs
     elif reset_at > now:
-        retry_at = reset_at + PROBE_POLL_SECONDS * ((ahead - remaining) // max(1, limit))
+        retry_at = reset_at + PROBE_POLL_SECONDS * ((ahead - remaining) // per_window)
     else:
         retry_at = now + PROBE_POLL_SECONDS * (1 + windows)  # the first in line probes
     return BucketTake(
@@ -237,8 +238,8 @@ class UpstreamGuard:
         # A place in the fleet's line, or in this instance's own while the table is down.
         fleet_ticket: int | None = None
         own_ticket: int | None = None
+        probe_seconds = self._policy.probe_seconds
         while True:
-            probe_seconds = self._policy.probe_seconds
             try:
                 take = self._state.take_bucket(bucket, now, probe_seconds, fleet_ticket)
                 fleet_ticket = take.ticket

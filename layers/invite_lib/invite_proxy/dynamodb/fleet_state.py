@@ -104,13 +104,12 @@ class DynamoDBFleetState(TableAdapter):
                 return BucketTake(granted=False, retry_at=now)  # another instance moved first
             return self._join(scope, key, now)
         turn = "(served = :prev OR (served < :prev AND moved_at < :stale{extra}))"
-        values = {":now": now, ":prev": ticket - 1, ":stale": now - TURN_SKIP_SECONDS}
         spent = self._update(
             f"taking a turn from {scope}",
             key,
             "SET remaining = remaining - :one, served = :ticket, moved_at = :now",
             f"reset_at > :now AND remaining > :zero AND {turn.format(extra='')}",
-            {**values, ":ticket": ticket},
+            {":now": now, **_turn_values(ticket, now)},
         )
         if not isinstance(spent, Refused):
             return SPENT
@@ -146,8 +145,7 @@ class DynamoDBFleetState(TableAdapter):
         }
         if ticket is not None:
             update += ", served = :ticket"
-            values.update({":ticket": ticket, ":prev": ticket - 1})
-            values[":stale"] = now - TURN_SKIP_SECONDS
+            values |= _turn_values(ticket, now)
         return self._update(
             f"probing {scope}",
             key,
@@ -291,6 +289,11 @@ class DynamoDBFleetState(TableAdapter):
 
 # While anyone is in a bucket's line, a newcomer joins it instead of taking a request.
 _NOBODY_IN_LINE = "(attribute_not_exists(queued) OR queued = served)"
+
+
+def _turn_values(ticket: int, now: float) -> dict[str, float | str]:
+    """What a turn's condition compares: the ticket before, and when a turn went stale."""
+    return {":ticket": ticket, ":prev": ticket - 1, ":stale": now - TURN_SKIP_SECONDS}
 
 
 def _number(item: dict[str, Any], name: str, default: float = 0.0) -> float:
