@@ -54,7 +54,7 @@ run: install
 
 # A new admin token for DELETE, and the entry for the admin token secret: make admin-token NAME=dashboard
 admin-token: install
-	$(PYTHON) -m invite_proxy.admin_tokens $(NAME)
+	$(PYTHON) -m invite_proxy.domain.admin_tokens $(NAME)
 
 # `sam local invoke` without Docker: make invoke FUNCTION=RevokerFunction EVENT=events/revoke_rule_sweep.json
 invoke: install

@@ -19,9 +19,9 @@ import boto3
 import pytest
 
 from benchmarks.results import record
-from invite_proxy.cache_policy import CachePolicy, invite_entry
-from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.cache import DynamoDBInviteCache
+from invite_proxy.adapters.dynamodb import keys
+from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
+from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
 from invite_proxy_local.dynamodb import ensure_table, start_moto_server
 from invite_proxy_local.gateway import ExecutionEnvironment
 from invite_proxy_local.template import Template

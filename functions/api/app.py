@@ -16,13 +16,13 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from invite_proxy import http_responses
-from invite_proxy.errors import AdminRequired, InviteProxyError
-from invite_proxy.http_responses import Response
-from invite_proxy.inputs import InviteQuery
-from invite_proxy.observability import count, logger, metrics
-from invite_proxy.settings import ApiSettings
-from invite_proxy.wiring import api_services
+from invite_proxy.domain.errors import AdminRequired, InviteProxyError
+from invite_proxy.edges import http_responses
+from invite_proxy.edges.http_responses import Response
+from invite_proxy.edges.inputs import InviteQuery
+from invite_proxy.edges.observability import count, logger, metrics
+from invite_proxy.edges.settings import ApiSettings
+from invite_proxy.edges.wiring import api_services
 
 settings = ApiSettings.from_env()
 services = api_services(settings)

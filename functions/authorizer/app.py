@@ -15,11 +15,11 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.errors import CredentialsUnavailable
-from invite_proxy.observability import count, logger, metrics
-from invite_proxy.settings import AuthorizerSettings
-from invite_proxy.wiring import admin_verifier
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.errors import CredentialsUnavailable
+from invite_proxy.edges.observability import count, logger, metrics
+from invite_proxy.edges.settings import AuthorizerSettings
+from invite_proxy.edges.wiring import admin_verifier
 
 settings = AuthorizerSettings.from_env()
 deadline = RequestDeadline()

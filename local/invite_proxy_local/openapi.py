@@ -28,15 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from invite_proxy import errors as e
-from invite_proxy.http_responses import status_for
-from invite_proxy.inputs import (
+from invite_proxy.domain import errors as e
+from invite_proxy.edges.http_responses import status_for
+from invite_proxy.edges.inputs import (
     AUDIT_REASON_HEADER_MAX_LENGTH,
     AUDIT_REASON_HEADER_PATTERN,
     INVITE_CODE_PATTERN,
     SNOWFLAKE_PATTERN,
 )
-from invite_proxy.lookup_service import CacheStatus
+from invite_proxy.services.lookup import CacheStatus
 from invite_proxy_local.template import REPO_ROOT, Template
 
 DOCUMENT_PATH = REPO_ROOT / "functions" / "docs" / "openapi.json"
@@ -234,7 +234,7 @@ def _error_responses(method: str) -> dict[int, dict[str, Any]]:
 
 def _instance(error: type[e.InviteProxyError]) -> e.InviteProxyError:
     if issubclass(error, e.DiscordRateLimited):
-        from invite_proxy.rate_limits import RateLimit
+        from invite_proxy.domain.rate_limits import RateLimit
 
         return error(retry_after=1.0, rate_limit=RateLimit())
     return error()

@@ -84,7 +84,7 @@ def _admin_token(env: MutableMapping[str, str]) -> tuple[str | None, str]:
         return None, f"admin tokens from secret {env['ADMIN_TOKENS_SECRET_ID']}"
     if env.get("ADMIN_TOKENS"):
         return None, "admin token hashes from ADMIN_TOKENS"
-    from invite_proxy.admin_tokens import entry_for, new_token
+    from invite_proxy.domain.admin_tokens import entry_for, new_token
 
     token = env.get("LOCAL_ADMIN_TOKEN")
     note = "DELETE takes Authorization: Bearer <LOCAL_ADMIN_TOKEN>"

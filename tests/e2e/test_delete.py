@@ -15,9 +15,9 @@ import requests
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
-from invite_proxy.admin_tokens import entry_for
-from invite_proxy.inputs import InviteQuery
-from invite_proxy.settings import ApiSettings
+from invite_proxy.domain.admin_tokens import entry_for
+from invite_proxy.edges.inputs import InviteQuery
+from invite_proxy.edges.settings import ApiSettings
 from invite_proxy_local.runner import LocalRun
 from tests.conftest import use_local_servers
 
@@ -363,7 +363,7 @@ def test_a_lookup_racing_a_delete_does_not_cache_the_revoked_invite(
 ) -> None:
     """Two instances: one fetches the invite slowly while the other revokes it."""
     # Imported here: Powertools reads its namespace from the environment the fixtures set.
-    from invite_proxy.wiring import api_services
+    from invite_proxy.edges.wiring import api_services
 
     use_local_servers(moto_endpoint, table_name, emulator)
     lookups = api_services(ApiSettings.from_env()).lookups

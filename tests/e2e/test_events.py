@@ -11,7 +11,7 @@ import pytest
 
 from discord_emulator import DiscordEmulator
 from discord_emulator.seeds import seed_samples
-from invite_proxy.admin_tokens import entry_for
+from invite_proxy.domain.admin_tokens import entry_for
 from invite_proxy_local.gateway import ExecutionEnvironment, LocalGateway
 from invite_proxy_local.template import Route, Template
 from tests.conftest import use_local_servers

@@ -32,9 +32,9 @@ import pytest
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
-from invite_proxy.admin_tokens import entry_for
-from invite_proxy.errors import RuleRunFailed
-from invite_proxy.settings import RevokerSettings
+from invite_proxy.domain.admin_tokens import entry_for
+from invite_proxy.domain.errors import RuleRunFailed
+from invite_proxy.edges.settings import RevokerSettings
 from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
 from tests.conftest import BOT_TOKEN, closed_port

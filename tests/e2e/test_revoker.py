@@ -16,10 +16,10 @@ import pytest
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
-from invite_proxy.cache_policy import CachePolicy, invite_entry
-from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-from invite_proxy.errors import InvalidInput, RuleRunFailed
-from invite_proxy.settings import RevokerSettings
+from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
+from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
+from invite_proxy.domain.errors import InvalidInput, RuleRunFailed
+from invite_proxy.edges.settings import RevokerSettings
 from tests.conftest import ScriptedContext, closed_port
 
 DELETE_ROUTE = "DELETE /invites/{code}"

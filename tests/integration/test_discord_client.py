@@ -12,10 +12,10 @@ import pytest
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.discord.client import DiscordClient, DiscordResponse
-from invite_proxy.discord.routes import Route
-from invite_proxy.errors import (
+from invite_proxy.adapters.discord.client import DiscordClient, DiscordResponse
+from invite_proxy.adapters.discord.routes import Route
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.errors import (
     DiscordBlocked,
     DiscordError,
     DiscordMissingPermissions,
@@ -27,7 +27,7 @@ from invite_proxy.errors import (
     InviteProxyError,
     UnknownInvite,
 )
-from invite_proxy.settings import ApiSettings
+from invite_proxy.edges.settings import ApiSettings
 from tests.conftest import BOT_TOKEN, closed_port
 
 CLOUDFLARE_HTML = "<!DOCTYPE html><html><body>Error 1015 You are being rate limited</body></html>"

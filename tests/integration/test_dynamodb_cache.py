@@ -9,14 +9,14 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from invite_proxy.cache_policy import CachePolicy, invite_entry, unknown_entry
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-from invite_proxy.dynamodb.calls import TableCalls
-from invite_proxy.dynamodb.leases import DynamoDBLeases
-from invite_proxy.errors import TableSkipped, TableUnavailable
-from invite_proxy.leases import HeldElsewhere, Lease
+from invite_proxy.adapters.dynamodb import keys
+from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
+from invite_proxy.adapters.dynamodb.calls import TableCalls
+from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
+from invite_proxy.domain.cache_policy import CachePolicy, invite_entry, unknown_entry
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.errors import TableSkipped, TableUnavailable
+from invite_proxy.domain.leases import HeldElsewhere, Lease
 from invite_proxy_local.template import Template
 from tests.conftest import closed_port
 from tests.stand_ins import Relay

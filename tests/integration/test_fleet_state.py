@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
-from invite_proxy.instance_state import InstanceFleetState
-from invite_proxy.rate_limits import BucketState
-from invite_proxy.upstream_guard import (
+from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
+from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
+from invite_proxy.domain.guard import (
     PROBE,
     PROBE_POLL_SECONDS,
     SPENT,
     TURN_SKIP_SECONDS,
     FleetState,
 )
+from invite_proxy.domain.rate_limits import BucketState
 
 SCOPE = "bucket:invites"
 Fleet = Callable[[], FleetState]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.revocation_rules import RevocationRule
+from invite_proxy.domain.rules import RevocationRule
 from invite_proxy_local.template import REPO_ROOT, Template
 
 
@@ -296,7 +296,7 @@ REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-nort
 MAKE_EVERY_CLIENT = """
 import json, sys
 sys.path[:0] = sys.argv[1:2]
-from invite_proxy import aws_clients
+from invite_proxy.adapters import aws_clients
 services = aws_clients.SERVICES + aws_clients.CREDENTIAL_SERVICES
 session = aws_clients._session()
 print(json.dumps({
@@ -326,7 +326,7 @@ def test_the_layer_keeps_botocore_data_for_what_the_functions_call(
     """The build drops every other service's model and endpoints: each client the code
     may make still builds from the artifact, for the same endpoint as with all the data,
     and nothing else is left."""
-    from invite_proxy.aws_clients import CREDENTIAL_SERVICES, SERVICES
+    from invite_proxy.adapters.aws_clients import CREDENTIAL_SERVICES, SERVICES
 
     data = sam_build / "InviteLibLayer" / "python" / "botocore" / "data"
     assert {p.name for p in data.iterdir() if p.is_dir()} == {*SERVICES, *CREDENTIAL_SERVICES}
@@ -373,7 +373,7 @@ def test_a_cold_import_from_the_built_artifact_compiles_nothing(
 @pytest.mark.sam
 def test_sam_build_packs_the_layer_for_arm64(sam_build: Path) -> None:
     python = sam_build / "InviteLibLayer" / "python"
-    assert (python / "invite_proxy" / "lookup_service.py").exists()
+    assert (python / "invite_proxy" / "services" / "lookup.py").exists()
     for package in ("aws_lambda_powertools", "pydantic", "requests", "boto3"):
         assert (python / package).is_dir(), package
     assert list(python.glob("pydantic_core/_pydantic_core.cpython-313-aarch64-linux-gnu.so"))
@@ -628,7 +628,7 @@ def test_the_template_can_be_published_to_the_serverless_application_repository(
 ) -> None:
     import tomllib
 
-    from invite_proxy.settings import PROJECT_URL, VERSION
+    from invite_proxy.edges.settings import PROJECT_URL, VERSION
 
     app = template.doc["Metadata"]["AWS::ServerlessRepo::Application"]
     assert set(app) <= {*SAR_FIELDS, "Labels"}, "a field SAR does not know"
@@ -662,7 +662,7 @@ def _emitted_metric_names() -> set[str]:
     outcomes (Cache + each X-Cache value), and Powertools' ColdStart where captured."""
     import ast
 
-    from invite_proxy.lookup_service import CacheStatus
+    from invite_proxy.services.lookup import CacheStatus
 
     names = {f"Cache{status.value.title()}" for status in CacheStatus}
     sources = [

@@ -15,10 +15,10 @@ from typing import Any
 
 from discord_emulator import DiscordEmulator
 from discord_emulator.state import Guild
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
-from invite_proxy.settings import ApiSettings
-from invite_proxy.wiring import discord_client, guarded_discord
+from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.edges.settings import ApiSettings
+from invite_proxy.edges.wiring import discord_client, guarded_discord
 from tests.conftest import BOT_TOKEN
 
 ROUTE = "GET /invites/{code}"

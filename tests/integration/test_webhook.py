@@ -8,10 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from discord_emulator import DiscordEmulator
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.discord.webhook import WebhookNotifier
-from invite_proxy.errors import NotificationFailed
-from invite_proxy.secret_source import static_secret
+from invite_proxy.adapters.discord.webhook import WebhookNotifier
+from invite_proxy.adapters.secrets import static_secret
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.errors import NotificationFailed
 from tests.stand_ins import HangingServer
 
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.lookup_service import InviteLookupService
-from invite_proxy.revocation_service import InviteRevocationService
-from invite_proxy.rule_runner import Notifier, RuleRunner
-from invite_proxy.settings import ApiSettings, RevokerSettings
-from invite_proxy.wiring import build_api, build_rule_runner
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.edges.settings import ApiSettings, RevokerSettings
+from invite_proxy.edges.wiring import build_api, build_rule_runner
+from invite_proxy.services.lookup import InviteLookupService
+from invite_proxy.services.revocation import InviteRevocationService
+from invite_proxy.services.rule_run import Notifier, RuleRunner
 from tests.unit.fakes import (
     FakeClock,
     FakeDiscord,

@@ -16,19 +16,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from invite_proxy.cache_policy import CacheEntry, EntryKind
-from invite_proxy.discord.client import DiscordResponse
-from invite_proxy.discord.routes import Route
-from invite_proxy.errors import (
+from invite_proxy.adapters.discord.client import DiscordResponse
+from invite_proxy.adapters.discord.routes import Route
+from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
+from invite_proxy.domain.cache_policy import CacheEntry, EntryKind
+from invite_proxy.domain.errors import (
     DiscordRateLimited,
     InviteProxyError,
     TableUnavailable,
     UnknownInvite,
 )
-from invite_proxy.instance_state import InstanceFleetState
-from invite_proxy.leases import HeldElsewhere, Lease
-from invite_proxy.rate_limits import BucketState, RateLimit
-from invite_proxy.upstream_guard import Block, BucketTake
+from invite_proxy.domain.guard import Block, BucketTake
+from invite_proxy.domain.leases import HeldElsewhere, Lease
+from invite_proxy.domain.rate_limits import BucketState, RateLimit
 
 START = 1_800_000_000.0
 

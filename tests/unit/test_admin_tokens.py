@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from invite_proxy.admin_tokens import (
+from invite_proxy.domain.admin_tokens import (
     TOKEN_PREFIX,
     AdminTokenVerifier,
     bearer_token,
@@ -15,7 +15,7 @@ from invite_proxy.admin_tokens import (
     main,
     new_token,
 )
-from invite_proxy.errors import CredentialsUnavailable
+from invite_proxy.domain.errors import CredentialsUnavailable
 
 
 def secret_of(**tokens: str) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from invite_proxy.cache_policy import (
+from invite_proxy.domain.cache_policy import (
     CachePolicy,
     EntryKind,
     etag_for,
@@ -14,7 +14,7 @@ from invite_proxy.cache_policy import (
     invite_ttl,
     unknown_entry,
 )
-from invite_proxy.models import Invite
+from invite_proxy.domain.models import Invite
 
 POLICY = CachePolicy(
     fresh_seconds=60, max_age_seconds=86_400, negative_seconds=30, stale_if_error_seconds=600

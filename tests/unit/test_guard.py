@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.discord.guarded import GuardedDiscord
-from invite_proxy.errors import (
+from invite_proxy.adapters.discord.guarded import GuardedDiscord
+from invite_proxy.domain.errors import (
     BudgetExhausted,
     CredentialsUnavailable,
     DiscordBlocked,
@@ -18,10 +18,10 @@ from invite_proxy.errors import (
     InviteProxyError,
     UnknownInvite,
 )
-from invite_proxy.rate_limits import BucketState, RateLimit
-from invite_proxy.settings import ApiSettings
-from invite_proxy.upstream_guard import CALL_RESERVE_SECONDS, PROBE_POLL_SECONDS, WINDOW_SECONDS
-from invite_proxy.wiring import guarded_discord
+from invite_proxy.domain.guard import CALL_RESERVE_SECONDS, PROBE_POLL_SECONDS, WINDOW_SECONDS
+from invite_proxy.domain.rate_limits import BucketState, RateLimit
+from invite_proxy.edges.settings import ApiSettings
+from invite_proxy.edges.wiring import guarded_discord
 from tests.unit.conftest import World
 from tests.unit.fakes import InMemoryFleetState, rate_limited
 

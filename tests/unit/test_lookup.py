@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from invite_proxy.discord.routes import Route
-from invite_proxy.errors import (
+from invite_proxy.adapters.discord.routes import Route
+from invite_proxy.domain.errors import (
     BudgetExhausted,
     DiscordError,
     DiscordRateLimited,
@@ -16,9 +16,9 @@ from invite_proxy.errors import (
     LookupInProgress,
     LookupRecentlyFailed,
 )
-from invite_proxy.inputs import InviteQuery
-from invite_proxy.lookup_service import CacheStatus
-from invite_proxy.upstream_guard import WINDOW_SECONDS
+from invite_proxy.domain.guard import WINDOW_SECONDS
+from invite_proxy.edges.inputs import InviteQuery
+from invite_proxy.services.lookup import CacheStatus
 from tests.unit.conftest import World
 from tests.unit.fakes import LeaseRecord, rate_limited
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from invite_proxy.cache_policy import CachePolicy, invite_entry
-from invite_proxy.errors import (
+from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
+from invite_proxy.domain.errors import (
     CacheEvictionFailed,
     DiscordMissingPermissions,
     DiscordRateLimited,
@@ -16,7 +16,7 @@ from invite_proxy.errors import (
     PermissionDenied,
     UnknownInvite,
 )
-from invite_proxy.settings import ApiSettings
+from invite_proxy.edges.settings import ApiSettings
 from tests.unit.conftest import World
 
 POLICY = CachePolicy(

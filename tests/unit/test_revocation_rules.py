@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.errors import InvalidInput
-from invite_proxy.models import GuildInvite
-from invite_proxy.revocation_rules import MatchCriteria, RevocationRule, partition_codes, select
+from invite_proxy.domain.errors import InvalidInput
+from invite_proxy.domain.models import GuildInvite
+from invite_proxy.domain.rules import MatchCriteria, RevocationRule, partition_codes, select
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 GUILD = "1234567890123456789"

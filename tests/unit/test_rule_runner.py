@@ -7,11 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from invite_proxy.cache_policy import CachePolicy, invite_entry
-from invite_proxy.errors import DiscordMissingPermissions, RuleRunFailed
-from invite_proxy.revocation_rules import RevocationRule
-from invite_proxy.rule_runner import RuleRunner
-from invite_proxy.settings import RESERVE_VARIANTS, RevokerSettings
+from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
+from invite_proxy.domain.errors import DiscordMissingPermissions, RuleRunFailed
+from invite_proxy.domain.rules import RevocationRule
+from invite_proxy.edges.settings import RESERVE_VARIANTS, RevokerSettings
+from invite_proxy.services.rule_run import RuleRunner
 from tests.unit.conftest import World
 from tests.unit.fakes import FakeClock, LeaseRecord, rate_limited
 

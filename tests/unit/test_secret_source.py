@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.errors import CredentialsUnavailable
-from invite_proxy.secret_source import _SecretsManagerString, bot_token
+from invite_proxy.adapters.secrets import _SecretsManagerString, bot_token
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.errors import CredentialsUnavailable
 from tests.unit.fakes import FakeClock
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.aws_clients import client, client_config, worst_call_seconds
-from invite_proxy.settings import (
+from invite_proxy.adapters.aws_clients import client, client_config, worst_call_seconds
+from invite_proxy.edges.settings import (
     VERSION,
     ApiSettings,
     AuthorizerSettings,

@@ -8,9 +8,9 @@ from typing import Any
 
 import snapshot_restore_py
 
-from invite_proxy import snapshots
-from invite_proxy.discord.session import SESSION
-from invite_proxy.dynamodb.leases import DynamoDBLeases
+from invite_proxy.adapters.discord.session import SESSION
+from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
+from invite_proxy.edges import snapshots
 
 
 def _registered(registry: list[Any]) -> list[Callable[..., Any]]:

@@ -8,9 +8,9 @@ import threading
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.dynamodb.calls import CircuitBreaker, Refused, TableCalls
-from invite_proxy.errors import TableSkipped, TableUnavailable
+from invite_proxy.adapters.dynamodb.calls import CircuitBreaker, Refused, TableCalls
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.errors import TableSkipped, TableUnavailable
 from tests.unit.fakes import FakeClock
 
 

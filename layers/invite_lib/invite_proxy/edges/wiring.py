@@ -14,33 +14,33 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.secret_source import (
+from invite_proxy.adapters.secrets import (
     SecretSource,
     bot_token,
     secrets_manager_string,
     static_secret,
 )
-from invite_proxy.settings import SECRETS_MANAGER_TIMEOUT
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.edges.settings import SECRETS_MANAGER_TIMEOUT
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from invite_proxy.admin_tokens import AdminTokenVerifier
-    from invite_proxy.discord.client import DiscordClient
-    from invite_proxy.discord.guarded import GuardedDiscord, RawDiscord
-    from invite_proxy.dynamodb.calls import TableCalls
-    from invite_proxy.lookup_service import FetchLeases, InviteCache, InviteLookupService
-    from invite_proxy.revocation_service import EvictingCache, InviteRevocationService
-    from invite_proxy.rule_runner import Notifier, RuleCache, RuleRunner
-    from invite_proxy.settings import (
+    from invite_proxy.adapters.discord.client import DiscordClient
+    from invite_proxy.adapters.discord.guarded import GuardedDiscord, RawDiscord
+    from invite_proxy.adapters.dynamodb.calls import TableCalls
+    from invite_proxy.domain.admin_tokens import AdminTokenVerifier
+    from invite_proxy.domain.guard import FleetState
+    from invite_proxy.edges.settings import (
         ApiSettings,
         AuthorizerSettings,
         DiscordSettings,
         RevokerSettings,
         Secret,
     )
-    from invite_proxy.upstream_guard import FleetState
+    from invite_proxy.services.lookup import FetchLeases, InviteCache, InviteLookupService
+    from invite_proxy.services.revocation import EvictingCache, InviteRevocationService
+    from invite_proxy.services.rule_run import Notifier, RuleCache, RuleRunner
 
     class ApiCache(InviteCache, EvictingCache, Protocol): ...
 
@@ -69,7 +69,7 @@ def secret(
 
 
 def discord_client(settings: DiscordSettings, deadline: RequestDeadline) -> DiscordClient:
-    from invite_proxy.discord.client import DiscordClient
+    from invite_proxy.adapters.discord.client import DiscordClient
 
     return DiscordClient(
         base_url=settings.discord_api_base_url,
@@ -90,7 +90,7 @@ def discord_client(settings: DiscordSettings, deadline: RequestDeadline) -> Disc
 
 def table_calls(settings: DiscordSettings, deadline: RequestDeadline) -> TableCalls:
     """How the function's three table adapters call DynamoDB: one breaker, one deadline."""
-    from invite_proxy.dynamodb.calls import CircuitBreaker, TableCalls
+    from invite_proxy.adapters.dynamodb.calls import CircuitBreaker, TableCalls
 
     breaker = CircuitBreaker(settings.table_circuit_seconds)  # the table fails for all three
     return TableCalls(breaker, deadline, settings.dynamodb_call_seconds)
@@ -107,9 +107,9 @@ def guarded_discord(
     sleep: Sleep = time.sleep,
 ) -> GuardedDiscord:
     """The one road to Discord: the raw client behind the fleet's guard."""
-    from invite_proxy.discord.guarded import GuardedDiscord
-    from invite_proxy.instance_state import InstanceFleetState
-    from invite_proxy.upstream_guard import GuardPolicy, UpstreamGuard
+    from invite_proxy.adapters.discord.guarded import GuardedDiscord
+    from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
+    from invite_proxy.domain.guard import GuardPolicy, UpstreamGuard
 
     policy = GuardPolicy(
         max_wait_seconds=settings.rate_limit_wait_seconds,
@@ -142,7 +142,7 @@ def build_api(
     ``request``: the deadline the handler begins at each invocation (none by default).
     """
     request = request or RequestDeadline(clock)
-    from invite_proxy.lookup_service import CoalescingPolicy, InviteLookupService, RetryPolicy
+    from invite_proxy.services.lookup import CoalescingPolicy, InviteLookupService, RetryPolicy
 
     discord = guarded_discord(
         settings,
@@ -183,7 +183,7 @@ def revocation_service(
     clock: Clock,
 ) -> InviteRevocationService:
     """One revocation, as the API's DELETE and the rule runs both make it."""
-    from invite_proxy.revocation_service import InviteRevocationService
+    from invite_proxy.services.revocation import InviteRevocationService
 
     return InviteRevocationService(
         cache=cache,
@@ -202,10 +202,10 @@ class ApiServices:
 
 
 def api_services(settings: ApiSettings) -> ApiServices:
-    from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-    from invite_proxy.dynamodb.calls import dynamodb_client
-    from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
-    from invite_proxy.dynamodb.leases import DynamoDBLeases
+    from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
+    from invite_proxy.adapters.dynamodb.calls import dynamodb_client
+    from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
+    from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 
     table = dynamodb_client(settings.dynamodb_timeout)
     deadline = RequestDeadline()
@@ -222,7 +222,7 @@ def api_services(settings: ApiSettings) -> ApiServices:
 
 
 def admin_verifier(settings: AuthorizerSettings, deadline: RequestDeadline) -> AdminTokenVerifier:
-    from invite_proxy.admin_tokens import AdminTokenVerifier
+    from invite_proxy.domain.admin_tokens import AdminTokenVerifier
 
     return AdminTokenVerifier(
         secret(
@@ -246,7 +246,7 @@ def build_rule_runner(
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> RuleRunner:
-    from invite_proxy.rule_runner import RuleRunner
+    from invite_proxy.services.rule_run import RuleRunner
 
     # Every call a rule run makes goes through the guard, as the API's do.
     discord = guarded_discord(settings, client, fleet, clock=clock, sleep=sleep)
@@ -266,10 +266,10 @@ def build_rule_runner(
 
 
 def rule_runner(settings: RevokerSettings) -> RuleRunner:
-    from invite_proxy.discord.webhook import WebhookNotifier
-    from invite_proxy.dynamodb.cache import DynamoDBInviteCache
-    from invite_proxy.dynamodb.calls import dynamodb_client
-    from invite_proxy.dynamodb.fleet_state import DynamoDBFleetState
+    from invite_proxy.adapters.discord.webhook import WebhookNotifier
+    from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
+    from invite_proxy.adapters.dynamodb.calls import dynamodb_client
+    from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 
     table: DynamoDBClient = dynamodb_client(settings.dynamodb_timeout)
     deadline = RequestDeadline()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from invite_proxy.errors import (
+from invite_proxy.domain.errors import (
     AdminRequired,
     BudgetExhausted,
     CacheEvictionFailed,
@@ -26,8 +26,8 @@ from invite_proxy.errors import (
     PermissionDenied,
     UnknownInvite,
 )
-from invite_proxy.lookup_service import CacheStatus, LookupResult
-from invite_proxy.revocation_service import Revocation
+from invite_proxy.services.lookup import CacheStatus, LookupResult
+from invite_proxy.services.revocation import Revocation
 
 JSON = "application/json"
 

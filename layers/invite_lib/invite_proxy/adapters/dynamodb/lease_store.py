@@ -23,9 +23,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, TableAdapter
-from invite_proxy.leases import HeldElsewhere, Lease
+from invite_proxy.adapters.dynamodb import keys
+from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
+from invite_proxy.domain.leases import HeldElsewhere, Lease
 
 # Expired leases are dead already (every check compares lease_until); the TTL only tidies up.
 _TIDY_AFTER_SECONDS = 600

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from invite_proxy import observability as obs
-from invite_proxy import snapshots
-from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
-from invite_proxy.errors import TableSkipped, TableUnavailable
+from invite_proxy.domain.deadline import DeadlineReached, RequestDeadline, wait_at_most
+from invite_proxy.domain.errors import TableSkipped, TableUnavailable
+from invite_proxy.edges import observability as obs
+from invite_proxy.edges import snapshots
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def dynamodb_client(timeout: float) -> DynamoDBClient:
-    from invite_proxy.aws_clients import client
+    from invite_proxy.adapters.aws_clients import client
 
     dynamodb: DynamoDBClient = client("dynamodb", timeout)
     return dynamodb

@@ -35,7 +35,7 @@ def instance_id() -> str:
 
 def drop_connections() -> None:
     """Close the Discord session's pooled connections, if this function has one."""
-    session_module = sys.modules.get("invite_proxy.discord.session")
+    session_module = sys.modules.get("invite_proxy.adapters.discord.session")
     if session_module is not None:
         session_module.SESSION.close()  # pools are made again on the next request
 

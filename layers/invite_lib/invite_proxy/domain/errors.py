@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from invite_proxy.rate_limits import RateLimit
+    from invite_proxy.domain.rate_limits import RateLimit
 
 
 class InviteProxyError(Exception):

@@ -12,20 +12,20 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from invite_proxy import observability as obs
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.discord.payloads import guild_of
-from invite_proxy.errors import (
+from invite_proxy.adapters.discord.payloads import guild_of
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.errors import (
     CacheEvictionFailed,
     InvalidInput,
     InviteProxyError,
     PermissionDenied,
     TableUnavailable,
 )
-from invite_proxy.inputs import InviteQuery, reason_from_header
+from invite_proxy.edges import observability as obs
+from invite_proxy.edges.inputs import InviteQuery, reason_from_header
 
 if TYPE_CHECKING:
-    from invite_proxy.discord.client import DiscordResponse
+    from invite_proxy.adapters.discord.client import DiscordResponse
 
 
 class EvictingCache(Protocol):

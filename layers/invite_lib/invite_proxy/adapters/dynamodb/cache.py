@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from invite_proxy.cache_policy import CacheEntry, EntryKind
-from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, TableAdapter
+from invite_proxy.adapters.dynamodb import keys
+from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
+from invite_proxy.domain.cache_policy import CacheEntry, EntryKind
 
 # Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
 REVOKED_MARKER_SECONDS = 3600

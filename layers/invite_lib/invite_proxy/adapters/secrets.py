@@ -8,8 +8,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
-from invite_proxy.errors import CredentialsUnavailable
+from invite_proxy.domain.deadline import DeadlineReached, RequestDeadline, wait_at_most
+from invite_proxy.domain.errors import CredentialsUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -47,7 +47,7 @@ class _SecretsManagerString:
         self._read_at = -math.inf
 
     def _setup(self) -> SecretsManagerClient:
-        from invite_proxy.aws_clients import client
+        from invite_proxy.adapters.aws_clients import client
 
         secrets: SecretsManagerClient = client("secretsmanager", self._timeout)
         self._client = secrets

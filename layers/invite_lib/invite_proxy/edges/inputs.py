@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from invite_proxy.errors import InvalidInput
+from invite_proxy.domain.errors import InvalidInput
 
 # Random invite codes are 7-10 characters today (16 on old invites); vanity codes
 # are letters, digits and '-', 2-32 characters. Nothing else can name an invite,

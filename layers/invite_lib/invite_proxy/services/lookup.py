@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from invite_proxy import observability as obs
-from invite_proxy.cache_policy import (
+from invite_proxy.adapters.discord.payloads import guild_of
+from invite_proxy.domain.cache_policy import (
     CacheEntry,
     CachePolicy,
     EntryKind,
     invite_entry,
     unknown_entry,
 )
-from invite_proxy.discord.payloads import guild_of
-from invite_proxy.errors import (
+from invite_proxy.domain.errors import (
     DiscordError,
     InviteProxyError,
     LookupInProgress,
@@ -34,11 +33,12 @@ from invite_proxy.errors import (
     TableUnavailable,
     UnknownInvite,
 )
-from invite_proxy.inputs import InviteQuery
-from invite_proxy.leases import HeldElsewhere, Lease
+from invite_proxy.domain.leases import HeldElsewhere, Lease
+from invite_proxy.edges import observability as obs
+from invite_proxy.edges.inputs import InviteQuery
 
 if TYPE_CHECKING:
-    from invite_proxy.discord.client import DiscordResponse
+    from invite_proxy.adapters.discord.client import DiscordResponse
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +242,7 @@ class InviteLookupService:
         # imports pydantic's models.
         from pydantic import ValidationError
 
-        from invite_proxy.models import Invite
+        from invite_proxy.domain.models import Invite
 
         try:
             invite = Invite.model_validate(response.payload)

@@ -18,8 +18,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Self
 
-from invite_proxy.aws_clients import SLOW_CALL_SECONDS, worst_call_seconds
-from invite_proxy.cache_policy import CachePolicy
+from invite_proxy.adapters.aws_clients import SLOW_CALL_SECONDS, worst_call_seconds
+from invite_proxy.domain.cache_policy import CachePolicy
 
 VERSION = "0.1.0"
 DISCORD_API_BASE_URL = "https://discord.com/api/v10"
@@ -215,8 +215,8 @@ class DiscordSettings(_Settings):
         """Kept back from a DELETE's Discord call for what must follow it: the guard's
         record of Discord's answer and the eviction, at a slow table's pace. A table slower
         still cuts the eviction short, which is reported (cache_eviction_failed), never late."""
-        from invite_proxy.dynamodb.cache import eviction_calls
-        from invite_proxy.upstream_guard import OBSERVE_CALLS
+        from invite_proxy.adapters.dynamodb.cache import eviction_calls
+        from invite_proxy.domain.guard import OBSERVE_CALLS
 
         return (OBSERVE_CALLS + eviction_calls(RESERVE_VARIANTS)) * SLOW_CALL_SECONDS
 
@@ -294,7 +294,7 @@ class RevokerSettings(DiscordSettings):
         """Kept at the end of a run for its report: the summary and metrics, and the
         webhook's post. Its URL, when a secret's cached copy has run out, is read in the
         same time: a slow read leaves the post less, and both end before the invocation."""
-        from invite_proxy.rule_runner import REPORTING_SECONDS
+        from invite_proxy.services.rule_run import REPORTING_SECONDS
 
         return REPORTING_SECONDS + (self.webhook_timeout if self.has_webhook else 0.0)
 
@@ -306,8 +306,8 @@ class RevokerSettings(DiscordSettings):
         lasts past the moment that would leave less. Each count comes from the module
         that makes the calls.
         """
-        from invite_proxy.dynamodb.cache import eviction_calls
-        from invite_proxy.upstream_guard import ADMIT_CALLS, OBSERVE_CALLS
+        from invite_proxy.adapters.dynamodb.cache import eviction_calls
+        from invite_proxy.domain.guard import ADMIT_CALLS, OBSERVE_CALLS
 
         table_calls = ADMIT_CALLS + OBSERVE_CALLS + eviction_calls(RESERVE_VARIANTS)
         return (

@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from invite_proxy import observability as obs
-from invite_proxy.deadline import RequestDeadline
-from invite_proxy.discord.payloads import vanity_code_of
-from invite_proxy.errors import (
+from invite_proxy.adapters.discord.payloads import vanity_code_of
+from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.errors import (
     CacheEvictionFailed,
     DiscordError,
     DiscordRateLimited,
@@ -30,12 +29,13 @@ from invite_proxy.errors import (
     TableUnavailable,
     UnknownInvite,
 )
-from invite_proxy.models import GuildInvite
-from invite_proxy.revocation_rules import RevocationRule, partition_codes, select
+from invite_proxy.domain.models import GuildInvite
+from invite_proxy.domain.rules import RevocationRule, partition_codes, select
+from invite_proxy.edges import observability as obs
 
 if TYPE_CHECKING:
-    from invite_proxy.discord.client import DiscordResponse
-    from invite_proxy.revocation_service import InviteRevocationService
+    from invite_proxy.adapters.discord.client import DiscordResponse
+    from invite_proxy.services.revocation import InviteRevocationService
 
 RemainingMillis = Callable[[], int]
 # Time a rule run keeps back at the end for the summary and metrics, with slack (the

@@ -17,10 +17,10 @@ from urllib.parse import quote
 import requests
 from urllib3.util import Timeout
 
-from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
-from invite_proxy.discord.routes import Route
-from invite_proxy.discord.session import SESSION
-from invite_proxy.errors import (
+from invite_proxy.adapters.discord.routes import Route
+from invite_proxy.adapters.discord.session import SESSION
+from invite_proxy.domain.deadline import DeadlineReached, RequestDeadline, wait_at_most
+from invite_proxy.domain.errors import (
     DiscordBlocked,
     DiscordError,
     DiscordMissingPermissions,
@@ -32,7 +32,7 @@ from invite_proxy.errors import (
     InviteProxyError,
     UnknownInvite,
 )
-from invite_proxy.rate_limits import RateLimit
+from invite_proxy.domain.rate_limits import RateLimit
 
 UNKNOWN_INVITE = 10006
 CLOUDFLARE_BLOCKED = 40333

@@ -27,8 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from invite_proxy import observability as obs
-from invite_proxy.errors import (
+from invite_proxy.domain.errors import (
     BudgetExhausted,
     DiscordBlocked,
     DiscordRateLimited,
@@ -36,7 +35,8 @@ from invite_proxy.errors import (
     InviteProxyError,
     TableUnavailable,
 )
-from invite_proxy.rate_limits import BucketState, RateLimit
+from invite_proxy.domain.rate_limits import BucketState, RateLimit
+from invite_proxy.edges import observability as obs
 
 WINDOW_SECONDS = 600  # Discord counts invalid requests per 10 minutes; so does our budget
 BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
@@ -171,7 +171,7 @@ class UpstreamGuard:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._state = state
-        self._memory = memory  # this instance's own: instance_state.InstanceFleetState
+        self._memory = memory  # this instance's own: fleet_state.memory.InstanceFleetState
         self._policy = policy
         self._clock = clock
         self._sleep = sleep

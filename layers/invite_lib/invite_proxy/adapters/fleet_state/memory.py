@@ -1,7 +1,7 @@
 """The fleet's state as one instance knows it, in its own memory.
 
 The same contract and conditional semantics as the DynamoDB fleet state
-(dynamodb/fleet_state.py): blocks never shortened, counters that refuse past a
+(fleet_state/dynamodb.py): blocks never shortened, counters that refuse past a
 limit, buckets spent only while Discord said something is left, one probe at a
 time. The guard writes everything it learns here as well as to the table, so
 when the table is unreachable each instance still honours every block and
@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Concatenate
 
-from invite_proxy.rate_limits import BucketState
-from invite_proxy.upstream_guard import (
+from invite_proxy.domain.guard import (
     PROBE,
     SPENT,
     TURN_SKIP_SECONDS,
@@ -27,6 +26,7 @@ from invite_proxy.upstream_guard import (
     turn_wait,
     window_of,
 )
+from invite_proxy.domain.rate_limits import BucketState
 
 
 def _locked[**P, R](

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from invite_proxy.errors import InvalidInput
-from invite_proxy.models import (
+from invite_proxy.domain.errors import InvalidInput
+from invite_proxy.domain.models import (
     AuditReason,
     GuildInvite,
     InviteCode,

@@ -7,10 +7,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from invite_proxy.deadline import DeadlineReached, RequestDeadline, wait_at_most
-from invite_proxy.discord.session import SESSION
-from invite_proxy.errors import NotificationFailed
-from invite_proxy.secret_source import SecretSource
+from invite_proxy.adapters.discord.session import SESSION
+from invite_proxy.adapters.secrets import SecretSource
+from invite_proxy.domain.deadline import DeadlineReached, RequestDeadline, wait_at_most
+from invite_proxy.domain.errors import NotificationFailed
 
 MAX_CONTENT = 2000  # Discord's limit on a message's content
 

@@ -24,9 +24,9 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from invite_proxy.dynamodb import keys
-from invite_proxy.dynamodb.calls import Refused, TableAdapter
-from invite_proxy.upstream_guard import (
+from invite_proxy.adapters.dynamodb import keys
+from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
+from invite_proxy.domain.guard import (
     PROBE,
     SPENT,
     TURN_SKIP_SECONDS,
@@ -39,7 +39,7 @@ from invite_proxy.upstream_guard import (
 )
 
 if TYPE_CHECKING:
-    from invite_proxy.rate_limits import BucketState
+    from invite_proxy.domain.rate_limits import BucketState
 
 
 class DynamoDBFleetState(TableAdapter):

@@ -9,7 +9,7 @@ API. Tokens are 256 random bits, which makes a plain SHA-256 as strong as any
 slow password hash would be. Several entries may be live at once: add the new
 token's hash, move clients over, then remove the old one.
 
-Run ``python -m invite_proxy.admin_tokens NAME`` to make a token and its entry.
+Run ``python -m invite_proxy.domain.admin_tokens NAME`` to make a token and its entry.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from invite_proxy.errors import CredentialsUnavailable
-from invite_proxy.secret_source import SecretSource
-from invite_proxy.validation import problems
+from invite_proxy.adapters.secrets import SecretSource
+from invite_proxy.domain.errors import CredentialsUnavailable
+from invite_proxy.domain.validation import problems
 
 # Makes a leaked token easy to recognise in a secret scanner.
 TOKEN_PREFIX = "dip_"  # noqa: S105 - a prefix, not a secret

@@ -1,0 +1,3 @@
+"""Domain rules and values: errors and their policies, the fleet's guard, rate limits,
+cache policy, deadlines and what each outside call can cost, revocation rules, Discord's
+payload models, admin tokens. No I/O: what they need from outside is handed in."""
