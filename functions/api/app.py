@@ -16,6 +16,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import AdminRequired, InviteProxyError
 from invite_proxy.edges import http_responses
 from invite_proxy.edges.http_responses import Response
@@ -28,15 +29,15 @@ settings = ApiSettings.from_env()
 services = api_services(settings)
 
 
-def get_invite(event: dict[str, Any], code: str) -> Response:
+def get_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     query = InviteQuery.parse(code, event.get("queryStringParameters"))
-    result = services.lookups.lookup(query, deadline=services.deadline.at)
+    result = services.lookups.lookup(query, deadline=deadline)
     logger.info("lookup complete")
     headers = event.get("headers") or {}
     return http_responses.lookup_response(result, headers.get("if-none-match"))
 
 
-def delete_invite(event: dict[str, Any], code: str) -> Response:
+def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     authorizer = event.get("requestContext", {}).get("authorizer") or {}
     admin = (authorizer.get("lambda") or {}).get("admin")
     if not admin:  # the route lost its authorizer: fail closed
@@ -46,19 +47,19 @@ def delete_invite(event: dict[str, Any], code: str) -> Response:
         code,
         headers.get("x-audit-log-reason"),
         actor=str(admin),
-        deadline=services.deadline.at,
+        deadline=deadline,
     )
     return http_responses.revocation_response(revocation)
 
 
 # The routes template.yaml gives this function; the OpenAPI generator reads them here.
-ROUTES: dict[str, Callable[[dict[str, Any], str], Response]] = {
+ROUTES: dict[str, Callable[[dict[str, Any], str, Deadline], Response]] = {
     "GET /invites/{code}": get_invite,
     "DELETE /invites/{code}": delete_invite,
 }
 
 
-def answer(event: dict[str, Any]) -> Response:
+def answer(event: dict[str, Any], deadline: Deadline) -> Response:
     route_key = str(event.get("routeKey", ""))
     route = ROUTES.get(route_key)
     if route is None:  # API Gateway answers unknown routes itself; this is a wiring mistake
@@ -66,7 +67,7 @@ def answer(event: dict[str, Any]) -> Response:
     code = str((event.get("pathParameters") or {}).get("code", ""))
     logger.append_keys(route=route_key, code=code)
     try:
-        return route(event, code)
+        return route(event, code, deadline)
     except InviteProxyError as exc:
         logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
         count("ErrorResponse")
@@ -84,5 +85,5 @@ def answer(event: dict[str, Any]) -> Response:
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # One deadline for everything this request calls: it answers before Lambda stops it.
-    services.deadline.begin(context.get_remaining_time_in_millis())
-    return answer(event).for_api_gateway()
+    deadline = Deadline.from_remaining_ms(context.get_remaining_time_in_millis())
+    return answer(event, deadline).for_api_gateway()

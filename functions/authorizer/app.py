@@ -15,25 +15,24 @@ from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event i
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import CredentialsUnavailable
 from invite_proxy.edges.observability import count, logger, metrics
 from invite_proxy.edges.settings import AuthorizerSettings
 from invite_proxy.edges.wiring import admin_verifier
 
 settings = AuthorizerSettings.from_env()
-deadline = RequestDeadline()
-verifier = admin_verifier(settings, deadline)
+verifier = admin_verifier(settings)
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    deadline.begin(context.get_remaining_time_in_millis())
+    deadline = Deadline.from_remaining_ms(context.get_remaining_time_in_millis())
     request = APIGatewayAuthorizerEventV2(event)
     logger.append_keys(route=request.route_key, source_ip=request.request_context.http.source_ip)
     try:
-        admin = verifier.identify(request.headers.get("authorization"))
+        admin = verifier.identify(request.headers.get("authorization"), deadline)
     except CredentialsUnavailable as exc:
         # Fail closed: API Gateway turns the error into a 500, and nothing gets through.
         count("AdminAuthError")

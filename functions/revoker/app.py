@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.edges.observability import logger, metrics
 from invite_proxy.edges.settings import RevokerSettings
 from invite_proxy.edges.wiring import rule_runner
@@ -22,4 +23,5 @@ runner = rule_runner(settings)
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return runner.run_event(event, context.get_remaining_time_in_millis).as_dict()
+    deadline = Deadline.from_remaining_ms(context.get_remaining_time_in_millis())
+    return runner.run_event(event, deadline).as_dict()

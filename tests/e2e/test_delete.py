@@ -16,6 +16,7 @@ import requests
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.domain.admin_tokens import entry_for
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.edges.inputs import InviteQuery
 from invite_proxy.edges.settings import ApiSettings
 from invite_proxy_local.runner import LocalRun
@@ -375,7 +376,9 @@ def test_a_lookup_racing_a_delete_does_not_cache_the_revoked_invite(
     with ThreadPoolExecutor(1) as pool:
         slow_lookup = pool.submit(lookups.lookup, InviteQuery.parse("race-1", None))
         time.sleep(0.3)
-        revocations.revoke("race-1", None, actor="test", source="api", deadline=time.time() + 8)
+        revocations.revoke(
+            "race-1", None, actor="test", source="api", deadline=Deadline(time.time() + 8)
+        )
         assert slow_lookup.result().found  # it saw the invite alive, and says so
     assert (
         cached_variants(boto3.client("dynamodb", endpoint_url=moto_endpoint), table_name, "race-1")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -33,6 +34,7 @@ import pytest
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.domain.admin_tokens import entry_for
+from invite_proxy.domain.costs import ANSWER_RESERVE_SECONDS, REPORTING_SECONDS
 from invite_proxy.domain.errors import RuleRunFailed
 from invite_proxy.edges.settings import RevokerSettings
 from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
@@ -589,9 +591,15 @@ ROWS = [
         env=lambda _: {"DYNAMODB_TIMEOUT": "0.05"},
         before=_with_a_second_invite,
         summary=(("stopped", "deadline"), ("revoked", 1), ("left", 1)),
-        # Beyond the reserve, time for one lookup and DELETE (1 s each) and a lookup: the
-        # second DELETE would start with less than the reserve left.
-        timeout=int(RevokerSettings.from_env(_SWEEP_SETTINGS).reserve_seconds) + 3,
+        # Beyond the reserve and the time kept to answer and report, time for a lookup, a
+        # DELETE (1 s each) and half of the next: the second DELETE would start with less
+        # than the reserve left.
+        timeout=math.floor(
+            RevokerSettings.from_env(_SWEEP_SETTINGS).reserve_seconds
+            + ANSWER_RESERVE_SECONDS
+            + REPORTING_SECONDS
+            + 3.5
+        ),
     ),
     _deadline_mid_delete("the deadline reached mid-DELETE", 0.0),
     _deadline_mid_delete("the deadline reached mid-DELETE, over a slow table (60 ms a call)", 0.06),

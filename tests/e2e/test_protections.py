@@ -18,7 +18,7 @@ import requests
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
-from invite_proxy.domain.guard import WINDOW_SECONDS
+from invite_proxy.domain.rate_limits import WINDOW_SECONDS
 from invite_proxy_local.runner import LocalRun
 
 ROUTE = "GET /invites/{code}"

@@ -18,6 +18,7 @@ from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
 from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
+from invite_proxy.domain.costs import ANSWER_RESERVE_SECONDS, REPORTING_SECONDS
 from invite_proxy.domain.errors import InvalidInput, RuleRunFailed
 from invite_proxy.edges.settings import RevokerSettings
 from tests.conftest import ScriptedContext, closed_port
@@ -189,27 +190,40 @@ def test_a_dry_run_of_codes_checks_without_deleting(
 # -- deadlines -------------------------------------------------------------------------------
 
 
-def reserve_ms() -> int:
-    """The reserve the loaded function keeps, from the settings it was loaded with."""
-    return round(RevokerSettings.from_env().reserve_seconds * 1000)
+def reserve_seconds() -> float:
+    """The step reserve the loaded function keeps, from the settings it was loaded with."""
+    return RevokerSettings.from_env().reserve_seconds
+
+
+# Every Discord answer takes this long, so a run's real time is counted in calls. Steps
+# are a few calls apart, and the deadline falls halfway between two of them.
+CALL = 1.0
+KEPT = ANSWER_RESERVE_SECONDS + REPORTING_SECONDS  # the handler's and the report's, no webhook
+
+
+def lambda_timeout(seconds: float) -> ScriptedContext:
+    """A context whose deadline leaves the run ``seconds`` for its calls."""
+    return ScriptedContext(lambda: round((seconds + KEPT) * 1000))
 
 
 def test_a_run_stops_before_the_deadline_and_the_next_picks_up_the_rest(
-    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
+    revoker: Callable[..., Invoke], emulator: DiscordEmulator, sweep_guild: Guild
 ) -> None:
+    invoke = revoker(RULE_PARALLEL_REVOCATIONS="1")  # one timeline: a call after another
+    emulator.state.latency = CALL
     codes = [f"late-{n}" for n in range(5)]
     for offset, code in enumerate(codes):
         emulator.state.add_invite(sweep_guild, code=code, created_at=NOW - 7200 + offset)
     sweep = rule(guild_id=sweep_guild.id, match={"older_than_seconds": 3600})
 
-    # Each deletion "costs" 20 s; the time left allows three, then less than the reserve.
-    start = reserve_ms() + 50_000
-    context = ScriptedContext(lambda: start - 20_000 * len(deleted(emulator)))
-    first = invoke(sweep, context)
+    # The vanity code and the listing, then three deletions, each a call: the fourth
+    # would start with half a call less than the reserve left.
+    first = invoke(sweep, lambda_timeout(5 * CALL + reserve_seconds() - CALL / 2))
     assert (first["matched"], first["revoked"], first["left"]) == (5, 3, 2)
     assert first["stopped"] == "deadline"
-    assert sorted(deleted(emulator)) == codes[:3]  # the oldest first (two at once: any order)
+    assert sorted(deleted(emulator)) == codes[:3]  # the oldest first
 
+    emulator.state.latency = 0.0
     second = invoke(sweep)
     assert (second["matched"], second["revoked"], second["left"]) == (2, 2, 0)
     assert second["stopped"] is None
@@ -236,25 +250,29 @@ def test_revocations_overlap_after_the_first_ends_well(
 
 
 def test_a_codes_run_checks_the_time_between_lookup_and_delete(
-    invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
+    revoker: Callable[..., Invoke], emulator: DiscordEmulator, sweep_guild: Guild
 ) -> None:
+    invoke = revoker(RULE_PARALLEL_REVOCATIONS="1")
+    emulator.state.latency = CALL
     for code in ("step-1", "step-2", "step-3"):
         emulator.state.add_invite(sweep_guild, code=code)
-    # Every Discord call "costs" 10 s: time for three calls, not four, before the reserve.
-    start = reserve_ms() + 20_500
-    context = ScriptedContext(lambda: start - 10_000 * len(emulator.state.requests))
-    summary = invoke(rule(codes=["step-1", "step-2", "step-3"]), context)
-    # step-1: lookup and delete. step-2: looked up, then no time to delete it.
+    # step-1: its lookup and its delete. step-2 starts with the reserve in hand, and after
+    # its lookup has half a call less: no time to delete it.
+    summary = invoke(
+        rule(codes=["step-1", "step-2", "step-3"]),
+        lambda_timeout(2 * CALL + reserve_seconds() + CALL / 2),
+    )
     assert (summary["revoked"], summary["left"], summary["stopped"]) == (1, 2, "deadline")
     assert deleted(emulator) == ["step-1"]
 
 
-def test_no_time_at_all_deletes_nothing(
+def test_no_time_at_all_deletes_nothing_and_fails_the_run_saying_why(
     invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
 ) -> None:
     emulator.state.add_invite(sweep_guild, code="never-1")
-    summary = invoke(rule(codes=["never-1"]), ScriptedContext(lambda: 1_000))
-    assert (summary["left"], summary["stopped"]) == (1, "deadline")
+    with pytest.raises(Exception, match="could not start a step") as failed:
+        invoke(rule(codes=["never-1"]), ScriptedContext(lambda: 1_000))
+    assert type(failed.value).__name__ == "RuleRunFailed"  # the scheduler retries it
     assert emulator.state.requests == []
 
 

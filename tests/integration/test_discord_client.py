@@ -14,7 +14,7 @@ from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.adapters.discord.client import DiscordClient, DiscordResponse
 from invite_proxy.adapters.discord.routes import Route
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.errors import (
     DiscordBlocked,
     DiscordError,
@@ -34,24 +34,27 @@ CLOUDFLARE_HTML = "<!DOCTYPE html><html><body>Error 1015 You are being rate limi
 
 
 class Client(DiscordClient):
+    deadline: Deadline = NO_DEADLINE  # what each call is made within
+
     def get_invite(self, code: str, params: dict[str, str]) -> DiscordResponse:
-        return self.request(Route.get_invite(code), params=params)
+        return self.request(Route.get_invite(code), params=params, deadline=self.deadline)
 
 
 def client_for(
     base_url: str,
     token: str | None = BOT_TOKEN,
     read_timeout: float = 2.0,
-    deadline: RequestDeadline | None = None,
+    deadline: Deadline | None = None,
 ) -> Client:
-    return Client(
+    client = Client(
         base_url=base_url,
-        token=lambda: token,
+        token=lambda _deadline: token,
         user_agent=ApiSettings.from_env({"CACHE_TABLE_NAME": "x-table"}).user_agent,
         connect_timeout=0.5,
         read_timeout=read_timeout,
-        deadline=deadline,
     )
+    client.deadline = deadline or NO_DEADLINE
+    return client
 
 
 def test_get_invite_sends_token_user_agent_and_params(
@@ -144,7 +147,7 @@ def test_rate_limit_carries_retry_after_global_scope_and_bucket(emulator: Discor
         client_for(emulator.base_url).get_invite("abc", {})
     error = caught.value
     assert error.rate_limit is not None
-    assert (error.retry_after, error.is_global, error.scope, error.rate_limit.bucket) == (
+    assert (error.retry_after, error.is_global, error.discord_scope, error.rate_limit.bucket) == (
         1.25,
         True,
         "global",
@@ -160,7 +163,7 @@ def test_emulator_rate_limit_is_reported_with_shared_bucket(emulator: DiscordEmu
         client.get_invite("first", {})
     with pytest.raises(DiscordRateLimited) as caught:
         client.get_invite("second", {})  # another code, same bucket
-    assert caught.value.scope == "user"
+    assert caught.value.discord_scope == "user"
     assert caught.value.retry_after is not None
     assert 0 < caught.value.retry_after <= 30
 
@@ -179,11 +182,10 @@ def test_read_timeout(emulator: DiscordEmulator) -> None:
 def test_a_call_never_waits_past_the_requests_deadline(emulator: DiscordEmulator) -> None:
     emulator.state.add_invite(emulator.state.add_guild("G"), code="late-1")
     emulator.state.inject(Fault(status=200, body='{"code": "late-1"}', delay=1.0))
-    deadline = RequestDeadline()
-    deadline.begin(remaining_ms=300, reserve=0.0)  # well inside the 2 s read timeout
+    deadline = Deadline.from_remaining_ms(300, reserve=0.0)  # well inside the 2 s read timeout
     with pytest.raises(DiscordTimeout):  # it would have had its answer after 1 s
         client_for(emulator.base_url, deadline=deadline).get_invite("late-1", {})
-    deadline.begin(remaining_ms=0, reserve=0.0)
+    deadline = Deadline.from_remaining_ms(0, reserve=0.0)
     with pytest.raises(DiscordTimeout, match="no time left"):
         client_for(emulator.base_url, deadline=deadline).get_invite("late-1", {})
     assert len(emulator.state.requests) == 1  # the second was never sent
@@ -220,8 +222,7 @@ def trickling() -> Iterator[str]:
 
 def test_a_body_that_trickles_in_cannot_hold_a_call_past_the_deadline(trickling: str) -> None:
     # Per-read timeouts never fire here: only a timer over the whole call can stop it.
-    deadline = RequestDeadline()
-    deadline.begin(remaining_ms=500, reserve=0.0)
+    deadline = Deadline.from_remaining_ms(500, reserve=0.0)
     started = time.monotonic()
     with pytest.raises(DiscordTimeout, match="no answer within"):
         client_for(trickling, read_timeout=1.0, deadline=deadline).get_invite("trickle", {})

@@ -14,7 +14,7 @@ from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
 from invite_proxy.adapters.dynamodb.calls import TableCalls
 from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
 from invite_proxy.domain.cache_policy import CachePolicy, invite_entry, unknown_entry
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import TableSkipped, TableUnavailable
 from invite_proxy.domain.leases import HeldElsewhere, Lease
 from invite_proxy_local.template import Template
@@ -166,15 +166,12 @@ def test_an_eviction_never_runs_past_the_deadline(
         client = boto3.client(
             "dynamodb", endpoint_url=relay.url, config=Config(read_timeout=5, connect_timeout=5)
         )
-        deadline = RequestDeadline()
-        deadline.begin(remaining_ms=600, reserve=0.0)
-        cache = DynamoDBInviteCache(
-            client, table_name, TableCalls(deadline=deadline, call_seconds=10)
-        )
+        deadline = Deadline.from_remaining_ms(600, reserve=0.0)
+        cache = DynamoDBInviteCache(client, table_name, TableCalls(call_seconds=10))
         relay.hang()
         started = time.monotonic()
         with pytest.raises(TableSkipped, match="did not finish before the deadline"):
-            cache.evict("slow", revoked_at=now)
+            cache.evict("slow", revoked_at=now, deadline=deadline)
         assert time.monotonic() - started < 0.6 + 0.2
     finally:
         relay.close()

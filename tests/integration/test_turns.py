@@ -16,7 +16,7 @@ from typing import Any
 from discord_emulator import DiscordEmulator
 from discord_emulator.state import Guild
 from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.edges.settings import ApiSettings
 from invite_proxy.edges.wiring import discord_client, guarded_discord
 from tests.conftest import BOT_TOKEN
@@ -44,16 +44,15 @@ def test_callers_waiting_for_a_bucket_take_their_turns_in_the_order_they_came(
 
     def caller(n: int) -> int:
         """One instance, arriving ARRIVALS_APART after the one before it."""
-        deadline = RequestDeadline()
         road = guarded_discord(
             settings,
-            discord_client(settings, deadline),
+            discord_client(settings),
             DynamoDBFleetState(dynamodb, table_name),
         )
         start.wait()
         time.sleep(n * ARRIVALS_APART)
-        limit = time.time() + 8.0  # a lookup's deadline
-        return road.lookup_invite(codes[n], {}, deadline=limit).status
+        limit = Deadline(time.time() + 8.0)  # a lookup's deadline
+        return road.lookup_invite(codes[n], {}, deadline=limit, call_deadline=limit).status
 
     with ThreadPoolExecutor(CALLERS) as pool:
         statuses = list(pool.map(caller, range(CALLERS)))

@@ -10,7 +10,7 @@ import pytest
 from discord_emulator import DiscordEmulator
 from invite_proxy.adapters.discord.webhook import WebhookNotifier
 from invite_proxy.adapters.secrets import static_secret
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.errors import NotificationFailed
 from tests.stand_ins import HangingServer
 
@@ -22,15 +22,22 @@ def hanging() -> Iterator[HangingServer]:
     server.close()
 
 
-def notifier(url: str, *, timeout: float, deadline: RequestDeadline) -> WebhookNotifier:
-    return WebhookNotifier(
-        static_secret(url), timeout=timeout, user_agent="test", deadline=deadline
-    )
+def notifier(url: str, *, timeout: float, deadline: Deadline) -> _Bound:
+    return _Bound(WebhookNotifier(static_secret(url), timeout=timeout, user_agent="test"), deadline)
+
+
+class _Bound:
+    """A notifier and the deadline its sends are made within."""
+
+    def __init__(self, notifier: WebhookNotifier, deadline: Deadline) -> None:
+        self.notifier, self.deadline = notifier, deadline
+
+    def send(self, content: str) -> None:
+        self.notifier.send(content, self.deadline)
 
 
 def test_a_post_that_gets_no_answer_ends_at_the_deadline(hanging: HangingServer) -> None:
-    deadline = RequestDeadline()
-    deadline.begin(remaining_ms=500, reserve=0.0)  # well inside the 10 s timeout
+    deadline = Deadline.from_remaining_ms(500, reserve=0.0)  # well inside the 10 s timeout
     started = time.monotonic()
     with pytest.raises(NotificationFailed) as failed:
         notifier(f"{hanging.url}/webhooks/1/hook-secret", timeout=10, deadline=deadline).send("x")
@@ -41,12 +48,12 @@ def test_a_post_that_gets_no_answer_ends_at_the_deadline(hanging: HangingServer)
 def test_a_post_that_gets_no_answer_ends_at_its_timeout(hanging: HangingServer) -> None:
     started = time.monotonic()
     with pytest.raises(NotificationFailed):
-        notifier(hanging.url, timeout=0.3, deadline=RequestDeadline()).send("x")
+        notifier(hanging.url, timeout=0.3, deadline=NO_DEADLINE).send("x")
     assert time.monotonic() - started < 0.3 + 0.2
 
 
 def test_mentions_never_ping(emulator: DiscordEmulator) -> None:
     url = f"{emulator.base_url}/webhooks/9/tok"
-    notifier(url, timeout=2, deadline=RequestDeadline()).send("@everyone done")
+    notifier(url, timeout=2, deadline=NO_DEADLINE).send("@everyone done")
     [message] = emulator.state.webhook_messages
     assert message["allowed_mentions"] == {"parse": []}

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.edges.settings import ApiSettings, RevokerSettings
 from invite_proxy.edges.wiring import build_api, build_rule_runner
 from invite_proxy.services.lookup import InviteLookupService
@@ -35,7 +35,6 @@ class World:
     lease_records: dict[Any, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.request = RequestDeadline(self.clock)  # no deadline until a test begins one
         self.table = Table(self.clock)
         self.cache = InMemoryCache(self.table)
         self.fleet = InMemoryFleetState(self.table)
@@ -53,10 +52,13 @@ class World:
             leases=leases,
             fleet=self.fleet.view(),
             client=self.discord,
-            request=self.request,
             clock=self.clock,
             sleep=self.clock.sleep,
         )
+
+    def deadline(self, seconds: float = float("inf")) -> Deadline:
+        """An invocation's deadline, ``seconds`` from now on the world's clock."""
+        return Deadline(self.clock.now + seconds, self.clock)
 
     def lookups(self, **env: Any) -> InviteLookupService:
         return self.api(**env)[0]
@@ -74,7 +76,6 @@ class World:
             fleet=self.fleet.view(),
             client=self.discord,
             notifier=notifier,
-            deadline=RequestDeadline(self.clock),
             clock=self.clock,
             sleep=self.clock.sleep,
         )

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from invite_proxy.adapters.discord.client import DiscordResponse
 from invite_proxy.adapters.discord.routes import Route
+from invite_proxy.adapters.fleet_state.contract import Block, BucketTake
 from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
 from invite_proxy.domain.cache_policy import CacheEntry, EntryKind
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.errors import (
     DiscordRateLimited,
+    DiscordTimeout,
     InviteProxyError,
+    TableSkipped,
     TableUnavailable,
     UnknownInvite,
 )
-from invite_proxy.domain.guard import Block, BucketTake
 from invite_proxy.domain.leases import HeldElsewhere, Lease
 from invite_proxy.domain.rate_limits import BucketState, RateLimit
 
@@ -37,7 +39,7 @@ def rate_limited(
     retry_after: float, scope: str = "user", *, is_global: bool = False
 ) -> DiscordRateLimited:
     """Discord's 429, as the client raises it."""
-    limit = RateLimit(retry_after=retry_after, scope=scope, is_global=is_global)
+    limit = RateLimit(retry_after=retry_after, discord_scope=scope, is_global=is_global)
     return DiscordRateLimited(retry_after=retry_after, rate_limit=limit)
 
 
@@ -73,12 +75,23 @@ class Table:
         self.calls = 0
         self.down = False
 
-    def charge(self, calls: int = 1) -> None:
-        """Account for ``calls`` DynamoDB calls, as the real adapter would make them."""
-        self.calls += calls
-        self.clock.advance(calls * self.call_seconds)
-        if self.down:
-            raise TableUnavailable(detail="fake table is down")
+    def charge(
+        self, calls: int = 1, deadline: Deadline = NO_DEADLINE, *, essential: bool = False
+    ) -> None:
+        """Account for ``calls`` DynamoDB calls, as the real adapter (TableCalls) makes them
+        within the deadline: a call that might not finish is skipped, an essential one is
+        waited for until the deadline."""
+        for _ in range(calls):
+            left = deadline.left()
+            if left <= 0 or (left < self.call_seconds and not essential):
+                raise TableSkipped(detail="fake table: no time left")
+            self.calls += 1
+            if left < self.call_seconds:
+                self.clock.advance(left)
+                raise TableSkipped(detail="fake table: did not finish before the deadline")
+            self.clock.advance(self.call_seconds)
+            if self.down:
+                raise TableUnavailable(detail="fake table is down")
 
 
 @dataclass
@@ -96,14 +109,26 @@ class InMemoryCache:
         self.leases: InMemoryLeases | None = None  # eviction clears these too
 
     def get(
-        self, code: str, variant: str, now: float, *, consistent: bool = False
+        self,
+        code: str,
+        variant: str,
+        now: float,
+        *,
+        consistent: bool = False,
+        deadline: Deadline = NO_DEADLINE,
     ) -> CacheEntry | None:
-        self.table.charge()
+        self.table.charge(1, deadline)
         entry = self.entries.get((code, variant))
         return None if entry is None or entry.is_expired(now) else entry
 
-    def put(self, entry: CacheEntry, *, fetch_started: float | None = None) -> bool:
-        self.table.charge()
+    def put(
+        self,
+        entry: CacheEntry,
+        *,
+        fetch_started: float | None = None,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> bool:
+        self.table.charge(1, deadline)
         mark = self.revoked.get(entry.code)
         if fetch_started is not None and mark is not None and mark.at >= fetch_started:
             return False
@@ -113,11 +138,11 @@ class InMemoryCache:
     def variants_of(self, code: str) -> list[str]:
         return [variant for (c, variant) in self.entries if c == code]
 
-    def evict(self, code: str, revoked_at: float) -> list[str]:
+    def evict(self, code: str, revoked_at: float, *, deadline: Deadline = NO_DEADLINE) -> list[str]:
         leases = self.leases.held_for(code) if self.leases else []
         variants = self.variants_of(code)
         # The adapter: the mark, the query, a delete for each variant and each lease.
-        self.table.charge(2 + len(variants) + len(leases))
+        self.table.charge(2 + len(variants) + len(leases), deadline, essential=True)
         self.revoked[code] = _Revoked(revoked_at)
         bodies = []
         for variant in variants:
@@ -128,9 +153,9 @@ class InMemoryCache:
             self.leases.drop(code)
         return bodies
 
-    def shorten_ttl(self, code: str, ttl: int) -> int:
+    def shorten_ttl(self, code: str, ttl: int, *, deadline: Deadline = NO_DEADLINE) -> int:
         variants = self.variants_of(code)
-        self.table.charge(1 + len(variants))
+        self.table.charge(1 + len(variants), deadline)
         shortened = 0
         for variant in variants:
             entry = self.entries[(code, variant)]
@@ -171,16 +196,31 @@ class InMemoryLeases:
         self.records = shared if shared is not None else {}
         self.owner = f"instance-{next(self._owners)}"
 
-    def acquire(self, code: str, variant: str, now: float, seconds: float) -> Lease | HeldElsewhere:
-        self.table.charge()
+    def acquire(
+        self,
+        code: str,
+        variant: str,
+        now: float,
+        seconds: float,
+        *,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> Lease | HeldElsewhere:
+        self.table.charge(1, deadline)
         held = self.records.get((code, variant))
         if held is not None and held.until >= now:
             return HeldElsewhere(until=held.until, failed=held.failed)
         self.records[(code, variant)] = LeaseRecord(self.owner, now + seconds)
         return Lease(code, variant, self.owner, now + seconds)
 
-    def finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
-        self.table.charge()
+    def finish(
+        self,
+        lease: Lease,
+        until: float,
+        *,
+        failed: str | None = None,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> None:
+        self.table.charge(1, deadline)
         held = self.records.get((lease.code, lease.variant))
         if held is not None and held.owner == lease.owner:
             held.until, held.failed = until, failed
@@ -212,39 +252,49 @@ class InMemoryFleetState:
     def counters(self) -> dict[tuple[str, int], int]:
         return self.memory.counters
 
-    def active_blocks(self, now: float) -> list[Block]:
-        self.table.charge()
+    def active_blocks(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> list[Block]:
+        self.table.charge(1, deadline)
         return self.memory.active_blocks(now)
 
-    def block(self, scope: str, until: float, reason: str) -> None:
-        self.table.charge()
-        self.memory.block(scope, until, reason)
+    def block(
+        self, target: str, until: float, reason: str, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        self.table.charge(1, deadline)
+        self.memory.block(target, until, reason)
 
-    def count_invalid(self, now: float) -> int:
-        self.table.charge()
+    def count_invalid(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> int:
+        self.table.charge(1, deadline)
         return self.memory.count_invalid(now)
 
-    def take_budget(self, now: float, limit: int) -> bool:
-        self.table.charge()
+    def take_budget(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
+        self.table.charge(1, deadline)
         return self.memory.take_budget(now, limit)
 
-    def take_second(self, now: float, limit: int) -> bool:
-        self.table.charge()
+    def take_second(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
+        self.table.charge(1, deadline)
         return self.memory.take_second(now, limit)
 
     def take_bucket(
-        self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
+        self,
+        bucket: str,
+        now: float,
+        probe_seconds: float,
+        ticket: int | None = None,
+        *,
+        deadline: Deadline = NO_DEADLINE,
     ) -> BucketTake:
-        self.table.charge(2)  # a take, then a probe: the adapter's worst case
-        return self.memory.take_bucket(scope, now, probe_seconds, ticket)
+        self.table.charge(2, deadline)  # a take, then a probe: the adapter's worst case
+        return self.memory.take_bucket(bucket, now, probe_seconds, ticket)
 
-    def record_bucket(self, scope: str, state: BucketState) -> None:
-        self.table.charge()
-        self.memory.record_bucket(scope, state)
+    def record_bucket(
+        self, bucket: str, state: BucketState, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        self.table.charge(1, deadline)
+        self.memory.record_bucket(bucket, state)
 
-    def end_probe(self, scope: str, now: float) -> None:
-        self.table.charge()
-        self.memory.end_probe(scope, now)
+    def end_probe(self, bucket: str, now: float, *, deadline: Deadline = NO_DEADLINE) -> None:
+        self.table.charge(1, deadline)
+        self.memory.end_probe(bucket, now)
 
 
 @dataclass
@@ -276,7 +326,7 @@ class FakeDiscord:
         self.guilds.setdefault(guild_id, []).append(code)
         return invite
 
-    def credentials(self) -> None:
+    def credentials(self, deadline: Deadline) -> None:
         if self.token_unreadable is not None:
             raise self.token_unreadable
 
@@ -286,9 +336,16 @@ class FakeDiscord:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        deadline: float = math.inf,
+        deadline: Deadline,
     ) -> DiscordResponse:
+        # As the client: it waits no longer than the deadline, whatever the call would take.
+        left = deadline.left()
+        if left <= 0:
+            raise DiscordTimeout(detail="fake: no time left before the deadline")
         self.calls.append(route)
+        if self.token_seconds + self.latency > left:
+            self.clock.advance(left)
+            raise DiscordTimeout(detail="fake: no answer before the deadline")
         self.clock.advance(self.token_seconds + self.latency)
         if self.faults:
             raise self.faults.pop(0)

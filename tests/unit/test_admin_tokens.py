@@ -51,7 +51,7 @@ def test_the_secret_holds_hashes_not_tokens() -> None:
 
 
 def test_the_right_token_names_its_holder_and_anything_else_is_refused() -> None:
-    verifier = AdminTokenVerifier(lambda: secret_of(dashboard="tok-a", cli="tok-b"))
+    verifier = AdminTokenVerifier(lambda _deadline: secret_of(dashboard="tok-a", cli="tok-b"))
     assert verifier.identify("Bearer tok-a") == "dashboard"
     assert verifier.identify("Bearer tok-b") == "cli"
     assert verifier.identify("Bearer tok-c") is None
@@ -62,7 +62,7 @@ def test_the_right_token_names_its_holder_and_anything_else_is_refused() -> None
 
 def test_rotation_follows_the_secret() -> None:
     current = {"value": secret_of(old="tok-old")}
-    verifier = AdminTokenVerifier(lambda: current["value"])
+    verifier = AdminTokenVerifier(lambda _deadline: current["value"])
     assert verifier.identify("Bearer tok-old") == "old"
     current["value"] = secret_of(old="tok-old", new="tok-new")  # both live during the move
     assert verifier.identify("Bearer tok-old") == "old"
@@ -84,7 +84,7 @@ def test_rotation_follows_the_secret() -> None:
     ],
 )
 def test_a_malformed_secret_fails_loudly_without_echoing_it(secret: str, field: str) -> None:
-    verifier = AdminTokenVerifier(lambda: secret)
+    verifier = AdminTokenVerifier(lambda _deadline: secret)
     with pytest.raises(CredentialsUnavailable) as caught:
         verifier.identify("Bearer tok")
     assert field in (caught.value.detail or "")
@@ -93,7 +93,7 @@ def test_a_malformed_secret_fails_loudly_without_echoing_it(secret: str, field: 
 
 def test_no_secret_at_all_is_an_error_not_an_open_door() -> None:
     with pytest.raises(CredentialsUnavailable):
-        AdminTokenVerifier(lambda: None).identify("Bearer anything")
+        AdminTokenVerifier(lambda _deadline: None).identify("Bearer anything")
 
 
 def test_the_cli_prints_a_token_and_its_entry(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,6 +103,8 @@ def test_the_cli_prints_a_token_and_its_entry(capsys: pytest.CaptureFixture[str]
     entry = json.loads(lines[-1])
     assert entry == {"name": "dashboard", "sha256": hash_token(token)}
     assert (
-        AdminTokenVerifier(lambda: json.dumps({"tokens": [entry]})).identify(f"Bearer {token}")
+        AdminTokenVerifier(lambda _deadline: json.dumps({"tokens": [entry]})).identify(
+            f"Bearer {token}"
+        )
         == "dashboard"
     )

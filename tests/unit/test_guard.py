@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 
 from invite_proxy.adapters.discord.guarded import GuardedDiscord
+from invite_proxy.adapters.fleet_state.contract import PROBE_POLL_SECONDS
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.errors import (
     BudgetExhausted,
     CredentialsUnavailable,
@@ -18,14 +20,14 @@ from invite_proxy.domain.errors import (
     InviteProxyError,
     UnknownInvite,
 )
-from invite_proxy.domain.guard import CALL_RESERVE_SECONDS, PROBE_POLL_SECONDS, WINDOW_SECONDS
-from invite_proxy.domain.rate_limits import BucketState, RateLimit
+from invite_proxy.domain.guard import CALL_RESERVE_SECONDS
+from invite_proxy.domain.rate_limits import WINDOW_SECONDS, BucketState, RateLimit
 from invite_proxy.edges.settings import ApiSettings
 from invite_proxy.edges.wiring import guarded_discord
 from tests.unit.conftest import World
 from tests.unit.fakes import InMemoryFleetState, rate_limited
 
-FAR = float("inf")
+FAR = NO_DEADLINE
 
 
 def instance(world: World, fleet: InMemoryFleetState | None = None, **env: Any) -> GuardedDiscord:
@@ -57,8 +59,8 @@ def spend_seconds(world: World, calls: int, *, limit: int) -> None:
         assert world.fleet.take_second(world.clock.now, limit)
 
 
-def lookup(road: GuardedDiscord, code: str = "abc-123", deadline: float = FAR) -> Any:
-    return road.lookup_invite(code, {}, deadline=deadline)
+def lookup(road: GuardedDiscord, code: str = "abc-123", deadline: Deadline = FAR) -> Any:
+    return road.lookup_invite(code, {}, deadline=deadline, call_deadline=deadline)
 
 
 # -- blocks -------------------------------------------------------------------------------
@@ -175,7 +177,7 @@ def test_with_the_table_down_an_instance_keeps_to_the_buckets_it_has_seen(
     world.table.down = True
     lookup(road)  # its answer: the bucket is empty for 9 s, past a lookup's 8 s deadline
     with pytest.raises(DiscordRateLimited) as refused:
-        lookup(road, deadline=world.clock.now + 8.0)
+        lookup(road, deadline=Deadline(world.clock.now + 8.0, world.clock))
     assert refused.value.retry_after == pytest.approx(9.0)
     assert len(world.discord.calls) == 1
 
@@ -244,7 +246,7 @@ def test_a_caller_waits_for_a_later_second_as_long_as_its_deadline_allows(world:
     world.fleet.take_second(start, 1)  # this second's one call is taken
     # While it waits, another instance takes the next second's too.
     world.clock.meanwhile.append(lambda: spend_seconds(world, 1, limit=1))
-    assert lookup(road, deadline=start + 8.0).status == 200
+    assert lookup(road, deadline=Deadline(start + 8.0, world.clock)).status == 200
     assert world.clock.slept == [pytest.approx(0.5), pytest.approx(1.0)]
 
 
@@ -259,7 +261,7 @@ def test_a_caller_that_waited_for_a_refill_counts_in_the_second_it_calls(world: 
     waiting = instance(world, FLEET_CALLS_PER_SECOND=2)
     # While it waits for the refill, two other callers spend the new second.
     world.clock.meanwhile.append(lambda: spend_seconds(world, 2, limit=2))
-    assert lookup(waiting, deadline=start + 8.0).status == 200
+    assert lookup(waiting, deadline=Deadline(start + 8.0, world.clock)).status == 200
     assert world.clock.now >= start - 0.1 + 2.0  # it called in the second after
     assert world.clock.slept == [pytest.approx(1.1), pytest.approx(0.8)]
 
@@ -282,7 +284,7 @@ def test_a_probe_refused_its_second_is_given_back(world: World) -> None:
     # refused, and the probe it held is let go at once, so the bucket does not stall
     # until the probe's time runs out.
     with pytest.raises(DiscordRateLimited):
-        lookup(road, deadline=start + 1.5)
+        lookup(road, deadline=Deadline(start + 1.5, world.clock))
     assert world.fleet.buckets["bucket:invites"].probing is None
     assert world.discord.calls == []
 
@@ -290,7 +292,7 @@ def test_a_probe_refused_its_second_is_given_back(world: World) -> None:
 def test_a_caller_that_waited_within_its_second_takes_no_second_again(world: World) -> None:
     start = empty_bucket(world, 0.5)
     road = instance(world, FLEET_CALLS_PER_SECOND=2)
-    assert lookup(road, deadline=start + 8.0).status == 200
+    assert lookup(road, deadline=Deadline(start + 8.0, world.clock)).status == 200
     assert world.fleet.counters[("rate", int(start))] == 1  # the one it took counts
 
 
@@ -300,11 +302,11 @@ def test_a_lookups_call_ends_by_its_deadline(world: World, road: GuardedDiscord)
     request = world.discord.request
 
     def spy(route: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["deadline"])
+        seen.append(kwargs["deadline"].at)
         return request(route, **kwargs)
 
     world.discord.request = spy  # type: ignore[method-assign]
-    lookup(road, deadline=world.clock.now + 8.0)
+    lookup(road, deadline=Deadline(world.clock.now + 8.0, world.clock))
     assert seen == [pytest.approx(world.clock.now + 8.0)]
 
 
@@ -318,13 +320,13 @@ def test_an_empty_bucket_is_waited_out_within_the_deadline_or_refused(world: Wor
     # A turn is not a block: RATE_LIMIT_WAIT_SECONDS does not cut it short, the deadline does.
     world.discord.rate_limit = RateLimit(limit=5, remaining=0, reset=2.0, reset_after=3.0)
     lookup(road)
-    lookup(road, deadline=world.clock.now + 8.0)  # a lookup's deadline
+    lookup(road, deadline=Deadline(world.clock.now + 8.0, world.clock))  # a lookup's deadline
     assert world.clock.slept[-1] == pytest.approx(3.0)
     # A turn that leaves the call less than its reserve before the deadline: refused at once.
     world.discord.rate_limit = RateLimit(limit=5, remaining=0, reset=3.0, reset_after=7.8)
     lookup(road)
     with pytest.raises(DiscordRateLimited) as refused:
-        lookup(road, deadline=world.clock.now + 8.0)
+        lookup(road, deadline=Deadline(world.clock.now + 8.0, world.clock))
     assert refused.value.retry_after == pytest.approx(7.8)
     assert len(world.discord.calls) == 5
 
@@ -336,7 +338,7 @@ def test_an_unseen_bucket_lets_one_probe_through_and_its_answer_opens_it(world: 
     first._guard.admit("bucket:invites", FAR)  # first's probe is on the wire
     # Meanwhile the probe's answer arrives, with headers that open the window.
     world.clock.meanwhile.append(
-        lambda: first._guard.observe(world.discord.rate_limit, "bucket:invites")
+        lambda: first._guard.observe(world.discord.rate_limit, "bucket:invites", FAR)
     )
     assert lookup(second).status == 200
     assert 0 < sum(world.clock.slept) < 0.1  # one poll, then the window was open
@@ -346,7 +348,7 @@ def test_an_unseen_bucket_lets_one_probe_through_and_its_answer_opens_it(world: 
 @pytest.mark.parametrize("caller", ["lookup", "delete", "listing", "vanity", "rule lookup"])
 def test_no_caller_waits_past_its_deadline_for_a_probe(world: World, caller: str) -> None:
     world.discord.add_invite("abc-123")
-    routes: dict[str, tuple[str, Callable[[GuardedDiscord, float], object]]] = {
+    routes: dict[str, tuple[str, Callable[[GuardedDiscord, Deadline], object]]] = {
         "lookup": ("bucket:invites", lambda r, d: lookup(r, deadline=d)),
         "delete": (
             "bucket:invites-delete",
@@ -364,10 +366,10 @@ def test_no_caller_waits_past_its_deadline_for_a_probe(world: World, caller: str
     }
     bucket, call = routes[caller]
     instance(world)._guard.admit(bucket, FAR)  # another instance's probe, still in flight
-    deadline = world.clock.now + 1.5
+    deadline = world.deadline(1.5)
     with pytest.raises(DiscordRateLimited):
         call(instance(world), deadline)
-    assert world.clock.now < deadline
+    assert world.clock.now < deadline.at
     # It did wait for the probe, as long as it could and still leave the call its time.
     assert sum(world.clock.slept) >= 1.5 - CALL_RESERVE_SECONDS - PROBE_POLL_SECONDS
     assert world.discord.calls == []

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from invite_proxy.adapters.discord.routes import Route
+from invite_proxy.domain.deadline import NO_DEADLINE
 from invite_proxy.domain.errors import (
     BudgetExhausted,
     DiscordError,
@@ -16,7 +17,7 @@ from invite_proxy.domain.errors import (
     LookupInProgress,
     LookupRecentlyFailed,
 )
-from invite_proxy.domain.guard import WINDOW_SECONDS
+from invite_proxy.domain.rate_limits import WINDOW_SECONDS
 from invite_proxy.edges.inputs import InviteQuery
 from invite_proxy.services.lookup import CacheStatus
 from tests.unit.conftest import World
@@ -233,7 +234,7 @@ def test_a_lookup_racing_a_revocation_does_not_cache_the_revoked_invite(world: W
     world.discord.latency = 1.0
 
     def revoke_meanwhile(route: Route) -> None:
-        revocations.revoke("abc-123", None, actor="t", source="api", deadline=1e12)
+        revocations.revoke("abc-123", None, actor="t", source="api", deadline=NO_DEADLINE)
 
     # The DELETE lands while the lookup's answer (the invite, alive) is on the wire.
     world.discord.while_answering.append(revoke_meanwhile)

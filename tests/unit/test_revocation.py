@@ -7,6 +7,8 @@ import json
 import pytest
 
 from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
+from invite_proxy.domain.costs import REVOCATION_FOLLOWUP_SECONDS
+from invite_proxy.domain.deadline import NO_DEADLINE
 from invite_proxy.domain.errors import (
     CacheEvictionFailed,
     DiscordMissingPermissions,
@@ -16,13 +18,12 @@ from invite_proxy.domain.errors import (
     PermissionDenied,
     UnknownInvite,
 )
-from invite_proxy.edges.settings import ApiSettings
 from tests.unit.conftest import World
 
 POLICY = CachePolicy(
     fresh_seconds=60, max_age_seconds=86_400, negative_seconds=60, stale_if_error_seconds=3600
 )
-FAR = float("inf")
+FAR = NO_DEADLINE
 
 
 def cache_two_variants(world: World, code: str) -> None:
@@ -74,10 +75,10 @@ def test_a_failed_eviction_says_retry(world: World) -> None:
 def test_a_delete_never_waits_past_its_deadline(world: World) -> None:
     world.discord.add_invite("held-1")
     world.fleet.view().take_bucket("bucket:invites-delete", world.clock.now, 1e6)  # a probe
-    deadline = world.clock.now + 3.0
+    deadline = world.deadline(3.0)
     with pytest.raises(DiscordRateLimited):
         world.api()[1].revoke_request("held-1", None, actor="a", deadline=deadline)
-    assert world.clock.now < deadline
+    assert world.clock.now < deadline.at
     assert world.discord.calls == []
 
 
@@ -105,10 +106,10 @@ def test_a_refused_delete_with_a_failed_eviction_is_just_refused(world: World) -
 def test_a_deletes_waits_end_in_time_for_its_eviction(world: World) -> None:
     world.discord.add_invite("held-2")
     world.fleet.view().take_bucket("bucket:invites-delete", world.clock.now, 1e6)  # a probe
-    world.request.begin(remaining_ms=10_000, reserve=0.0)
-    followup = ApiSettings.from_env({"CACHE_TABLE_NAME": "unit-table"}).revocation_followup_seconds
+    deadline = world.deadline(10.0)
+    followup = REVOCATION_FOLLOWUP_SECONDS
     evicting_from = world.clock.now + 10 - followup  # kept back for the record and eviction
     with pytest.raises(DiscordRateLimited):
-        world.api()[1].revoke_request("held-2", None, actor="a", deadline=FAR)
+        world.api()[1].revoke_request("held-2", None, actor="a", deadline=deadline)
     assert world.clock.now < evicting_from
     assert world.discord.calls == []

@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import snapshot_restore_py
 
 from invite_proxy.adapters.discord.session import SESSION
 from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
-from invite_proxy.edges import snapshots
+from invite_proxy.edges import snapshots, wiring
+from invite_proxy.edges.settings import ApiSettings
 
 
 def _registered(registry: list[Any]) -> list[Callable[..., Any]]:
     return [entry[0] for entry in registry]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def wired() -> None:
+    """The hooks registered, as the wiring registers them when it builds a function."""
+    snapshots.register()
+
+
+def test_importing_the_module_registers_nothing() -> None:
+    """Only the wiring registers the hooks: an import has no effect beyond its definitions."""
+    probe = (
+        "import snapshot_restore_py as r, invite_proxy.edges.snapshots; "
+        "assert not r._after_restore_registry and not r._before_snapshot_registry"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", probe], check=True, env=env)
+
+
+def test_the_wiring_registers_the_hooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    registered: list[bool] = []
+
+    def register() -> bool:
+        registered.append(True)
+        return True
+
+    monkeypatch.setattr(snapshots, "register", register)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    wiring.api_services(ApiSettings.from_env({"CACHE_TABLE_NAME": "unit-table"}))
+    assert registered == [True]
 
 
 def restore_as_the_runtime_does() -> None:

@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from invite_proxy.adapters.dynamodb.calls import CircuitBreaker, Refused, TableCalls
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import TableSkipped, TableUnavailable
 from tests.unit.fakes import FakeClock
 
@@ -97,32 +97,32 @@ def test_no_circuit_seconds_means_every_call_tries_the_table(clock: FakeClock) -
 def test_a_call_that_might_not_finish_before_the_deadline_is_not_started(
     clock: FakeClock,
 ) -> None:
-    deadline = RequestDeadline(clock)
     table = Table()
-    calls = TableCalls(CircuitBreaker(5.0, clock=clock), deadline, call_seconds=3.0)
-    deadline.begin(remaining_ms=10_000, reserve=0.8)  # 9.2 s to go
-    assert calls.call("GetItem", table.request) == "answer"
+    calls = TableCalls(CircuitBreaker(5.0, clock=clock), call_seconds=3.0)
+    deadline = Deadline.from_remaining_ms(10_000, reserve=0.8, clock=clock)  # 9.2 s to go
+    assert calls.call("GetItem", table.request, deadline=deadline) == "answer"
     clock.advance(6.3)  # 2.9 s to go: less than one call's worst case
     with pytest.raises(TableSkipped, match="no time left"):
-        calls.call("GetItem", table.request)
+        calls.call("GetItem", table.request, deadline=deadline)
     clock.advance(2.9)  # none at all: not even an essential call starts
     with pytest.raises(TableSkipped, match="no time left"):
-        calls.call("DeleteItem", table.request, essential=True)
+        calls.call("DeleteItem", table.request, deadline=deadline, essential=True)
     assert table.requests == 1
-    deadline.begin(remaining_ms=10_000)  # the next invocation has time again
-    assert calls.call("GetItem", table.request) == "answer"
+    deadline = Deadline.from_remaining_ms(10_000, clock=clock)  # the next invocation's
+    assert calls.call("GetItem", table.request, deadline=deadline) == "answer"
 
 
 def test_an_essential_call_is_made_with_the_time_there_is_and_waited_for_until_the_deadline(
     clock: FakeClock,
 ) -> None:
-    deadline = RequestDeadline(clock)
-    calls = TableCalls(CircuitBreaker(5.0, clock=clock), deadline, call_seconds=3.0)
-    deadline.begin(remaining_ms=10_000, reserve=0.8)
+    calls = TableCalls(CircuitBreaker(5.0, clock=clock), call_seconds=3.0)
+    deadline = Deadline.from_remaining_ms(10_000, reserve=0.8, clock=clock)
     clock.advance(9.15)  # 0.05 s to go: less than one call's worst case
     answered = threading.Event()
     with pytest.raises(TableSkipped, match="did not finish before the deadline"):
-        calls.call("DeleteItem", lambda: answered.wait(5), essential=True)  # no answer
+        calls.call(
+            "DeleteItem", lambda: answered.wait(5), deadline=deadline, essential=True
+        )  # no answer
     answered.set()
     # A quick one, in the time left; and the cut-short call opened no circuit.
-    assert calls.call("DeleteItem", Table().request, essential=True) == "answer"
+    assert calls.call("DeleteItem", Table().request, deadline=deadline, essential=True) == "answer"

@@ -1,4 +1,4 @@
-"""How every AWS client here is configured, and the longest one call with it can take.
+"""How every AWS client here is configured (domain/costs.py has what a call with it can cost).
 
 Fail fast: the table and the secrets sit on the request path, so a slow answer
 is worse than an error the caller can work around.
@@ -10,16 +10,12 @@ import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from invite_proxy.domain.costs import AWS_ATTEMPTS
+
 if TYPE_CHECKING:
     from botocore.config import Config
     from botocore.session import Session
 
-ATTEMPTS = 2  # the first try and one retry (botocore's max_attempts would count retries only)
-# Standard retry mode sleeps at most 1 s (times jitter) before the second attempt.
-RETRY_BACKOFF_SECONDS = 1.0
-# A call to a table that answers, but slowly: DynamoDB's own latency is a few milliseconds.
-# What must follow a DELETE is planned at this pace; a slower table cuts it short.
-SLOW_CALL_SECONDS = 0.25
 # The AWS services the functions call. The layer's build keeps botocore's models for
 # these alone (and CREDENTIAL_SERVICES): botocore lists every service it has on each
 # client's creation, and 440 services' folders cost a cold start about 13 ms.
@@ -34,7 +30,7 @@ def client_config(timeout: float) -> Config:
     return Config(
         connect_timeout=timeout,
         read_timeout=timeout,
-        retries={"mode": "standard", "total_max_attempts": ATTEMPTS},
+        retries={"mode": "standard", "total_max_attempts": AWS_ATTEMPTS},
     )
 
 
@@ -56,8 +52,3 @@ def client(service: str, timeout: float) -> Any:
         raise ValueError(f"{service} is not in aws_clients.SERVICES: the layer has no model for it")
     with _CREATING:  # a botocore session is not thread-safe; the clients it makes are
         return _session().create_client(service, config=client_config(timeout))
-
-
-def worst_call_seconds(timeout: float) -> float:
-    """One call's worst case: every attempt times out connecting and then reading."""
-    return ATTEMPTS * 2 * timeout + (ATTEMPTS - 1) * RETRY_BACKOFF_SECONDS

@@ -8,13 +8,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING
 
-from invite_proxy.domain.deadline import DeadlineReached, RequestDeadline, wait_at_most
+from invite_proxy.domain.deadline import Deadline, DeadlineReached, wait_at_most
 from invite_proxy.domain.errors import CredentialsUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-SecretSource = Callable[[], str | None]
+# Read within the caller's deadline: a cached value at once, else a read that ends by it.
+SecretSource = Callable[[Deadline], str | None]
 
 
 class _SecretsManagerString:
@@ -34,13 +35,11 @@ class _SecretsManagerString:
         *,
         cache_seconds: int,
         timeout: float,
-        deadline: RequestDeadline,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secret_id = secret_id
         self._cache_seconds = cache_seconds
         self._timeout = timeout
-        self._deadline = deadline
         self._clock = clock
         self._client: SecretsManagerClient | None = None
         self._value: str | None = None
@@ -53,11 +52,11 @@ class _SecretsManagerString:
         self._client = secrets
         return secrets
 
-    def __call__(self) -> str:
+    def __call__(self, deadline: Deadline) -> str:
         if self._value is not None and self._clock() - self._read_at < self._cache_seconds:
             return self._value
         secret_id = self._secret_id
-        left = self._deadline.left()
+        left = deadline.left()
         if left <= 0:
             raise CredentialsUnavailable(detail=f"no time left to read secret {secret_id!r}")
         from botocore.exceptions import BotoCoreError, ClientError
@@ -81,12 +80,8 @@ class _SecretsManagerString:
         return self._value
 
 
-def secrets_manager_string(
-    secret_id: str, *, cache_seconds: int, timeout: float, deadline: RequestDeadline
-) -> SecretSource:
-    return _SecretsManagerString(
-        secret_id, cache_seconds=cache_seconds, timeout=timeout, deadline=deadline
-    )
+def secrets_manager_string(secret_id: str, *, cache_seconds: int, timeout: float) -> SecretSource:
+    return _SecretsManagerString(secret_id, cache_seconds=cache_seconds, timeout=timeout)
 
 
 _NOT_IN_A_TOKEN = frozenset(" \t\r\n{}[]\"':,")
@@ -100,8 +95,8 @@ def bot_token(source: SecretSource) -> SecretSource:
     towards the ban. The error names the problem, never the value.
     """
 
-    def read() -> str | None:
-        token = source()
+    def read(deadline: Deadline) -> str | None:
+        token = source(deadline)
         if token is not None and _NOT_IN_A_TOKEN & set(token):
             raise CredentialsUnavailable(
                 detail="the bot token secret does not hold a raw token (JSON, or spaces?)"
@@ -113,4 +108,4 @@ def bot_token(source: SecretSource) -> SecretSource:
 
 def static_secret(value: str | None) -> SecretSource:
     """A value given directly (the local run's variables), or none at all."""
-    return lambda: value
+    return lambda _deadline: value

@@ -19,11 +19,12 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from invite_proxy.adapters.secrets import SecretSource
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.errors import CredentialsUnavailable
 from invite_proxy.domain.validation import problems
 
@@ -75,12 +76,13 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 class AdminTokenVerifier:
-    def __init__(self, source: SecretSource) -> None:
+    def __init__(self, source: Callable[[Deadline], str | None]) -> None:
+        # The secret's JSON, read within the caller's deadline (adapters.secrets).
         self._source = source
         self._parsed: tuple[str, tuple[_Known, ...]] | None = None
 
-    def _known(self) -> tuple[_Known, ...]:
-        raw = self._source()
+    def _known(self, deadline: Deadline) -> tuple[_Known, ...]:
+        raw = self._source(deadline)
         if not raw:
             raise CredentialsUnavailable(detail="no admin tokens are configured")
         if self._parsed is not None and self._parsed[0] == raw:
@@ -94,10 +96,10 @@ class AdminTokenVerifier:
         self._parsed = (raw, known)
         return known
 
-    def identify(self, authorization: str | None) -> str | None:
+    def identify(self, authorization: str | None, deadline: Deadline = NO_DEADLINE) -> str | None:
         """The name of the admin token presented, or None if it is not one of ours."""
         token = bearer_token(authorization)
-        known = self._known()  # read even for junk, so timing says nothing about the header
+        known = self._known(deadline)  # read even for junk, so timing says nothing about the header
         digest = hashlib.sha256((token or "").encode()).digest()
         name = None
         for entry in known:  # no early exit: every entry costs the same

@@ -1,10 +1,12 @@
-"""The one deadline of the invocation in progress, which every outside call takes its time from.
+"""The deadline: the moment an invocation's work must be over, as one immutable value.
 
-The handler begins it from the Lambda context's remaining time, less a reserve to
-answer. The table skips calls that could not finish before it, Discord calls wait
-no longer than what is left, and the services plan their waits and retries
-within it: no request outlives its invocation. Outside an invocation (a test
-calling a service directly) there is no deadline.
+The handler makes it once per invocation from the Lambda context's remaining time,
+less a reserve to answer, and passes it down: the services plan their waits and
+retries within it, the table skips calls that could not finish before it, and
+Discord calls wait no longer than it. A part that must leave time for what follows
+it passes on an earlier one (``reserve``); a part with a shorter budget of its own,
+the earlier of the two (``within``). Outside an invocation (a test calling a
+service, a script) there is none: ``NO_DEADLINE``.
 """
 
 from __future__ import annotations
@@ -15,27 +17,53 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field, replace
 
-# Kept back from Lambda's timeout: the half second every invocation must leave unused, and
-# time to answer after the last call gave up (its error handled, logs and metrics written).
-ANSWER_RESERVE_SECONDS = 0.5 + 0.3
+from invite_proxy.domain.costs import ANSWER_RESERVE_SECONDS
 
 
-class RequestDeadline:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-        self._at = math.inf
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    at: float  # on ``clock``'s scale (epoch seconds); inf: no deadline
+    clock: Callable[[], float] = field(default=time.time, compare=False, repr=False)
 
-    def begin(self, remaining_ms: int, reserve: float = ANSWER_RESERVE_SECONDS) -> None:
-        """A new invocation with ``remaining_ms`` left before Lambda stops it."""
-        self._at = self._clock() + remaining_ms / 1000 - reserve
+    @classmethod
+    def from_remaining_ms(
+        cls,
+        remaining_ms: int,
+        *,
+        reserve: float = ANSWER_RESERVE_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> Deadline:
+        """An invocation's, from the time Lambda says is left, less ``reserve`` to answer."""
+        return cls(clock() + remaining_ms / 1000 - reserve, clock)
 
-    @property
-    def at(self) -> float:
-        return self._at
+    @classmethod
+    def never(cls, clock: Callable[[], float] = time.time) -> Deadline:
+        return cls(math.inf, clock)
 
     def left(self) -> float:
-        return self._at - self._clock()
+        """Seconds to go (negative once passed; inf without a deadline)."""
+        return self.at - self.clock()
+
+    def fits(self, seconds: float) -> bool:
+        """Whether ``seconds`` of work started now ends by the deadline."""
+        return self.left() >= seconds
+
+    def reserve(self, seconds: float) -> Deadline:
+        """An earlier deadline, ``seconds`` before this one: what must follow keeps them."""
+        return replace(self, at=self.at - seconds)
+
+    def within(self, seconds: float) -> Deadline:
+        """The earlier of this deadline and ``seconds`` from now."""
+        return replace(self, at=min(self.at, self.clock() + seconds))
+
+    @property
+    def unbounded(self) -> bool:
+        return math.isinf(self.at)
+
+
+NO_DEADLINE = Deadline(math.inf)
 
 
 class DeadlineReached(Exception):

@@ -14,22 +14,34 @@ flag instead of keeping its own list of classes:
   error always has a ``retry_after`` (its class default when the raiser knows no
   better), so callers always get a Retry-After with it.
 * ``serve_stale``: an older cached copy is a better answer than this error.
-* ``fleet_scope``: the guard answers it for the whole fleet, with its own
+* ``fleet_block``: the guard answers it for the whole fleet, with its own
   Retry-After (a lease holder that meets one lets go at once): ``rate_limit``,
   ``cloudflare`` and ``token`` block the fleet after them, ``budget`` is the
   lookup budget; None for everything else.
 * ``counts_as_invalid``: Discord counts it towards the 10,000-in-10-minutes ban.
-* ``revocation_outcome``: what the audit log says when a revocation meets it.
+* ``revocation_outcome``: what the audit log says when a revocation meets it
+  (an ``Outcome``).
 
 ``http_responses`` alone maps these errors to HTTP statuses.
 """
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from invite_proxy.domain.rate_limits import RateLimit
+
+
+class Outcome(StrEnum):
+    """What came of one revocation attempt: the audit line's ``outcome``."""
+
+    REVOKED = "revoked"
+    ALREADY_GONE = "already_gone"  # Discord says 10006: nothing left to revoke
+    FORBIDDEN = "forbidden"  # the bot lacks permission
+    INVALID = "invalid_request"
+    FAILED = "failed"
 
 
 class InviteProxyError(Exception):
@@ -38,8 +50,8 @@ class InviteProxyError(Exception):
     retry_now: ClassVar[bool] = False
     retry_later: ClassVar[bool] = False
     serve_stale: ClassVar[bool] = False
-    fleet_scope: ClassVar[str | None] = None
-    revocation_outcome: ClassVar[str] = "failed"
+    fleet_block: ClassVar[str | None] = None
+    revocation_outcome: ClassVar[Outcome] = Outcome.FAILED
     # Retry-After when nothing more precise is known: these failures are about now.
     default_retry_after: ClassVar[float | None] = None
     # What Discord's headers said, when the error is Discord's answer: a 404 still spends
@@ -67,13 +79,13 @@ class InviteProxyError(Exception):
 class InvalidInput(InviteProxyError):
     code = "invalid_request"
     default_message = "The request is invalid."
-    revocation_outcome = "invalid_request"
+    revocation_outcome = Outcome.INVALID
 
 
 class UnknownInvite(InviteProxyError):
     code = "unknown_invite"
     default_message = "Unknown invite."
-    revocation_outcome = "already_gone"
+    revocation_outcome = Outcome.ALREADY_GONE
 
     def __init__(
         self,
@@ -127,7 +139,7 @@ class DiscordUnauthorized(DiscordError):
     code = "upstream_unauthorized"
     default_message = "Discord rejected the proxy's credentials."
     serve_stale = True
-    fleet_scope = "token"
+    fleet_block = "token"
 
     @property
     def counts_as_invalid(self) -> bool:
@@ -139,7 +151,7 @@ class DiscordMissingPermissions(DiscordError):
 
     code = "upstream_missing_permissions"
     default_message = "The bot lacks the permissions or access this needs."
-    revocation_outcome = "forbidden"
+    revocation_outcome = Outcome.FORBIDDEN
 
     @property
     def counts_as_invalid(self) -> bool:
@@ -154,7 +166,7 @@ class PermissionDenied(InviteProxyError):
         "The bot may not delete this invite: it needs Manage Channels on the invite's "
         "channel, or Manage Guild."
     )
-    revocation_outcome = "forbidden"
+    revocation_outcome = Outcome.FORBIDDEN
 
 
 class AdminRequired(InviteProxyError):
@@ -169,7 +181,7 @@ class DiscordRateLimited(DiscordError):
     default_message = "Discord is rate limiting the proxy; retry later."
     retry_later = True
     serve_stale = True
-    fleet_scope = "rate_limit"
+    fleet_block = "rate_limit"
 
     def __init__(
         self,
@@ -196,12 +208,12 @@ class DiscordRateLimited(DiscordError):
         return self.rate_limit.is_global
 
     @property
-    def scope(self) -> str | None:
-        return self.rate_limit.scope
+    def discord_scope(self) -> str | None:
+        return self.rate_limit.discord_scope
 
     @property
     def counts_as_invalid(self) -> bool:
-        return self.scope != "shared"  # shared-scope 429s do not count towards a ban
+        return self.discord_scope != "shared"  # shared-scope 429s do not count towards a ban
 
 
 class DiscordBlocked(DiscordError):
@@ -213,7 +225,7 @@ class DiscordBlocked(DiscordError):
     default_retry_after = 60.0
     retry_later = True
     serve_stale = True
-    fleet_scope = "cloudflare"
+    fleet_block = "cloudflare"
 
     @property
     def counts_as_invalid(self) -> bool:
@@ -264,7 +276,7 @@ class BudgetExhausted(InviteProxyError):
     default_retry_after = 60.0
     retry_later = True
     serve_stale = True
-    fleet_scope = "budget"
+    fleet_block = "budget"
 
 
 class LookupInProgress(InviteProxyError):

@@ -25,8 +25,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
+from invite_proxy.adapters.fleet_state.contract import Block
 from invite_proxy.domain.errors import (
     BudgetExhausted,
     DiscordBlocked,
@@ -35,113 +36,22 @@ from invite_proxy.domain.errors import (
     InviteProxyError,
     TableUnavailable,
 )
-from invite_proxy.domain.rate_limits import BucketState, RateLimit
+from invite_proxy.domain.rate_limits import RateLimit, window_end
 from invite_proxy.edges import observability as obs
 
-WINDOW_SECONDS = 600  # Discord counts invalid requests per 10 minutes; so does our budget
-BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
-# Scopes that stop every call, whatever its bucket: the whole bot, the whole IP, the token.
-_FLEET_SCOPES = frozenset({"global", "cloudflare", "token"})
+if TYPE_CHECKING:
+    from invite_proxy.adapters.fleet_state.contract import FleetState
+    from invite_proxy.domain.deadline import Deadline
 
-# Table calls that can land after a caller's deadline, at worst. ``admit`` never starts a
-# wait that ends after the deadline, but the calls after its last wait still take their
-# time: the blocks, the rate (again after a wait), the budget, the bucket (a take, then a
-# probe), six at most. After the Discord call: the headers, the invalid count and a block.
-# Deadlines that must hold the worst case (the rule runner's reserve) use these.
-ADMIT_CALLS = 6
-OBSERVE_CALLS = 3
-# How often a caller looks again while another's probe is in flight.
-PROBE_POLL_SECONDS = 0.05
-# A turn open this long and not taken is given up: its caller has gone (its deadline
-# passed, or its instance stopped), and those behind it in line go on without it.
-TURN_SKIP_SECONDS = 0.3
+BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
+# Blocks that stop every call, whatever its bucket: the whole bot, the whole IP, the token.
+_FLEET_WIDE_TARGETS = frozenset({"global", "cloudflare", "token"})
 # A wait is worth it only if it leaves the call itself at least this long before the deadline;
 # a shorter remainder would end in a timeout, after spending the turn.
 CALL_RESERVE_SECONDS = 0.5
 # No wait is longer, whatever the deadline: a caller with none (a test, a script) is
 # refused a reset an hour away rather than left asleep.
 MAX_TURN_WAIT_SECONDS = 60.0
-
-
-def window_of(now: float) -> int:
-    return math.floor(now / WINDOW_SECONDS)
-
-
-def window_end(now: float) -> float:
-    return float((window_of(now) + 1) * WINDOW_SECONDS)
-
-
-@dataclass(frozen=True, slots=True)
-class Block:
-    scope: str  # "global", "bucket:<id>", "token" or "cloudflare"
-    until: float
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class BucketTake:
-    """The answer to "may I call?": yes, yes as the window's probe, or not before ``retry_at``.
-
-    A caller refused joins the bucket's line: ``ticket`` is its place, which it shows
-    when it asks again. While anyone is in line, a newcomer joins the end of it, and
-    each turn goes to the first ticket in line: no caller is passed by a later one.
-    """
-
-    granted: bool
-    probe: bool = False  # granted as the window's probe
-    retry_at: float = 0.0
-    awaiting_probe: bool = False  # not granted: another instance's probe is in flight
-    ticket: int | None = None  # not granted: the caller's place in the bucket's line
-
-
-def turn_wait(
-    ticket: int,
-    *,
-    served: int,
-    remaining: int,
-    limit: int,
-    reset_at: float,
-    probing: bool,
-    now: float,
-) -> BucketTake:
-    """When the holder of ``ticket`` should ask again, ``served`` tickets having had turns.
-
-    Each wakes about when its turn should come, not all at the refill: the next window's
-    callers at its reset (the first to probe), later windows' a little after theirs (they
-    learn the new reset then), and callers whose turn is in this window's tokens, or
-    after a probe in flight, look again soon.
-    """
-    per_window = max(1, limit)
-    ahead = max(0, ticket - 1 - served)
-    windows = ahead // per_window
-    if reset_at > now and probing:
-        retry_at = min(reset_at, now + PROBE_POLL_SECONDS * (1 + windows))
-    elif reset_at > now and ahead < remaining:
-        retry_at = now + PROBE_POLL_SECONDS  # those ahead are taking theirs
-    elif reset_at > now:
-        retry_at = reset_at + PROBE_POLL_SECONDS * ((ahead - remaining) // per_window)
-    else:
-        retry_at = now + PROBE_POLL_SECONDS * (1 + windows)  # the first in line probes
-    return BucketTake(
-        granted=False, retry_at=retry_at, awaiting_probe=probing and reset_at > now, ticket=ticket
-    )
-
-
-SPENT = BucketTake(granted=True)
-PROBE = BucketTake(granted=True, probe=True)
-
-
-class FleetState(Protocol):
-    def active_blocks(self, now: float) -> list[Block]: ...
-    def block(self, scope: str, until: float, reason: str) -> None: ...
-    def count_invalid(self, now: float) -> int: ...
-    def take_budget(self, now: float, limit: int) -> bool: ...
-    def take_second(self, now: float, limit: int) -> bool: ...
-    def take_bucket(
-        self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
-    ) -> BucketTake: ...
-    def record_bucket(self, scope: str, state: BucketState) -> None: ...
-    def end_probe(self, scope: str, now: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +81,7 @@ class UpstreamGuard:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._state = state
-        self._memory = memory  # this instance's own: fleet_state.memory.InstanceFleetState
+        self._memory = memory  # this instance's own: adapters.fleet_state.memory
         self._policy = policy
         self._clock = clock
         self._sleep = sleep
@@ -188,45 +98,57 @@ class UpstreamGuard:
         self._calls.probing = probing
 
     # -- before a call -------------------------------------------------------------------
-    def admit(self, bucket: str, deadline: float, *, spend_budget: bool = False) -> None:
+    def admit(
+        self,
+        bucket: str,
+        deadline: Deadline,
+        *,
+        call_deadline: Deadline | None = None,
+        spend_budget: bool = False,
+    ) -> None:
         """Let one call in ``bucket`` go to Discord now, or raise what the caller should answer.
 
-        No wait ends after ``deadline``. The bucket comes last: a call refused before it
-        holds no bucket request (or probe) that no answer would ever give back.
+        The fleet state's calls end by ``deadline``; no wait ends later than the call
+        itself can still be made by ``call_deadline`` (``deadline`` if none). The bucket
+        comes last: a call refused before it holds no bucket request (or probe) that no
+        answer would ever give back.
         """
+        waits_by = call_deadline or deadline
         self._probing = False
         now = self._clock()
-        block = self._longest_block(now, bucket)
+        block = self._longest_block(now, bucket, deadline)
         if block is not None:
-            self._wait_or_refuse(block, deadline)
-        second = self._take_second_by(deadline)
+            self._wait_or_refuse(block, waits_by)
+        second = self._take_second_by(deadline, waits_by)
         now = self._clock()  # the table calls above took their time
         budget = self._policy.lookup_budget
-        if spend_budget and budget and not self._take_budget(now):
+        if spend_budget and budget and not self._take_budget(now, deadline):
             obs.count("BudgetExhausted")
             raise BudgetExhausted(
                 retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
             )
         if spend_budget and budget:
             obs.count("LookupBudgetSpent")
-        if self._take_bucket(bucket, now, deadline) and math.floor(self._clock()) != second:
+        waited = self._take_bucket(bucket, now, deadline, waits_by)
+        if waited and math.floor(self._clock()) != second:
             # The second taken before the wait is over, and every caller that waited for
             # this refill calls now: each must count in this second's share of the rate.
             try:
-                self._take_second_by(deadline)
+                self._take_second_by(deadline, waits_by)
             except InviteProxyError:
-                self.observe(None, bucket)  # a probe held with no call would stall the bucket
+                # A probe held with no call would stall the bucket.
+                self.observe(None, bucket, deadline)
                 raise
 
-    def _take_second_by(self, deadline: float) -> int:
+    def _take_second_by(self, deadline: Deadline, waits_by: Deadline) -> int:
         """One call from the fleet's per-second rate, waiting for a later second if need be;
         the second it counts in."""
-        while not self._take_second(now := self._clock()):
+        while not self._take_second(now := self._clock(), deadline):
             next_second = math.floor(now) + 1.0
-            self._wait_or_refuse(Block("global", next_second, "rate"), deadline, math.inf)
+            self._wait_or_refuse(Block("global", next_second, "rate"), waits_by, math.inf)
         return math.floor(now)
 
-    def _take_bucket(self, bucket: str, now: float, deadline: float) -> bool:
+    def _take_bucket(self, bucket: str, now: float, deadline: Deadline, waits_by: Deadline) -> bool:
         """Spend one request from the bucket, waiting for it within the deadline; True
         if it had to wait.
 
@@ -241,7 +163,9 @@ class UpstreamGuard:
         probe_seconds = self._policy.probe_seconds
         while True:
             try:
-                take = self._state.take_bucket(bucket, now, probe_seconds, fleet_ticket)
+                take = self._state.take_bucket(
+                    bucket, now, probe_seconds, fleet_ticket, deadline=deadline
+                )
                 fleet_ticket = take.ticket
             except TableUnavailable as exc:
                 self._fleet_state_failed(exc)
@@ -251,50 +175,50 @@ class UpstreamGuard:
                 self._probing = take.probe
                 return waited
             reason = "probe in flight" if take.awaiting_probe else "bucket empty"
-            now = self._wait_or_refuse(Block(bucket, take.retry_at, reason), deadline, math.inf)
+            now = self._wait_or_refuse(Block(bucket, take.retry_at, reason), waits_by, math.inf)
             waited = True
 
-    def _longest_block(self, now: float, bucket: str) -> Block | None:
+    def _longest_block(self, now: float, bucket: str, deadline: Deadline) -> Block | None:
         """The fleet's blocks and this instance's own: what it learnt holds either way."""
         blocks = self._memory.active_blocks(now)
         try:
-            blocks += self._state.active_blocks(now)
+            blocks += self._state.active_blocks(now, deadline=deadline)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
-        relevant = [b for b in blocks if b.scope in _FLEET_SCOPES or b.scope == bucket]
+        relevant = [b for b in blocks if b.target in _FLEET_WIDE_TARGETS or b.target == bucket]
         return max(relevant, key=lambda b: b.until, default=None)
 
-    def _take_second(self, now: float) -> bool:
+    def _take_second(self, now: float, deadline: Deadline) -> bool:
         try:
-            return self._state.take_second(now, self._policy.calls_per_second)
+            return self._state.take_second(now, self._policy.calls_per_second, deadline=deadline)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
             return self._memory.take_second(now, self._policy.instance_calls_per_second)
 
-    def _take_budget(self, now: float) -> bool:
+    def _take_budget(self, now: float, deadline: Deadline) -> bool:
         try:
-            return self._state.take_budget(now, self._policy.lookup_budget)
+            return self._state.take_budget(now, self._policy.lookup_budget, deadline=deadline)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
             return self._memory.take_budget(now, self._policy.instance_lookup_budget)
 
     def _wait_or_refuse(
-        self, block: Block, deadline: float, max_wait: float | None = None
+        self, block: Block, waits_by: Deadline, max_wait: float | None = None
     ) -> float:
         """Sleep until the block ends if that fits both waits; else raise the refusal."""
         now = self._clock()  # the table calls since the last reading took time too
         wait = block.until - now
         limit = self._policy.max_wait_seconds if max_wait is None else max_wait
         limit = min(limit, MAX_TURN_WAIT_SECONDS)
-        if wait <= limit and block.until + CALL_RESERVE_SECONDS <= deadline:
+        if wait <= limit and block.until + CALL_RESERVE_SECONDS <= waits_by.at:
             obs.count("UpstreamWait")
             self._sleep(max(wait, 0.0))
             return self._clock()
-        obs.count_by("UpstreamRefused", "Scope", block.scope.split(":")[0])
+        obs.count_by("UpstreamRefused", "Scope", block.target.split(":")[0])
         raise _refusal(block, wait)
 
     # -- after a call --------------------------------------------------------------------
-    def observe(self, rate_limit: RateLimit | None, bucket: str) -> None:
+    def observe(self, rate_limit: RateLimit | None, bucket: str, deadline: Deadline) -> None:
         """Keep what Discord's rate-limit headers said about the bucket, for the fleet."""
         now = self._clock()
         probing, self._probing = self._probing, False
@@ -305,33 +229,33 @@ class UpstreamGuard:
             self._memory.end_probe(bucket, now)  # a no-op unless this instance holds its probe
         try:
             if state is not None:
-                self._state.record_bucket(bucket, state)
+                self._state.record_bucket(bucket, state, deadline=deadline)
             elif probing:
-                self._state.end_probe(bucket, now)
+                self._state.end_probe(bucket, now, deadline=deadline)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
 
-    def observe_error(self, exc: InviteProxyError, bucket: str) -> None:
+    def observe_error(self, exc: InviteProxyError, bucket: str, deadline: Deadline) -> None:
         """Keep the headers an error came with, count it if Discord does, and block after it."""
         now = self._clock()
         # A 429's headers are kept too: the block below outlasts them.
-        self.observe(exc.rate_limit, bucket)
+        self.observe(exc.rate_limit, bucket, deadline)
         if exc.counts_as_invalid:
-            self._count_invalid(now)
+            self._count_invalid(now, deadline)
         block = self._block_after(exc, bucket, now)
         if block is not None:
-            self._memory.block(block.scope, block.until, block.reason)
+            self._memory.block(block.target, block.until, block.reason)
             try:
-                self._state.block(block.scope, block.until, block.reason)
+                self._state.block(block.target, block.until, block.reason, deadline=deadline)
             except TableUnavailable as failure:
                 self._fleet_state_failed(failure)
 
     def _block_after(self, exc: InviteProxyError, bucket: str, now: float) -> Block | None:
         retry_after = exc.retry_after or 0.0
-        match exc.fleet_scope:
+        match exc.fleet_block:
             case "rate_limit":
-                scope = "global" if exc.rate_limit and exc.rate_limit.is_global else bucket
-                return Block(scope, now + (retry_after or 1.0), "429")
+                target = "global" if exc.rate_limit and exc.rate_limit.is_global else bucket
+                return Block(target, now + (retry_after or 1.0), "429")
             case "cloudflare":
                 wait = max(retry_after, self._policy.cloudflare_block_seconds)
                 return Block("cloudflare", now + wait, "cloudflare")
@@ -339,10 +263,10 @@ class UpstreamGuard:
                 return Block("token", now + self._policy.token_lock_seconds, "401")
         return None
 
-    def _count_invalid(self, now: float) -> None:
+    def _count_invalid(self, now: float, deadline: Deadline) -> None:
         obs.count("InvalidResponse")
         try:
-            in_window = self._state.count_invalid(now)
+            in_window = self._state.count_invalid(now, deadline=deadline)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
             in_window = self._memory.count_invalid(now)
@@ -360,10 +284,10 @@ class UpstreamGuard:
 
 def _refusal(block: Block, wait: float) -> InviteProxyError:
     """What a call the fleet holds back answers: the error Discord would have sent, unsent."""
-    detail = f"fleet block {block.scope} ({block.reason}) for {wait:.1f}s more"
-    if block.scope == "cloudflare":
+    detail = f"fleet block {block.target} ({block.reason}) for {wait:.1f}s more"
+    if block.target == "cloudflare":
         return DiscordBlocked(retry_after=wait, detail=detail)
-    if block.scope == "token":
+    if block.target == "token":
         return DiscordUnauthorized(retry_after=wait, detail=detail)
-    rate_limit = RateLimit(retry_after=wait, is_global=block.scope == "global")
+    rate_limit = RateLimit(retry_after=wait, is_global=block.target == "global")
     return DiscordRateLimited(retry_after=wait, rate_limit=rate_limit, status=None, detail=detail)

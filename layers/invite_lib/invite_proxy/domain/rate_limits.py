@@ -9,9 +9,20 @@ carried by the response or the error, and the guard turns it into the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+WINDOW_SECONDS = 600  # Discord counts invalid requests per 10 minutes; so does our budget
+
+
+def window_of(now: float) -> int:
+    return math.floor(now / WINDOW_SECONDS)
+
+
+def window_end(now: float) -> float:
+    return float((window_of(now) + 1) * WINDOW_SECONDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +45,7 @@ class RateLimit:
     reset_after: float | None = None  # seconds from the answer
     bucket: str = ""
     retry_after: float | None = None  # a 429's body, else its Retry-After header
-    scope: str | None = None  # "user", "global" or "shared", on a 429
+    discord_scope: str | None = None  # X-RateLimit-Scope: "user", "global" or "shared", on a 429
     is_global: bool = False
 
     @classmethod
@@ -50,7 +61,7 @@ class RateLimit:
             reset_after=_float(headers.get("X-RateLimit-Reset-After")),
             bucket=headers.get("X-RateLimit-Bucket", ""),
             retry_after=retry_after,
-            scope=headers.get("X-RateLimit-Scope"),
+            discord_scope=headers.get("X-RateLimit-Scope"),
             is_global=bool(body.get("global")) or headers.get("X-RateLimit-Global") == "true",
         )
 

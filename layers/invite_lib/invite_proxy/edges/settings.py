@@ -18,18 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Self
 
-from invite_proxy.adapters.aws_clients import SLOW_CALL_SECONDS, worst_call_seconds
+from invite_proxy.domain import costs
 from invite_proxy.domain.cache_policy import CachePolicy
 
 VERSION = "0.1.0"
 DISCORD_API_BASE_URL = "https://discord.com/api/v10"
 PROJECT_URL = "https://github.com/discord-invite-proxy/discord-invite-proxy"
-# Read once per cache period and only when needed, so it can afford more than DynamoDB gets.
-SECRETS_MANAGER_TIMEOUT = 2.0
-# The reserve for one revocation assumes its code is cached in at most this many variants
-# (with counts or not, with no scheduled event or one): each adds two DynamoDB deletes.
-# Callers choose variants (any event id), so this is an assumption, not a limit.
-RESERVE_VARIANTS = 4
 
 
 class SettingsError(ValueError):
@@ -200,25 +194,15 @@ class DiscordSettings(_Settings):
     @property
     def attempt_seconds(self) -> float:
         """The longest one Discord call can take: connect, then read."""
-        return self.discord_connect_timeout + self.discord_read_timeout
+        return costs.discord_attempt_seconds(
+            self.discord_connect_timeout, self.discord_read_timeout
+        )
 
     @property
     def dynamodb_call_seconds(self) -> float:
-        return worst_call_seconds(self.dynamodb_timeout)
-
-    @property
-    def secret_read_seconds(self) -> float:
-        return worst_call_seconds(SECRETS_MANAGER_TIMEOUT)
-
-    @property
-    def revocation_followup_seconds(self) -> float:
-        """Kept back from a DELETE's Discord call for what must follow it: the guard's
-        record of Discord's answer and the eviction, at a slow table's pace. A table slower
-        still cuts the eviction short, which is reported (cache_eviction_failed), never late."""
-        from invite_proxy.adapters.dynamodb.cache import eviction_calls
-        from invite_proxy.domain.guard import OBSERVE_CALLS
-
-        return (OBSERVE_CALLS + eviction_calls(RESERVE_VARIANTS)) * SLOW_CALL_SECONDS
+        """One table call's worst case: a call that might take longer than the time left
+        is not started."""
+        return costs.aws_call_seconds(self.dynamodb_timeout)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,25 +278,10 @@ class RevokerSettings(DiscordSettings):
         """Kept at the end of a run for its report: the summary and metrics, and the
         webhook's post. Its URL, when a secret's cached copy has run out, is read in the
         same time: a slow read leaves the post less, and both end before the invocation."""
-        from invite_proxy.services.rule_run import REPORTING_SECONDS
-
-        return REPORTING_SECONDS + (self.webhook_timeout if self.has_webhook else 0.0)
+        return costs.report_seconds(self.webhook_timeout if self.has_webhook else None)
 
     @property
     def reserve_seconds(self) -> float:
-        """The worst case of one revocation step and the report after it.
-
-        A run starts a step only with this much time left, and no wait inside a step
-        lasts past the moment that would leave less. Each count comes from the module
-        that makes the calls.
-        """
-        from invite_proxy.adapters.dynamodb.cache import eviction_calls
-        from invite_proxy.domain.guard import ADMIT_CALLS, OBSERVE_CALLS
-
-        table_calls = ADMIT_CALLS + OBSERVE_CALLS + eviction_calls(RESERVE_VARIANTS)
-        return (
-            self.attempt_seconds
-            + table_calls * self.dynamodb_call_seconds
-            + self.secret_read_seconds  # the bot token, re-read when its cache runs out
-            + self.report_seconds
-        )
+        """A rule run starts a step (one Discord call and what follows it) only with this
+        much time left: domain/costs.py, rule_step_seconds."""
+        return costs.rule_step_seconds(self.attempt_seconds)

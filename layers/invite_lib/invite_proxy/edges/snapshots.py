@@ -16,7 +16,9 @@ cached from then), and SnapStart functions take AWS credentials from the contain
 endpoint, which botocore refreshes before they expire.
 
 The hooks come from `snapshot_restore_py`, which the managed Python runtime provides;
-elsewhere (tests, the local run) there is no snapshot, and nothing to register.
+elsewhere (tests, the local run) there is no snapshot, and nothing to register. The
+wiring registers them when it builds a function's services (importing this module
+registers nothing).
 """
 
 from __future__ import annotations
@@ -56,6 +58,3 @@ def register() -> bool:
     register_before_snapshot(drop_connections)
     register_after_restore(after_restore)
     return True
-
-
-register()

@@ -20,8 +20,8 @@ from invite_proxy.adapters.secrets import (
     secrets_manager_string,
     static_secret,
 )
-from invite_proxy.domain.deadline import RequestDeadline
-from invite_proxy.edges.settings import SECRETS_MANAGER_TIMEOUT
+from invite_proxy.domain.costs import SECRETS_MANAGER_TIMEOUT
+from invite_proxy.edges import snapshots
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from invite_proxy.adapters.discord.client import DiscordClient
     from invite_proxy.adapters.discord.guarded import GuardedDiscord, RawDiscord
     from invite_proxy.adapters.dynamodb.calls import TableCalls
+    from invite_proxy.adapters.fleet_state.contract import FleetState
     from invite_proxy.domain.admin_tokens import AdminTokenVerifier
-    from invite_proxy.domain.guard import FleetState
     from invite_proxy.edges.settings import (
         ApiSettings,
         AuthorizerSettings,
@@ -51,24 +51,16 @@ Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 
 
-def secret(
-    secret_id: str | None,
-    local_value: Secret | None,
-    cache_seconds: int,
-    deadline: RequestDeadline,
-) -> SecretSource:
-    """A deployed secret by id, read within the request's deadline; or the local run's value."""
+def secret(secret_id: str | None, local_value: Secret | None, cache_seconds: int) -> SecretSource:
+    """A deployed secret by id, read within the caller's deadline; or the local run's value."""
     if secret_id:
         return secrets_manager_string(
-            secret_id,
-            cache_seconds=cache_seconds,
-            timeout=SECRETS_MANAGER_TIMEOUT,
-            deadline=deadline,
+            secret_id, cache_seconds=cache_seconds, timeout=SECRETS_MANAGER_TIMEOUT
         )
     return static_secret(local_value.get_secret_value() if local_value else None)
 
 
-def discord_client(settings: DiscordSettings, deadline: RequestDeadline) -> DiscordClient:
+def discord_client(settings: DiscordSettings) -> DiscordClient:
     from invite_proxy.adapters.discord.client import DiscordClient
 
     return DiscordClient(
@@ -78,22 +70,20 @@ def discord_client(settings: DiscordSettings, deadline: RequestDeadline) -> Disc
                 settings.discord_token_secret_id,
                 settings.discord_bot_token,
                 settings.token_cache_seconds,
-                deadline,
             )
         ),
         user_agent=settings.user_agent,
         connect_timeout=settings.discord_connect_timeout,
         read_timeout=settings.discord_read_timeout,
-        deadline=deadline,
     )
 
 
-def table_calls(settings: DiscordSettings, deadline: RequestDeadline) -> TableCalls:
-    """How the function's three table adapters call DynamoDB: one breaker, one deadline."""
+def table_calls(settings: DiscordSettings) -> TableCalls:
+    """How the function's three table adapters call DynamoDB: one breaker."""
     from invite_proxy.adapters.dynamodb.calls import CircuitBreaker, TableCalls
 
     breaker = CircuitBreaker(settings.table_circuit_seconds)  # the table fails for all three
-    return TableCalls(breaker, deadline, settings.dynamodb_call_seconds)
+    return TableCalls(breaker, settings.dynamodb_call_seconds)
 
 
 def guarded_discord(
@@ -133,15 +123,10 @@ def build_api(
     leases: FetchLeases,
     fleet: FleetState,
     client: RawDiscord,
-    request: RequestDeadline | None = None,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> tuple[InviteLookupService, InviteRevocationService]:
-    """The API function's two services, sharing one cache and one road to Discord.
-
-    ``request``: the deadline the handler begins at each invocation (none by default).
-    """
-    request = request or RequestDeadline(clock)
+    """The API function's two services, sharing one cache and one road to Discord."""
     from invite_proxy.services.lookup import CoalescingPolicy, InviteLookupService, RetryPolicy
 
     discord = guarded_discord(
@@ -172,33 +157,22 @@ def build_api(
         clock=clock,
         sleep=sleep,
     )
-    return lookup, revocation_service(settings, cache, discord, request, clock)
+    return lookup, revocation_service(cache, discord, clock)
 
 
 def revocation_service(
-    settings: DiscordSettings,
-    cache: EvictingCache,
-    discord: GuardedDiscord,
-    request: RequestDeadline,
-    clock: Clock,
+    cache: EvictingCache, discord: GuardedDiscord, clock: Clock
 ) -> InviteRevocationService:
     """One revocation, as the API's DELETE and the rule runs both make it."""
     from invite_proxy.services.revocation import InviteRevocationService
 
-    return InviteRevocationService(
-        cache=cache,
-        discord=discord,
-        request=request,  # a DELETE's Discord call keeps back its eviction's time from it
-        followup_seconds=settings.revocation_followup_seconds,
-        clock=clock,
-    )
+    return InviteRevocationService(cache=cache, discord=discord, clock=clock)
 
 
 @dataclass(frozen=True, slots=True)
 class ApiServices:
     lookups: InviteLookupService
     revocations: InviteRevocationService
-    deadline: RequestDeadline  # the handler begins it at each invocation
 
 
 def api_services(settings: ApiSettings) -> ApiServices:
@@ -207,21 +181,20 @@ def api_services(settings: ApiSettings) -> ApiServices:
     from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
     from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 
+    snapshots.register()  # SnapStart's hooks, where the function has snapshots
     table = dynamodb_client(settings.dynamodb_timeout)
-    deadline = RequestDeadline()
-    calls = table_calls(settings, deadline)
+    calls = table_calls(settings)
     lookups, revocations = build_api(
         settings,
         cache=DynamoDBInviteCache(table, settings.table_name, calls),
         leases=DynamoDBLeases(table, settings.table_name, calls),
         fleet=DynamoDBFleetState(table, settings.table_name, calls),
-        client=discord_client(settings, deadline),
-        request=deadline,
+        client=discord_client(settings),
     )
-    return ApiServices(lookups, revocations, deadline)
+    return ApiServices(lookups, revocations)
 
 
-def admin_verifier(settings: AuthorizerSettings, deadline: RequestDeadline) -> AdminTokenVerifier:
+def admin_verifier(settings: AuthorizerSettings) -> AdminTokenVerifier:
     from invite_proxy.domain.admin_tokens import AdminTokenVerifier
 
     return AdminTokenVerifier(
@@ -229,7 +202,6 @@ def admin_verifier(settings: AuthorizerSettings, deadline: RequestDeadline) -> A
             settings.admin_tokens_secret_id,
             settings.admin_tokens,
             settings.admin_tokens_cache_seconds,
-            deadline,
         )
     )
 
@@ -241,8 +213,6 @@ def build_rule_runner(
     fleet: FleetState,
     client: RawDiscord,
     notifier: Notifier | None,
-    deadline: RequestDeadline,
-    report_deadline: RequestDeadline | None = None,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> RuleRunner:
@@ -252,13 +222,11 @@ def build_rule_runner(
     discord = guarded_discord(settings, client, fleet, clock=clock, sleep=sleep)
     return RuleRunner(
         discord=discord,
-        revoker=revocation_service(settings, cache, discord, deadline, clock),
+        revoker=revocation_service(cache, discord, clock),
         cache=cache,
         notifier=notifier,
-        reserve_seconds=settings.reserve_seconds,
-        deadline=deadline,
+        step_seconds=settings.reserve_seconds,
         report_seconds=settings.report_seconds,
-        report_deadline=report_deadline,
         parallel=settings.parallel_revocations,
         clock=clock,
         sleep=sleep,
@@ -271,11 +239,9 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
     from invite_proxy.adapters.dynamodb.calls import dynamodb_client
     from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 
+    snapshots.register()
     table: DynamoDBClient = dynamodb_client(settings.dynamodb_timeout)
-    deadline = RequestDeadline()
-    calls = table_calls(settings, deadline)
-    # The report comes after the run's calls, in the time kept for it: its own deadline.
-    report_deadline = RequestDeadline()
+    calls = table_calls(settings)
     notifier = None
     if settings.has_webhook:
         notifier = WebhookNotifier(
@@ -283,18 +249,14 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
                 settings.revocation_webhook_secret_id,
                 settings.revocation_webhook_url,
                 settings.token_cache_seconds,
-                report_deadline,
             ),
             timeout=settings.webhook_timeout,
             user_agent=settings.user_agent,
-            deadline=report_deadline,
         )
     return build_rule_runner(
         settings,
         cache=DynamoDBInviteCache(table, settings.table_name, calls),
         fleet=DynamoDBFleetState(table, settings.table_name, calls),
-        client=discord_client(settings, deadline),
+        client=discord_client(settings),
         notifier=notifier,
-        deadline=deadline,
-        report_deadline=report_deadline,
     )

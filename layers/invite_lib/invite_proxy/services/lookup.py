@@ -9,7 +9,6 @@ local servers alike.
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from invite_proxy.domain.cache_policy import (
     invite_entry,
     unknown_entry,
 )
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import (
     DiscordError,
     InviteProxyError,
@@ -64,23 +64,38 @@ class CoalescingPolicy:
 
 class InviteCache(Protocol):
     def get(
-        self, code: str, variant: str, now: float, *, consistent: bool = False
+        self,
+        code: str,
+        variant: str,
+        now: float,
+        *,
+        consistent: bool = False,
+        deadline: Deadline = ...,
     ) -> CacheEntry | None: ...
-    def put(self, entry: CacheEntry, *, fetch_started: float | None = None) -> bool: ...
+    def put(
+        self, entry: CacheEntry, *, fetch_started: float | None = None, deadline: Deadline = ...
+    ) -> bool: ...
 
 
 class FetchLeases(Protocol):
     def acquire(
-        self, code: str, variant: str, now: float, seconds: float
+        self, code: str, variant: str, now: float, seconds: float, *, deadline: Deadline = ...
     ) -> Lease | HeldElsewhere: ...
-    def finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None: ...
+    def finish(
+        self, lease: Lease, until: float, *, failed: str | None = None, deadline: Deadline = ...
+    ) -> None: ...
 
 
 class InviteSource(Protocol):
     """Discord, as public lookups reach it: through the guard, spending the lookup budget."""
 
     def lookup_invite(
-        self, code: str, params: Mapping[str, str], *, deadline: float
+        self,
+        code: str,
+        params: Mapping[str, str],
+        *,
+        deadline: Deadline,
+        call_deadline: Deadline,
     ) -> DiscordResponse: ...
 
 
@@ -129,16 +144,17 @@ class InviteLookupService:
         self._clock = clock
         self._sleep = sleep
 
-    def lookup(self, query: InviteQuery, *, deadline: float = math.inf) -> LookupResult:
-        """Answer a lookup, by ``deadline`` (the request's) at the latest."""
+    def lookup(self, query: InviteQuery, *, deadline: Deadline | None = None) -> LookupResult:
+        """Answer a lookup; the table's calls end by ``deadline`` (the invocation's; none
+        by default), and Discord's, waiting on another instance included, by the lookup's own."""
+        deadline = deadline or Deadline.never(self._clock)
         now = self._clock()
-        # One deadline for the whole lookup, waiting on another instance included.
-        deadline = min(deadline, now + self._retry.deadline_seconds)
-        cached = self._read(query, now)
+        lookup_deadline = deadline.within(self._retry.deadline_seconds)
+        cached = self._read(query, now, deadline)
         if cached is not None and cached.is_fresh(now):
             return self._result(cached, CacheStatus.HIT, now)
-        claim = self._claim(query, now)
-        wait_until = min(now + self._coalescing.wait_seconds, deadline)
+        claim = self._claim(query, now, deadline)
+        wait_until = min(now + self._coalescing.wait_seconds, lookup_deadline.at)
         while isinstance(claim, HeldElsewhere):
             # Another instance is fetching this very code and variant.
             now = self._clock()
@@ -153,41 +169,46 @@ class InviteLookupService:
                 return self._stale_or_raise(cached, busy, now)
             self._sleep(self._coalescing.poll_seconds)
             now = self._clock()
-            latest = self._read(query, now, consistent=True)
+            latest = self._read(query, now, deadline, consistent=True)
             if latest is not None and latest.is_fresh(now):
                 obs.count("CacheCoalesced")
                 return self._result(latest, CacheStatus.HIT, now)
             cached = latest or cached
-            claim = self._claim(query, now)
-        return self._fetch_and_store(query, cached, claim, deadline)
+            claim = self._claim(query, now, deadline)
+        return self._fetch_and_store(query, cached, claim, deadline, lookup_deadline)
 
     def _fetch_and_store(
-        self, query: InviteQuery, cached: CacheEntry | None, lease: Lease | None, deadline: float
+        self,
+        query: InviteQuery,
+        cached: CacheEntry | None,
+        lease: Lease | None,
+        deadline: Deadline,
+        lookup_deadline: Deadline,
     ) -> LookupResult:
         now = self._clock()
         try:
-            entry = self._fetch(query, now, deadline)
+            entry = self._fetch(query, now, deadline, lookup_deadline)
         except InviteProxyError as exc:
             failed_at = self._clock()
-            if lease is not None and exc.fleet_scope is not None:
+            if lease is not None and exc.fleet_block is not None:
                 # The guard answers this failure for the whole fleet, with its own Retry-After.
-                self._finish(lease, failed_at)
+                self._finish(lease, failed_at, deadline)
             elif lease is not None:
                 # Others answer from this failure for a moment rather than each retrying it.
                 hold = min(failed_at + self._coalescing.failure_hold_seconds, lease.until)
-                self._finish(lease, hold, failed=exc.code)
+                self._finish(lease, hold, deadline, failed=exc.code)
             if exc.serve_stale:
                 return self._stale_or_raise(cached, exc, failed_at)
             raise
         except BaseException:
             if lease is not None:  # a bug, not Discord: let the next lookup try at once
-                self._finish(lease, self._clock())
+                self._finish(lease, self._clock(), deadline)
             raise
         # An invite that died in flight is served, not stored.
-        stored = not entry.is_expired(now) and self._write(entry, fetch_started=now)
+        stored = not entry.is_expired(now) and self._write(entry, deadline, fetch_started=now)
         if lease is not None:
             # A stored result holds the lease through its freshness: one fetch per window.
-            self._finish(lease, entry.fresh_until if stored else now)
+            self._finish(lease, entry.fresh_until if stored else now, deadline)
         return self._result(entry, CacheStatus.MISS, now)
 
     def _stale_or_raise(
@@ -198,43 +219,58 @@ class InviteLookupService:
             return self._result(cached, CacheStatus.STALE, now)
         raise exc
 
-    def _claim(self, query: InviteQuery, now: float) -> Lease | HeldElsewhere | None:
+    def _claim(
+        self, query: InviteQuery, now: float, deadline: Deadline
+    ) -> Lease | HeldElsewhere | None:
         """Take the fetch lease; None when the table is failing (then this instance fetches)."""
         try:
             return self._leases.acquire(
-                query.code, query.variant, now, self._coalescing.lease_seconds
+                query.code,
+                query.variant,
+                now,
+                self._coalescing.lease_seconds,
+                deadline=deadline,
             )
         except TableUnavailable as exc:
             self._cache_failed(exc)
             return None
 
-    def _finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
+    def _finish(
+        self, lease: Lease, until: float, deadline: Deadline, *, failed: str | None = None
+    ) -> None:
         try:
-            self._leases.finish(lease, until, failed=failed)
+            self._leases.finish(lease, until, failed=failed, deadline=deadline)
         except TableUnavailable as exc:
             self._cache_failed(exc)  # the lease runs out by itself
 
-    def _fetch(self, query: InviteQuery, now: float, deadline: float) -> CacheEntry:
+    def _fetch(
+        self, query: InviteQuery, now: float, deadline: Deadline, lookup_deadline: Deadline
+    ) -> CacheEntry:
         """Ask Discord, retrying 5xx, timeouts and resets with jittered backoff in time."""
         attempt = 0
         while True:
             try:
-                return self._fetch_once(query, now, deadline)
+                return self._fetch_once(query, now, deadline, lookup_deadline)
             except InviteProxyError as exc:
                 if not exc.retry_now:
                     raise
                 attempt += 1
                 delay = self._retry.backoff(attempt)
-                finish_by = self._clock() + delay + self._retry.attempt_seconds
-                if attempt > self._retry.retries or finish_by > deadline:
+                ends = self._clock() + delay + self._retry.attempt_seconds
+                if attempt > self._retry.retries or ends > lookup_deadline.at:
                     raise
                 obs.count("UpstreamRetry")
                 self._sleep(delay)
 
-    def _fetch_once(self, query: InviteQuery, now: float, deadline: float) -> CacheEntry:
+    def _fetch_once(
+        self, query: InviteQuery, now: float, deadline: Deadline, lookup_deadline: Deadline
+    ) -> CacheEntry:
         try:
             response = self._discord.lookup_invite(
-                query.code, query.upstream_params(), deadline=deadline
+                query.code,
+                query.upstream_params(),
+                deadline=deadline,
+                call_deadline=lookup_deadline,
             )
         except UnknownInvite as exc:
             return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)
@@ -259,20 +295,22 @@ class InviteLookupService:
         )
 
     def _read(
-        self, query: InviteQuery, now: float, *, consistent: bool = False
+        self, query: InviteQuery, now: float, deadline: Deadline, *, consistent: bool = False
     ) -> CacheEntry | None:
         try:
-            return self._cache.get(query.code, query.variant, now, consistent=consistent)
+            return self._cache.get(
+                query.code, query.variant, now, consistent=consistent, deadline=deadline
+            )
         except TableUnavailable as exc:
             self._cache_failed(exc)
             return None
 
-    def _write(self, entry: CacheEntry, *, fetch_started: float) -> bool:
+    def _write(self, entry: CacheEntry, deadline: Deadline, *, fetch_started: float) -> bool:
         """Store a fetched entry; whether it was stored."""
         if entry.kind is EntryKind.UNKNOWN and self._policy.negative_seconds == 0:
             return False
         try:
-            written = self._cache.put(entry, fetch_started=fetch_started)
+            written = self._cache.put(entry, fetch_started=fetch_started, deadline=deadline)
         except TableUnavailable as exc:
             self._cache_failed(exc)
             return False

@@ -9,15 +9,16 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy.adapters.discord.payloads import guild_of
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.costs import REVOCATION_FOLLOWUP_SECONDS
+from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import (
     CacheEvictionFailed,
     InvalidInput,
     InviteProxyError,
+    Outcome,
     PermissionDenied,
     TableUnavailable,
 )
@@ -29,21 +30,18 @@ if TYPE_CHECKING:
 
 
 class EvictingCache(Protocol):
-    def evict(self, code: str, revoked_at: float) -> list[str]: ...
+    def evict(self, code: str, revoked_at: float, *, deadline: Deadline = ...) -> list[str]: ...
 
 
 class InviteDeleter(Protocol):
     def delete_invite(
-        self, code: str, reason: str | None, *, deadline: float, finish_by: float = ...
+        self,
+        code: str,
+        reason: str | None,
+        *,
+        deadline: Deadline,
+        call_deadline: Deadline | None = None,
     ) -> DiscordResponse: ...
-
-
-class Outcome(StrEnum):
-    REVOKED = "revoked"
-    ALREADY_GONE = "already_gone"  # Discord says 10006: nothing left to revoke
-    FORBIDDEN = "forbidden"  # the bot lacks permission
-    INVALID = "invalid_request"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,13 +68,11 @@ class InviteRevocationService:
         *,
         cache: EvictingCache,
         discord: InviteDeleter,
-        request: RequestDeadline | None = None,
-        followup_seconds: float = 0.0,
+        followup_seconds: float = REVOCATION_FOLLOWUP_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._cache = cache
         self._discord = discord
-        self._request = request or RequestDeadline(clock)
         # Kept back from the Discord call for what follows it (the guard's record of the
         # answer, then the eviction): whatever Discord answers, or not in time, the
         # cached copies must still go.
@@ -84,9 +80,10 @@ class InviteRevocationService:
         self._clock = clock
 
     def revoke_request(
-        self, code: str, raw_reason: str | None, *, actor: str, deadline: float
+        self, code: str, raw_reason: str | None, *, actor: str, deadline: Deadline | None = None
     ) -> Revocation:
         """An admin's DELETE: the code and X-Audit-Log-Reason as sent, validated here."""
+        deadline = deadline or Deadline.never(self._clock)
         obs.count("RevokeRequest")
         try:
             code = InviteQuery.parse(code, None).code
@@ -98,14 +95,20 @@ class InviteRevocationService:
                 code=code[:64],
                 guild_id=None,
                 reason=(raw_reason or "")[:600] or None,
-                outcome=Outcome(exc.revocation_outcome),
+                outcome=exc.revocation_outcome,
                 error_code=exc.code,
             )
             raise
         return self.revoke(code, reason, actor=actor, source="api", deadline=deadline)
 
     def revoke(
-        self, code: str, reason: str | None, *, actor: str, source: str, deadline: float
+        self,
+        code: str,
+        reason: str | None,
+        *,
+        actor: str,
+        source: str,
+        deadline: Deadline | None = None,
     ) -> Revocation:
         """Delete the invite; whatever Discord says, no cached copy of it survives.
 
@@ -114,15 +117,18 @@ class InviteRevocationService:
         alive, and the mark stops it from caching what it saw. No wait for the
         fleet's guard lasts past ``deadline``.
         """
+        deadline = deadline or Deadline.never(self._clock)
 
         try:
             # The call, its waits for the guard included, ends in time for the eviction.
-            finish_by = self._request.at - self._followup_seconds
             response = self._discord.delete_invite(
-                code, reason, deadline=min(deadline, finish_by), finish_by=finish_by
+                code,
+                reason,
+                deadline=deadline,
+                call_deadline=deadline.reserve(self._followup_seconds),
             )
         except InviteProxyError as exc:
-            outcome = Outcome(exc.revocation_outcome)
+            outcome = exc.revocation_outcome
             # A timeout or a 5xx may come after Discord deleted it: a copy left then is a risk.
             self._evict_and_audit(
                 code,
@@ -132,6 +138,7 @@ class InviteRevocationService:
                 outcome=outcome,
                 error_code=exc.code,
                 maybe_gone=exc.retry_now,
+                deadline=deadline,
             )
             if outcome is Outcome.FORBIDDEN:
                 # The admin asked for what the bot may not do: their 403, not Discord's fault.
@@ -144,13 +151,28 @@ class InviteRevocationService:
             source=source,
             outcome=Outcome.REVOKED,
             guild_id=guild_of(response.payload),
+            deadline=deadline,
         )
         return Revocation(code=code, guild_id=guild_id, body=response.body)
 
-    def record_gone(self, code: str, reason: str | None, *, actor: str, source: str) -> None:
+    def record_gone(
+        self,
+        code: str,
+        reason: str | None,
+        *,
+        actor: str,
+        source: str,
+        deadline: Deadline | None = None,
+    ) -> None:
         """A code found already gone without a DELETE: evict it and audit it all the same."""
+        deadline = deadline or Deadline.never(self._clock)
         self._evict_and_audit(
-            code, reason, actor=actor, source=source, outcome=Outcome.ALREADY_GONE
+            code,
+            reason,
+            actor=actor,
+            source=source,
+            outcome=Outcome.ALREADY_GONE,
+            deadline=deadline,
         )
 
     def _evict_and_audit(
@@ -164,13 +186,14 @@ class InviteRevocationService:
         guild_id: str | None = None,
         error_code: str | None = None,
         maybe_gone: bool = False,
+        deadline: Deadline,
     ) -> str | None:
         """Evict every cached copy, write the audit line; return the guild it names.
 
         When the invite is gone on Discord but its copies could not be evicted,
         that is the caller's error to hear about: a retry clears them.
         """
-        cached_guild, evicted = self._evict(code)
+        cached_guild, evicted = self._evict(code, deadline)
         guild_id = guild_id or cached_guild
         audit(
             actor=actor,
@@ -187,10 +210,10 @@ class InviteRevocationService:
             raise CacheEvictionFailed(detail=f"{code}: {outcome.value}, eviction failed")
         return guild_id
 
-    def _evict(self, code: str) -> tuple[str | None, bool]:
+    def _evict(self, code: str, deadline: Deadline) -> tuple[str | None, bool]:
         """(the guild named by a cached copy, whether eviction worked)."""
         try:
-            bodies = self._cache.evict(code, revoked_at=self._clock())
+            bodies = self._cache.evict(code, revoked_at=self._clock(), deadline=deadline)
         except TableUnavailable as exc:
             obs.count("CacheEvictionError")
             obs.logger.error("cache eviction failed", extra={"code": code, "detail": exc.detail})

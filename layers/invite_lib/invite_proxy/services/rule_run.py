@@ -1,7 +1,9 @@
 """Running a revocation rule: choose the invites, revoke them a few at a time, report.
 
-Knows nothing of Lambda: the caller passes a function that says how much time
-is left, and the run stops cleanly before it runs out.
+Knows nothing of Lambda: the caller passes the invocation's deadline, and the run
+stops cleanly before it. A step (one Discord call and what follows it) starts only
+with ``step_seconds`` in hand (domain/costs.py, rule_step_seconds); a run that
+cannot start a single step fails, so the scheduler retries it.
 """
 
 from __future__ import annotations
@@ -10,21 +12,20 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
 from invite_proxy.adapters.discord.payloads import vanity_code_of
-from invite_proxy.domain.deadline import RequestDeadline
+from invite_proxy.domain.costs import REPORTING_SECONDS
 from invite_proxy.domain.errors import (
     CacheEvictionFailed,
     DiscordError,
     DiscordRateLimited,
     InvalidInput,
     InviteProxyError,
+    Outcome,
     RuleRunFailed,
     TableUnavailable,
     UnknownInvite,
@@ -32,83 +33,33 @@ from invite_proxy.domain.errors import (
 from invite_proxy.domain.models import GuildInvite
 from invite_proxy.domain.rules import RevocationRule, partition_codes, select
 from invite_proxy.edges import observability as obs
+from invite_proxy.services.rule_summary import RunSummary
+from invite_proxy.services.steps import GiveBack, StepsOutcome, run_steps
 
 if TYPE_CHECKING:
     from invite_proxy.adapters.discord.client import DiscordResponse
+    from invite_proxy.domain.deadline import Deadline
     from invite_proxy.services.revocation import InviteRevocationService
 
-RemainingMillis = Callable[[], int]
-# Time a rule run keeps back at the end for the summary and metrics, with slack (the
-# webhook's time comes on top: RevokerSettings.report_seconds).
-REPORTING_SECONDS = 1.0
 _T = TypeVar("_T")
 
 
-class _Deadline(Exception):
-    """Not enough time left for the next step: stop cleanly, leave the rest."""
-
-
 class RuleDiscord(Protocol):
-    def list_guild_invites(self, guild_id: str, *, deadline: float) -> DiscordResponse: ...
-    def guild_vanity_code(self, guild_id: str, *, deadline: float) -> str | None: ...
-    def get_invite(self, code: str, *, deadline: float) -> DiscordResponse: ...
+    def list_guild_invites(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse: ...
+    def guild_vanity_code(self, guild_id: str, *, deadline: Deadline) -> str | None: ...
+    def get_invite(self, code: str, *, deadline: Deadline) -> DiscordResponse: ...
 
 
 class RuleCache(Protocol):
-    def shorten_ttl(self, code: str, ttl: int) -> int: ...
+    def shorten_ttl(self, code: str, ttl: int, *, deadline: Deadline = ...) -> int: ...
 
 
 class Notifier(Protocol):
-    def send(self, content: str) -> None: ...
+    def send(self, content: str, deadline: Deadline) -> None: ...
 
 
-@dataclass
-class RunSummary:
-    rule: str
-    dry_run: bool
-    matched: int = 0
-    revoked: int = 0
-    already_gone: int = 0
-    failed: int = 0
-    left: int = 0
-    excluded: int = 0
-    vanity_skipped: int = 0
-    not_listed: int = 0  # named codes the guild's listing does not have: left alone
-    cache_ttls_shortened: int = 0
-    would_revoke: list[str] = field(default_factory=list)
-    # Gone on Discord, but their cached copies could not be evicted: the run fails, so the
-    # scheduler's retry (or the dead-letter queue) sees them, and a retry evicts them.
-    not_evicted: list[str] = field(default_factory=list)
-    stopped: str | None = None  # "deadline" or "error"
-    error_code: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        result = asdict(self)
-        if not self.dry_run:
-            del result["would_revoke"]
-        return result
-
-    def message(self) -> str:
-        """The summary, as a human reads it in a Discord channel."""
-        if self.dry_run:
-            count = len(self.would_revoke)
-            codes = ", ".join(self.would_revoke[:50]) or "none"
-            more = f" and {count - 50} more" if count > 50 else ""
-            text = f"Revocation rule `{self.rule}` (dry run): would revoke {count}: {codes}{more}."
-            if self.already_gone:
-                text += f" Already gone: {self.already_gone}."
-        else:
-            text = (
-                f"Revocation rule `{self.rule}`: matched {self.matched}, revoked {self.revoked}, "
-                f"already gone {self.already_gone}, failed {self.failed}, left {self.left}."
-            )
-        if self.not_evicted:
-            text += f" Gone on Discord but still cached: {', '.join(self.not_evicted)}."
-        if self.stopped == "deadline":
-            text += " Stopped before the Lambda deadline; the next run picks up the rest."
-        elif self.stopped == "error":
-            text += f" Stopped on an error ({self.error_code}); the scheduler will retry."
-        return text
+class _NoTimeToStart(Exception):
+    """Not one step of the run could start in the time there was."""
 
 
 class RuleRunner:
@@ -119,10 +70,8 @@ class RuleRunner:
         revoker: InviteRevocationService,
         cache: RuleCache,
         notifier: Notifier | None,
-        reserve_seconds: float,
-        deadline: RequestDeadline,
+        step_seconds: float,
         report_seconds: float = REPORTING_SECONDS,
-        report_deadline: RequestDeadline | None = None,
         max_rate_limit_wait: float = 5.0,
         parallel: int = 1,
         clock: Callable[[], float] = time.time,
@@ -132,24 +81,17 @@ class RuleRunner:
         self._revoker = revoker
         self._cache = cache
         self._notifier = notifier
-        self._reserve = reserve_seconds
-        self._request = deadline  # the table's and Discord's, shared with the adapters
+        self._step_seconds = step_seconds
         self._report_seconds = report_seconds
-        # The report's own (the webhook's): it ends as the invocation must, whatever the run did.
-        self._report_by = report_deadline or RequestDeadline(clock)
         self._max_wait = max_rate_limit_wait
-        # Revocations in flight at once: one at a time cannot keep up with a bucket that
-        # refills faster than one revocation's table calls and DELETE take.
+        # Revocations in flight at once (services/steps.py).
         self._parallel = max(1, parallel)
         self._tally = threading.Lock()  # the summary, counted from every thread
         self._clock = clock
         self._sleep = sleep
 
-    def run_event(self, event: Any, remaining_ms: RemainingMillis) -> RunSummary:
+    def run_event(self, event: Any, deadline: Deadline) -> RunSummary:
         """Run the rule a schedule delivered; a bad rule fails the invocation, naming the field."""
-        # No table or Discord call may run into the time kept for the report.
-        self._request.begin(remaining_ms(), reserve=self._report_seconds)
-        self._report_by.begin(remaining_ms())
         obs.count("RuleRun")
         try:
             rule = RevocationRule.parse(event)
@@ -158,45 +100,48 @@ class RuleRunner:
             obs.logger.error("invalid revocation rule", extra={"error": exc.public_message})
             raise
         obs.logger.append_keys(rule=rule.name, dry_run=rule.dry_run)
-        return self.run(rule, remaining_ms)
+        return self.run(rule, deadline)
 
-    def run(self, rule: RevocationRule, remaining_ms: RemainingMillis) -> RunSummary:
+    def run(self, rule: RevocationRule, deadline: Deadline) -> RunSummary:
+        """Run ``rule``; its report ends by ``deadline``, and every call before it earlier."""
         summary = RunSummary(rule=rule.name, dry_run=rule.dry_run)
+        # No table or Discord call may run into the time kept for the report.
+        calls_by = deadline.reserve(self._report_seconds)
         failure: InviteProxyError | None = None
+        detail: str | None = None
         try:
             if rule.guild_id is not None:
-                self._run_listing(rule, rule.guild_id, summary, remaining_ms)
+                self._run_listing(rule, rule.guild_id, summary, calls_by)
             else:
-                self._run_codes(rule, summary, remaining_ms)
+                self._run_codes(rule, summary, calls_by)
         except InviteProxyError as exc:
             failure = exc
             summary.stopped, summary.error_code = "error", exc.code
-        self._report(summary, failure)
-        if failure is not None:
+            detail = f"stopped on {exc.code}: {exc.detail}"
+        except _NoTimeToStart:
+            summary.stopped = "deadline"
+            detail = (
+                f"could not start a step: {max(calls_by.left(), 0.0):.1f} s left before the "
+                f"report, a step needs {self._step_seconds:.1f} s"
+            )
+        self._report(summary, detail, deadline)
+        if detail is not None:
             raise RuleRunFailed(
-                detail=f"rule {rule.name!r} stopped on {failure.code}: {failure.detail}",
-                retry_after=failure.retry_after,
+                detail=f"rule {rule.name!r} {detail}",
+                retry_after=failure.retry_after if failure else None,
             ) from None
         return summary
 
     # -- choosing ----------------------------------------------------------------------
     def _run_listing(
-        self,
-        rule: RevocationRule,
-        guild_id: str,
-        summary: RunSummary,
-        remaining_ms: RemainingMillis,
+        self, rule: RevocationRule, guild_id: str, summary: RunSummary, deadline: Deadline
     ) -> None:
         # Each of the two calls before any revocation is a step of its own: it starts
-        # only with the reserve in hand, and the run stops cleanly when it is not.
-        if self._out_of_time(remaining_ms):
-            self._stop_for_deadline(summary, 0)
-            return
-        vanity_codes = self._vanity_code(guild_id, remaining_ms)
-        if self._out_of_time(remaining_ms):
-            self._stop_for_deadline(summary, 0)
-            return
-        invites, listed_vanity_codes = self._listing(guild_id, remaining_ms)
+        # only with a step's time in hand, and the run fails when not even they can.
+        self._start_or_fail(deadline)
+        vanity_codes = self._vanity_code(guild_id, deadline)
+        self._start_or_fail(deadline)
+        invites, listed_vanity_codes = self._listing(guild_id, deadline)
         vanity_codes |= listed_vanity_codes
         selection = select(rule, invites, self._now(), vanity_codes)
         if rule.codes is not None:
@@ -208,20 +153,17 @@ class RuleRunner:
         if rule.dry_run:
             summary.would_revoke = list(selection.codes)
         else:
-            self._for_each(
+            self._steps(
                 selection.codes,
                 summary,
-                remaining_ms,
-                lambda code: self._revoke_one(rule, code, summary, remaining_ms),
+                deadline,
+                lambda code: self._revoke_one(rule, code, summary, deadline),
             )
         revoking = set(selection.codes)
-        self._refresh_ttls([i for i in invites if i.code not in revoking], summary, remaining_ms)
+        self._refresh_ttls([i for i in invites if i.code not in revoking], summary, deadline)
 
-    def _listing(
-        self, guild_id: str, remaining_ms: RemainingMillis
-    ) -> tuple[list[GuildInvite], set[str]]:
+    def _listing(self, guild_id: str, deadline: Deadline) -> tuple[list[GuildInvite], set[str]]:
         """The guild's invites, and the vanity codes they show."""
-        deadline = self._deadline(remaining_ms)
         payload = self._discord.list_guild_invites(guild_id, deadline=deadline).payload
         if not isinstance(payload, list):
             raise DiscordError(detail="the guild invite listing is not a list")
@@ -238,11 +180,9 @@ class RuleRunner:
                 obs.logger.warning("unreadable invite in guild listing", extra={"item": item})
         return invites, vanity_codes
 
-    def _vanity_code(self, guild_id: str, remaining_ms: RemainingMillis) -> set[str]:
+    def _vanity_code(self, guild_id: str, deadline: Deadline) -> set[str]:
         try:
-            vanity = self._discord.guild_vanity_code(
-                guild_id, deadline=self._deadline(remaining_ms)
-            )
+            vanity = self._discord.guild_vanity_code(guild_id, deadline=deadline)
         except InviteProxyError as exc:
             if exc.retry_later:
                 raise
@@ -251,9 +191,7 @@ class RuleRunner:
             return set()
         return {vanity} if vanity else set()
 
-    def _run_codes(
-        self, rule: RevocationRule, summary: RunSummary, remaining_ms: RemainingMillis
-    ) -> None:
+    def _run_codes(self, rule: RevocationRule, summary: RunSummary, deadline: Deadline) -> None:
         """Named codes: each is looked up first, because only that shows a vanity code."""
         codes, excluded = partition_codes(rule)
         summary.excluded = len(excluded)
@@ -261,14 +199,13 @@ class RuleRunner:
         def check_then_revoke(code: str) -> None:
             try:
                 lookup = self._patiently(
-                    lambda: self._discord.get_invite(code, deadline=self._deadline(remaining_ms)),
-                    remaining_ms,
+                    lambda: self._discord.get_invite(code, deadline=deadline), deadline
                 )
             except UnknownInvite:
                 with self._tally:
                     summary.matched += 1
                 if not rule.dry_run:
-                    self._record_gone(rule, code, summary)
+                    self._record_gone(rule, code, summary, deadline)
                 with self._tally:
                     summary.already_gone += 1
                 return
@@ -284,119 +221,66 @@ class RuleRunner:
                 if rule.dry_run:
                     summary.would_revoke.append(code)
                     return
-            if self._out_of_time(remaining_ms):  # the lookup took its share
-                raise _Deadline
-            self._revoke_one(rule, code, summary, remaining_ms)
+            if not self._has_time(deadline):  # the lookup took its share
+                raise GiveBack
+            self._revoke_one(rule, code, summary, deadline)
 
-        self._for_each(codes, summary, remaining_ms, check_then_revoke)
+        self._steps(codes, summary, deadline, check_then_revoke)
 
     # -- revoking ----------------------------------------------------------------------
-    def _for_each(
+    def _steps(
         self,
         codes: list[str],
         summary: RunSummary,
-        remaining_ms: RemainingMillis,
+        deadline: Deadline,
         step: Callable[[str], None],
     ) -> None:
-        """Step through the codes until done, out of time (the rest is left), or an error
-        (the steps in flight finish, the rest is left, and the error is raised).
-
-        Steps overlap, up to ``parallel`` at once, but a run starts with one and lets one
-        more in after each step that ends well: a Discord or table that fails for every
-        invite is met by one request, as a run one at a time would meet it.
-        """
-        started = gave_back = in_flight = 0
-        allowed = 1
-        failures: list[InviteProxyError] = []
-        out_of_time = False
-        turn = threading.Condition()
-
-        def next_code() -> str | None:
-            nonlocal started, in_flight, out_of_time
-            with turn:
-                turn.wait_for(lambda: in_flight < allowed or failures or out_of_time)
-                if failures or out_of_time or started == len(codes):
-                    return None
-                if self._out_of_time(remaining_ms):
-                    out_of_time = True
-                    turn.notify_all()
-                    return None
-                started, in_flight = started + 1, in_flight + 1
-                return codes[started - 1]
-
-        def work() -> None:
-            nonlocal gave_back, in_flight, allowed, out_of_time
-            while (code := next_code()) is not None:
-                try:
-                    step(code)
-                except _Deadline:
-                    with turn:
-                        gave_back, out_of_time = gave_back + 1, True
-                        in_flight -= 1
-                        turn.notify_all()
-                    return
-                except InviteProxyError as exc:
-                    with turn:
-                        failures.append(exc)
-                        in_flight -= 1
-                        turn.notify_all()
-                    return
-                with turn:
-                    in_flight -= 1
-                    allowed = min(self._parallel, allowed + 1)
-                    turn.notify_all()
-
-        workers = min(self._parallel, len(codes))
-        if workers <= 1:
-            work()
-        else:
-            with ThreadPoolExecutor(workers, thread_name_prefix="revoke") as pool:
-                for done in [pool.submit(work) for _ in range(workers)]:
-                    done.result()
-        left = len(codes) - started + gave_back
-        if failures:
-            summary.left = left
-            raise failures[0]
-        if out_of_time:
-            self._stop_for_deadline(summary, left)
+        """Step through the codes (services/steps.py); the run stops on the first error,
+        stops cleanly when out of time, and fails when out of time before a step ended."""
+        outcome: StepsOutcome = run_steps(
+            codes, step, parallel=self._parallel, has_time=lambda: self._has_time(deadline)
+        )
+        summary.left = outcome.left if (outcome.failure or outcome.out_of_time) else 0
+        if outcome.failure is not None:
+            raise outcome.failure
+        if outcome.out_of_time:
+            summary.stopped = "deadline"
+            if outcome.left == outcome.total:
+                raise _NoTimeToStart
 
     def _revoke_one(
-        self,
-        rule: RevocationRule,
-        code: str,
-        summary: RunSummary,
-        remaining_ms: RemainingMillis,
+        self, rule: RevocationRule, code: str, summary: RunSummary, deadline: Deadline
     ) -> None:
         """Revoke one invite. Errors that will recur for every invite stop the run."""
         try:
             self._patiently(
                 lambda: self._revoker.revoke(
-                    code,
-                    rule.audit_reason,
-                    actor=rule.actor,
-                    source="schedule",
-                    deadline=self._deadline(remaining_ms),
+                    code, rule.audit_reason, actor=rule.actor, source="schedule", deadline=deadline
                 ),
-                remaining_ms,
+                deadline,
             )
         except InviteProxyError as exc:
             with self._tally:
-                if exc.revocation_outcome == "already_gone":
+                if exc.revocation_outcome is Outcome.ALREADY_GONE:
                     summary.already_gone += 1
                     return
                 summary.failed += 1
                 if isinstance(exc, CacheEvictionFailed):
                     summary.not_evicted.append(code)
-            if exc.revocation_outcome != "forbidden":
+            if exc.revocation_outcome is not Outcome.FORBIDDEN:
                 raise
             # Forbidden: this invite's channel only; the rest may be fine.
         else:
             with self._tally:
                 summary.revoked += 1
 
-    def _record_gone(self, rule: RevocationRule, code: str, summary: RunSummary) -> None:
+    def _record_gone(
+        self, rule: RevocationRule, code: str, summary: RunSummary, deadline: Deadline
+    ) -> None:
         try:
-            self._revoker.record_gone(code, rule.audit_reason, actor=rule.actor, source="schedule")
+            self._revoker.record_gone(
+                code, rule.audit_reason, actor=rule.actor, source="schedule", deadline=deadline
+            )
         except InviteProxyError as exc:
             with self._tally:
                 summary.failed += 1
@@ -404,30 +288,31 @@ class RuleRunner:
                     summary.not_evicted.append(code)
             raise
 
-    def _patiently(self, action: Callable[[], _T], remaining_ms: RemainingMillis) -> _T:
+    def _patiently(self, action: Callable[[], _T], deadline: Deadline) -> _T:
         """A Discord call; a rate limit that fits the time left is waited out, once."""
         try:
             return action()
         except DiscordRateLimited as exc:
             wait = exc.retry_after or 0.0
-            if wait > self._max_wait or not self._fits(wait, remaining_ms):
+            if wait > self._max_wait or not deadline.fits(wait + self._step_seconds):
                 raise
             self._sleep(wait)
         return action()
 
     def _refresh_ttls(
-        self, invites: list[GuildInvite], summary: RunSummary, remaining_ms: RemainingMillis
+        self, invites: list[GuildInvite], summary: RunSummary, deadline: Deadline
     ) -> None:
         """The listing has each invite's created_at and max_age: cached copies die with it."""
         for invite in invites:
             expiry = invite.expiry()
             if expiry is None:
                 continue
-            if self._out_of_time(remaining_ms):
+            if not self._has_time(deadline):
                 return
             try:
                 ttl = math.floor(expiry.timestamp())
-                summary.cache_ttls_shortened += self._cache.shorten_ttl(invite.code, ttl)
+                shortened = self._cache.shorten_ttl(invite.code, ttl, deadline=deadline)
+                summary.cache_ttls_shortened += shortened
             except TableUnavailable as exc:
                 obs.logger.warning("cache TTL refresh failed", extra={"detail": exc.detail})
                 return
@@ -436,27 +321,18 @@ class RuleRunner:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
-    def _deadline(self, remaining_ms: RemainingMillis) -> float:
-        """The latest a wait inside the next step may end: it still leaves the reserve."""
-        return self._clock() + remaining_ms() / 1000 - self._reserve
+    def _has_time(self, deadline: Deadline) -> bool:
+        """Whether a step started now would end, at a slow table's pace, by the deadline."""
+        return deadline.fits(self._step_seconds)
 
-    def _out_of_time(self, remaining_ms: RemainingMillis) -> bool:
-        return remaining_ms() / 1000 < self._reserve
+    def _start_or_fail(self, deadline: Deadline) -> None:
+        if not self._has_time(deadline):
+            raise _NoTimeToStart
 
-    def _fits(self, wait: float, remaining_ms: RemainingMillis) -> bool:
-        return remaining_ms() / 1000 - wait >= self._reserve
-
-    @staticmethod
-    def _stop_for_deadline(summary: RunSummary, left: int) -> None:
-        summary.left = left
-        summary.stopped = "deadline"
-
-    def _report(self, summary: RunSummary, failure: InviteProxyError | None) -> None:
+    def _report(self, summary: RunSummary, failure: str | None, deadline: Deadline) -> None:
         extra: dict[str, Any] = {"summary": summary.as_dict()}
         if failure is not None:
-            obs.logger.error(
-                "revocation rule run failed", extra={**extra, "detail": failure.detail}
-            )
+            obs.logger.error("revocation rule run failed", extra={**extra, "detail": failure})
         else:
             obs.logger.info("revocation rule run", extra=extra)
         obs.counts_by(
@@ -472,7 +348,7 @@ class RuleRunner:
         if self._notifier is None:
             return
         try:
-            self._notifier.send(summary.message())
+            self._notifier.send(summary.message(), deadline)
         except InviteProxyError as exc:
             obs.count("NotificationError")
             obs.logger.warning("webhook notification failed", extra={"detail": exc.detail})

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -19,7 +18,7 @@ from urllib3.util import Timeout
 
 from invite_proxy.adapters.discord.routes import Route
 from invite_proxy.adapters.discord.session import SESSION
-from invite_proxy.domain.deadline import DeadlineReached, RequestDeadline, wait_at_most
+from invite_proxy.domain.deadline import Deadline, DeadlineReached, wait_at_most
 from invite_proxy.domain.errors import (
     DiscordBlocked,
     DiscordError,
@@ -52,23 +51,21 @@ class DiscordClient:
         self,
         *,
         base_url: str,
-        token: Callable[[], str | None],
+        token: Callable[[Deadline], str | None],
         user_agent: str,
         connect_timeout: float,
         read_timeout: float,
-        deadline: RequestDeadline | None = None,
         session: requests.Session = SESSION,
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._token = token
         self._user_agent = user_agent
         self._connect_timeout, self._read_timeout = connect_timeout, read_timeout
-        self._deadline = deadline or RequestDeadline()
         self._session = session
 
-    def credentials(self) -> None:
+    def credentials(self, deadline: Deadline) -> None:
         """Read the token now (a cache hit, mostly): raises CredentialsUnavailable."""
-        self._token()
+        self._token(deadline)
 
     def request(
         self,
@@ -76,20 +73,19 @@ class DiscordClient:
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        deadline: float = math.inf,
+        deadline: Deadline,
     ) -> DiscordResponse:
         """Send one request; return a 2xx response or raise the matching error.
 
-        It waits no longer than ``deadline`` (the caller's), nor the request's deadline.
+        It waits no longer than ``deadline``, whatever the configured timeouts allow.
         """
         request_headers = {"User-Agent": self._user_agent, "Accept": "application/json"}
-        token = self._token()
+        token = self._token(deadline)
         if token:
             request_headers["Authorization"] = f"Bot {token}"
         if headers:
             request_headers.update(headers)
-        # Never wait past the request's deadline, whatever the configured timeouts allow.
-        left = min(self._deadline.left(), deadline - time.time())
+        left = deadline.left()
         if left <= 0:
             raise DiscordTimeout(detail="no time left before the request's deadline")
         try:

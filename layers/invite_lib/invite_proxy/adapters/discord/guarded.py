@@ -10,7 +10,6 @@ webhook post goes around it: webhooks are limited per webhook, not per bot.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
@@ -23,13 +22,14 @@ from invite_proxy.edges import observability as obs
 
 if TYPE_CHECKING:
     from invite_proxy.adapters.discord.client import DiscordResponse
+    from invite_proxy.domain.deadline import Deadline
     from invite_proxy.domain.guard import UpstreamGuard
 
 
 class RawDiscord(Protocol):
     """The unguarded client (discord/client.py), or a test's stand-in for it."""
 
-    def credentials(self) -> None: ...
+    def credentials(self, deadline: Deadline) -> None: ...
 
     def request(
         self,
@@ -37,7 +37,7 @@ class RawDiscord(Protocol):
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
-        deadline: float = math.inf,
+        deadline: Deadline,
     ) -> DiscordResponse: ...
 
 
@@ -47,75 +47,89 @@ class GuardedDiscord:
         self._guard = guard
 
     def lookup_invite(
-        self, code: str, params: Mapping[str, str], *, deadline: float
+        self,
+        code: str,
+        params: Mapping[str, str],
+        *,
+        deadline: Deadline,
+        call_deadline: Deadline,
     ) -> DiscordResponse:
         """A public lookup: it also spends the fleet's lookup budget.
 
-        The call ends by the lookup's deadline, which its fetch lease outlasts: no second
-        instance calls Discord for the same key while this call may still be answered.
+        The call ends by the lookup's own deadline (``call_deadline``), which its fetch
+        lease outlasts: no second instance calls Discord for the same key while this call
+        may still be answered.
         """
         return self._call(
-            Route.get_invite(code), deadline, params=params, spend_budget=True, finish_by=deadline
+            Route.get_invite(code), deadline, call_deadline, params=params, spend_budget=True
         )
 
-    def get_invite(self, code: str, *, deadline: float) -> DiscordResponse:
+    def get_invite(self, code: str, *, deadline: Deadline) -> DiscordResponse:
         """A rule run's lookup of a named code: never held back by public traffic's budget."""
         return self._call(Route.get_invite(code), deadline)
 
     def delete_invite(
-        self, code: str, reason: str | None, *, deadline: float, finish_by: float = math.inf
+        self,
+        code: str,
+        reason: str | None,
+        *,
+        deadline: Deadline,
+        call_deadline: Deadline | None = None,
     ) -> DiscordResponse:
         """Revoke an invite. Discord answers 200 with the invite it deleted.
 
-        ``finish_by``: the call gives up then, so what must follow it still has time.
+        ``call_deadline``: the call gives up then, so what must follow it still has time.
         """
         headers = {"X-Audit-Log-Reason": encode_audit_reason(reason)} if reason else None
-        return self._call(Route.delete_invite(code), deadline, headers=headers, finish_by=finish_by)
+        return self._call(Route.delete_invite(code), deadline, call_deadline, headers=headers)
 
-    def list_guild_invites(self, guild_id: str, *, deadline: float) -> DiscordResponse:
+    def list_guild_invites(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse:
         """Every invite of a guild, with metadata (uses, max_age, ...). Needs Manage Guild."""
         return self._call(Route.guild_invites(guild_id), deadline)
 
-    def guild_vanity_code(self, guild_id: str, *, deadline: float) -> str | None:
+    def guild_vanity_code(self, guild_id: str, *, deadline: Deadline) -> str | None:
         """The guild's vanity code; None when it has none."""
         return vanity_code_of_url(self._call(Route.guild_vanity_url(guild_id), deadline).payload)
 
     def _call(
         self,
         route: Route,
-        deadline: float,
+        deadline: Deadline,
+        call_deadline: Deadline | None = None,
         *,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         spend_budget: bool = False,
-        finish_by: float = math.inf,
     ) -> DiscordResponse:
-        """``deadline``: no wait for the guard ends after it. The request itself waits until
-        the request's own deadline (the client knows it), or ``finish_by`` if earlier."""
+        """The guard's table calls end by ``deadline``; its waits and the request itself by
+        ``call_deadline``, when the caller needs the call over sooner."""
+        call_deadline = call_deadline or deadline
         try:
             # No token, no call: a call that cannot be made spends no budget, rate or bucket.
-            self._client.credentials()
+            self._client.credentials(call_deadline)
         except InviteProxyError as exc:
             _failed(exc)
             raise
-        self._guard.admit(route.bucket, deadline, spend_budget=spend_budget)
+        self._guard.admit(
+            route.bucket, deadline, call_deadline=call_deadline, spend_budget=spend_budget
+        )
         obs.count("UpstreamCall")
         started = time.perf_counter()
         try:
             response = self._client.request(
-                route, params=params, headers=headers, deadline=finish_by
+                route, params=params, headers=headers, deadline=call_deadline
             )
         except UnknownInvite as exc:  # an answer, not a failure: it still spends the bucket
             _measure(started, exc.status)
-            self._guard.observe_error(exc, route.bucket)
+            self._guard.observe_error(exc, route.bucket, deadline)
             raise
         except InviteProxyError as exc:
             _measure(started, exc.status)
-            self._guard.observe_error(exc, route.bucket)
+            self._guard.observe_error(exc, route.bucket, deadline)
             _failed(exc)
             raise
         _measure(started, response.status)
-        self._guard.observe(response.rate_limit, route.bucket)
+        self._guard.observe(response.rate_limit, route.bucket, deadline)
         return response
 
 

@@ -9,7 +9,7 @@ import requests
 
 from invite_proxy.adapters.discord.session import SESSION
 from invite_proxy.adapters.secrets import SecretSource
-from invite_proxy.domain.deadline import DeadlineReached, RequestDeadline, wait_at_most
+from invite_proxy.domain.deadline import Deadline, DeadlineReached, wait_at_most
 from invite_proxy.domain.errors import NotificationFailed
 
 MAX_CONTENT = 2000  # Discord's limit on a message's content
@@ -22,25 +22,23 @@ class WebhookNotifier:
         *,
         timeout: float,
         user_agent: str,
-        deadline: RequestDeadline | None = None,
         session: requests.Session = SESSION,
     ) -> None:
         self._url = url
         self._timeout = timeout
-        self._deadline = deadline or RequestDeadline()
         self._user_agent = user_agent
         self._session = session
 
-    def send(self, content: str) -> None:
+    def send(self, content: str, deadline: Deadline) -> None:
         """Post ``content``; mentions in it never ping anyone.
 
         It waits ``timeout`` at most for the whole post, and never past the deadline.
         Errors never carry the URL: its last segment is the webhook's token.
         """
-        url = self._url()
+        url = self._url(deadline)
         if not url or urlsplit(url).scheme not in ("https", "http"):
             raise NotificationFailed(detail="the webhook URL is not an http(s) URL")
-        wait = min(self._timeout, self._deadline.left())
+        wait = min(self._timeout, deadline.left())
         if wait <= 0:
             raise NotificationFailed(detail="no time left to post to the webhook")
         post = partial(

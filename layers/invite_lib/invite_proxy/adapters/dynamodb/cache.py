@@ -23,20 +23,21 @@ from typing import Any
 from invite_proxy.adapters.dynamodb import keys
 from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
 from invite_proxy.domain.cache_policy import CacheEntry, EntryKind
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 
 # Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
 REVOKED_MARKER_SECONDS = 3600
 
 
-def eviction_calls(variants: int) -> int:
-    """DynamoDB calls one eviction makes for a code cached in ``variants`` variants, at worst:
-    the revoked mark, one page of the query, and a delete for each variant and its lease."""
-    return 2 + 2 * variants
-
-
 class DynamoDBInviteCache(TableAdapter):
     def get(
-        self, code: str, variant: str, now: float, *, consistent: bool = False
+        self,
+        code: str,
+        variant: str,
+        now: float,
+        *,
+        consistent: bool = False,
+        deadline: Deadline = NO_DEADLINE,
     ) -> CacheEntry | None:
         """The live entry, if any. ``consistent`` sees a write made a moment ago elsewhere."""
         response = self._calls.call(
@@ -46,6 +47,7 @@ class DynamoDBInviteCache(TableAdapter):
                 Key=keys.variant_key(code, variant),
                 ConsistentRead=consistent,
             ),
+            deadline=deadline,
         )
         item = response.get("Item")
         if item is None:
@@ -55,7 +57,13 @@ class DynamoDBInviteCache(TableAdapter):
             return None
         return entry
 
-    def put(self, entry: CacheEntry, *, fetch_started: float | None = None) -> bool:
+    def put(
+        self,
+        entry: CacheEntry,
+        *,
+        fetch_started: float | None = None,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> bool:
         """Store an entry; with ``fetch_started``, only if the code was not revoked since.
 
         Returns False when a revocation won the race and nothing was written.
@@ -63,7 +71,11 @@ class DynamoDBInviteCache(TableAdapter):
         item = _item_from_entry(entry)
         what = f"writing {entry.code!r}"
         if fetch_started is None:
-            self._calls.call(what, lambda: self._client.put_item(TableName=self._table, Item=item))
+            self._calls.call(
+                what,
+                lambda: self._client.put_item(TableName=self._table, Item=item),
+                deadline=deadline,
+            )
             return True
         check = {
             "TableName": self._table,
@@ -79,10 +91,11 @@ class DynamoDBInviteCache(TableAdapter):
                     {"Put": {"TableName": self._table, "Item": item}},
                 ]
             ),
+            deadline=deadline,
         )
         return not isinstance(written, Refused)
 
-    def evict(self, code: str, revoked_at: float) -> list[str]:
+    def evict(self, code: str, revoked_at: float, *, deadline: Deadline = NO_DEADLINE) -> list[str]:
         """Delete every cached variant and lease of a code, and mark it revoked at ``revoked_at``.
 
         Returns the invite bodies the variants held. Each call is essential: made with
@@ -100,27 +113,28 @@ class DynamoDBInviteCache(TableAdapter):
             f"marking {code!r} revoked",
             lambda: self._client.put_item(TableName=self._table, Item=marker),
             essential=True,
+            deadline=deadline,
         )
-        for item in self._items(code, "#sk, #kind, #body", essential=True):
+        for item in self._items(code, "#sk, #kind, #body", deadline, essential=True):
             if item["sk"]["S"] == keys.REVOKED_SORT_KEY:
                 continue
             # Variants and fetch leases alike: a lease must not outlive what it guarded.
-            self._delete(code, item["sk"]["S"], essential=True)
+            self._delete(code, item["sk"]["S"], deadline, essential=True)
             if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
                 bodies.append(item["body"]["S"])
         return bodies
 
-    def shorten_ttl(self, code: str, ttl: int) -> int:
+    def shorten_ttl(self, code: str, ttl: int, *, deadline: Deadline = NO_DEADLINE) -> int:
         """Bring every cached variant's TTL forward to ``ttl`` (never later); return how many.
 
         Fetch leases go: one held through a freshness that now outlives the
         invite would keep others from fetching after the copy expired.
         """
         shortened = 0
-        for item in self._items(code, "#sk"):
+        for item in self._items(code, "#sk", deadline):
             sk = item["sk"]["S"]
             if sk.startswith(keys.LEASE_PREFIX):
-                self._delete(code, sk)
+                self._delete(code, sk, deadline)
             elif sk.startswith(keys.VARIANT_PREFIX):
                 updated = self._calls.write_if(
                     f"shortening the TTL of {code!r}",
@@ -133,20 +147,22 @@ class DynamoDBInviteCache(TableAdapter):
                         ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
                         ExpressionAttributeValues={":ttl": {"N": str(ttl)}},
                     ),
+                    deadline=deadline,
                 )
                 shortened += not isinstance(updated, Refused)
         return shortened
 
-    def _delete(self, code: str, sk: str, *, essential: bool = False) -> None:
+    def _delete(self, code: str, sk: str, deadline: Deadline, *, essential: bool = False) -> None:
         key = keys.key(keys.invite_partition(code), sk)
         self._calls.call(
             f"deleting {code!r} {sk}",
             lambda: self._client.delete_item(TableName=self._table, Key=key),
             essential=essential,
+            deadline=deadline,
         )
 
     def _items(
-        self, code: str, projection: str, *, essential: bool = False
+        self, code: str, projection: str, deadline: Deadline, *, essential: bool = False
     ) -> Iterator[dict[str, Any]]:
         names = {"#sk": "sk", "#kind": "kind", "#body": "body"}
         kwargs: dict[str, Any] = {
@@ -162,6 +178,7 @@ class DynamoDBInviteCache(TableAdapter):
                 f"listing the copies of {code!r}",
                 partial(self._client.query, **kwargs),
                 essential=essential,
+                deadline=deadline,
             )
             yield from response.get("Items", [])
             if "LastEvaluatedKey" not in response:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from invite_proxy.domain.deadline import DeadlineReached, RequestDeadline, wait_at_most
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline, DeadlineReached, wait_at_most
 from invite_proxy.domain.errors import TableSkipped, TableUnavailable
 from invite_proxy.edges import observability as obs
 from invite_proxy.edges import snapshots
@@ -84,21 +84,15 @@ class CircuitBreaker:
 
 
 class TableCalls:
-    """How an adapter calls the table: through the breaker, within the request's deadline,
+    """How an adapter calls the table: through the breaker, within the caller's deadline,
     with failures typed. One serves every adapter of an execution environment."""
 
-    def __init__(
-        self,
-        breaker: CircuitBreaker | None = None,
-        deadline: RequestDeadline | None = None,
-        call_seconds: float = 0.0,
-    ) -> None:
+    def __init__(self, breaker: CircuitBreaker | None = None, call_seconds: float = 0.0) -> None:
         self._breaker = breaker or CircuitBreaker(DEFAULT_OPEN_SECONDS)
-        self._deadline = deadline or RequestDeadline()
-        self._call_seconds = call_seconds  # one call's worst case: aws_clients
+        self._call_seconds = call_seconds  # one call's worst case: domain/costs.py
 
-    def _send[R](self, what: str, request: Callable[[], R], essential: bool) -> R:
-        """Make the call within the request's deadline.
+    def _send[R](self, what: str, send: Callable[[], R], deadline: Deadline, essential: bool) -> R:
+        """Make the call within the deadline.
 
         A call whose worst case fits in the time left is made as it is. One that might
         not fit is not started, and the request goes on without the table, as when the
@@ -107,31 +101,40 @@ class TableCalls:
         whatever time there is, on a thread of its own, and waited for only until the
         deadline; a call given up on may still apply, which every write here allows.
         """
-        left = self._deadline.left()
+        left = deadline.left()
         if left <= 0 or (left < self._call_seconds and not essential):
             raise TableSkipped(detail=f"{what} skipped: no time left for the table")
         self._breaker.before(what)
         if left >= self._call_seconds:
-            return request()
+            return send()
         try:
-            return wait_at_most(left, request, name="table-call")
+            return wait_at_most(left, send, name="table-call")
         except DeadlineReached:
             raise TableSkipped(detail=f"{what} did not finish before the deadline") from None
 
-    def call[R](self, what: str, request: Callable[[], R], *, essential: bool = False) -> R:
+    def call[R](
+        self,
+        what: str,
+        send: Callable[[], R],
+        *,
+        deadline: Deadline = NO_DEADLINE,
+        essential: bool = False,
+    ) -> R:
         """One DynamoDB call; any failure is TableUnavailable."""
         try:
-            result = self._send(what, request, essential)
+            result = self._send(what, send, deadline, essential)
         except (BotoCoreError, ClientError) as exc:
             raise self._failed(what, exc) from None
         self._breaker.succeeded()
         return result
 
-    def write_if[R](self, what: str, request: Callable[[], R]) -> R | Refused:
+    def write_if[R](
+        self, what: str, send: Callable[[], R], *, deadline: Deadline = NO_DEADLINE
+    ) -> R | Refused:
         """A conditional write (or transaction): its response, or Refused when a condition
         said no, which is an answer from a healthy table, not a failure."""
         try:
-            result: R | Refused = self._send(what, request, essential=False)
+            result: R | Refused = self._send(what, send, deadline, essential=False)
         except ClientError as exc:
             if not _refused(exc):
                 raise self._failed(what, exc) from None

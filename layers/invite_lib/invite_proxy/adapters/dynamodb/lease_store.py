@@ -25,6 +25,7 @@ from typing import Any
 
 from invite_proxy.adapters.dynamodb import keys
 from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.leases import HeldElsewhere, Lease
 
 # Expired leases are dead already (every check compares lease_until); the TTL only tidies up.
@@ -32,7 +33,15 @@ _TIDY_AFTER_SECONDS = 600
 
 
 class DynamoDBLeases(TableAdapter):
-    def acquire(self, code: str, variant: str, now: float, seconds: float) -> Lease | HeldElsewhere:
+    def acquire(
+        self,
+        code: str,
+        variant: str,
+        now: float,
+        seconds: float,
+        *,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> Lease | HeldElsewhere:
         until = now + seconds
         item = keys.lease_key(code, variant) | {
             "owner": {"S": self._id},
@@ -48,12 +57,20 @@ class DynamoDBLeases(TableAdapter):
                 ExpressionAttributeValues={":now": {"N": repr(now)}},
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             ),
+            deadline=deadline,
         )
         if isinstance(taken, Refused):
             return _held(taken.item, now)
         return Lease(code, variant, self._id, until)
 
-    def finish(self, lease: Lease, until: float, *, failed: str | None = None) -> None:
+    def finish(
+        self,
+        lease: Lease,
+        until: float,
+        *,
+        failed: str | None = None,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> None:
         """Settle a lease we hold: no one fetches again before ``until``.
 
         After a stored result, ``until`` is the result's own freshness, so the
@@ -79,6 +96,7 @@ class DynamoDBLeases(TableAdapter):
                 ExpressionAttributeNames={"#owner": "owner", "#ttl": keys.TTL_ATTRIBUTE},
                 ExpressionAttributeValues=values,
             ),
+            deadline=deadline,
         )
 
 

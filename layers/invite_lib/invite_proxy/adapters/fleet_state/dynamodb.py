@@ -21,29 +21,55 @@ Every item carries a TTL, so old windows and expired blocks clean themselves up.
 from __future__ import annotations
 
 import math
-import re
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.adapters.dynamodb import keys
 from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
-from invite_proxy.domain.guard import (
+from invite_proxy.adapters.fleet_state.contract import (
     PROBE,
     SPENT,
     TURN_SKIP_SECONDS,
-    WINDOW_SECONDS,
     Block,
     BucketTake,
     turn_wait,
-    window_end,
-    window_of,
 )
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
+from invite_proxy.domain.rate_limits import WINDOW_SECONDS, window_end, window_of
 
 if TYPE_CHECKING:
     from invite_proxy.domain.rate_limits import BucketState
 
+# The bucket's conditions, in named parts (the values they compare are named alike:
+# :now the caller's time, :prev the ticket before the caller's, :stale when a turn
+# left open is given up).
+WINDOW_OPEN = "reset_at > :now"
+WINDOW_OVER = "(attribute_not_exists(reset_at) OR reset_at <= :now)"
+REQUEST_LEFT = "remaining > :zero"
+NOBODY_IN_LINE = "(attribute_not_exists(queued) OR queued = served)"
+NEXT_IN_LINE = "served = :prev"  # every ticket before the caller's has had its turn
+TURNS_LEFT_OPEN = ("served < :prev", "moved_at < :stale")  # those ahead have gone
+WINDOW_LEFT_UNPROBED = "reset_at < :stale"  # and nobody took the window's probe either
+
+
+def _all(*parts: str) -> str:
+    return " AND ".join(parts)
+
+
+def _its_turn(*also_given_up: str) -> str:
+    """The caller's turn: it is next in line, or those ahead let their turns go by."""
+    return f"({NEXT_IN_LINE} OR ({_all(*TURNS_LEFT_OPEN, *also_given_up)}))"
+
+
+# What each update does to the bucket.
+SPEND_ONE = "SET remaining = remaining - :one"
+TAKE_TURN = "SET remaining = remaining - :one, served = :ticket, moved_at = :now"
+PROBE_WINDOW = (
+    "SET remaining = :zero, reset_at = :until, probing = :me, moved_at = :now, #ttl = :ttl"
+)
+
 
 class DynamoDBFleetState(TableAdapter):
-    def active_blocks(self, now: float) -> list[Block]:
+    def active_blocks(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> list[Block]:
         """Every block still in force: one Query, made before every upstream call."""
         response = self._calls.call(
             "reading fleet blocks",
@@ -53,6 +79,7 @@ class DynamoDBFleetState(TableAdapter):
                 ExpressionAttributeValues={":pk": {"S": keys.BLOCKED}},
                 ConsistentRead=True,
             ),
+            deadline=deadline,
         )
         blocks = []
         for item in response.get("Items", []):
@@ -61,13 +88,15 @@ class DynamoDBFleetState(TableAdapter):
                 blocks.append(Block(item["sk"]["S"], until, item.get("reason", {}).get("S", "")))
         return blocks
 
-    def block(self, scope: str, until: float, reason: str) -> None:
-        """Block a scope until ``until``; a later block already in place is kept."""
+    def block(
+        self, target: str, until: float, reason: str, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        """Block calls to ``target`` until ``until``; a later block already in place is kept."""
         self._calls.write_if(
             "writing a fleet block",
             lambda: self._client.update_item(
                 TableName=self._table,
-                Key=keys.key(keys.BLOCKED, scope),
+                Key=keys.key(keys.BLOCKED, target),
                 UpdateExpression="SET blocked_until = :until, reason = :reason, #ttl = :ttl",
                 ConditionExpression="attribute_not_exists(blocked_until) OR blocked_until < :until",
                 ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
@@ -77,39 +106,44 @@ class DynamoDBFleetState(TableAdapter):
                     ":ttl": {"N": str(math.ceil(until) + WINDOW_SECONDS)},
                 },
             ),
+            deadline=deadline,
         )
 
     def take_bucket(
-        self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
+        self,
+        bucket: str,
+        now: float,
+        probe_seconds: float,
+        ticket: int | None = None,
+        *,
+        deadline: Deadline = NO_DEADLINE,
     ) -> BucketTake:
         """Spend one request from a bucket, or say when to try again and hand out a place
         in its line (``ticket``), which the caller shows when it asks again."""
-        key = keys.key(keys.BUCKET, scope)
+        line = _Line(self, bucket, now, deadline)
         if ticket is None:
-            spent = self._update(
-                f"taking from {scope}",
-                key,
-                "SET remaining = remaining - :one",
-                f"reset_at > :now AND remaining > :zero AND {_NOBODY_IN_LINE}",
-                {":now": now},
+            spent = line.update(
+                "taking from",
+                SPEND_ONE,
+                _all(WINDOW_OPEN, REQUEST_LEFT, NOBODY_IN_LINE),
+                {":one": 1, ":now": now, ":zero": 0},
             )
             if not isinstance(spent, Refused):
                 return SPENT
             old = spent.item
             if _number(old, "reset_at") <= now and _number(old, "queued") == _number(old, "served"):
                 # The window is over, or was never seen, and nobody waits: one probes.
-                probe = self._probe(scope, key, now, probe_seconds, _NOBODY_IN_LINE, None)
+                probe = line.probe(probe_seconds, NOBODY_IN_LINE, {})
                 if not isinstance(probe, Refused):
                     return PROBE
                 return BucketTake(granted=False, retry_at=now)  # another instance moved first
-            return self._join(scope, key, now)
-        turn = "(served = :prev OR (served < :prev AND moved_at < :stale{extra}))"
-        spent = self._update(
-            f"taking a turn from {scope}",
-            key,
-            "SET remaining = remaining - :one, served = :ticket, moved_at = :now",
-            f"reset_at > :now AND remaining > :zero AND {turn.format(extra='')}",
-            {":now": now, **_turn_values(ticket, now)},
+            return line.join()
+        turn = _turn_values(ticket, now)
+        spent = line.update(
+            "taking a turn from",
+            TAKE_TURN,
+            _all(WINDOW_OPEN, REQUEST_LEFT, _its_turn()),
+            {":one": 1, ":zero": 0, ":now": now, **turn},
         )
         if not isinstance(spent, Refused):
             return SPENT
@@ -117,102 +151,29 @@ class DynamoDBFleetState(TableAdapter):
         if _number(old, "served") >= ticket:
             return BucketTake(granted=False, retry_at=now)  # its turn was given up: join again
         if _number(old, "reset_at") <= now:
-            condition = turn.format(extra=" AND reset_at < :stale")
-            probe = self._probe(scope, key, now, probe_seconds, condition, ticket)
+            probe = line.probe(probe_seconds, _its_turn(WINDOW_LEFT_UNPROBED), turn)
             if not isinstance(probe, Refused):
                 return PROBE
             old = probe.item
         return _wait(old, ticket, now)
 
-    def _probe(
-        self,
-        scope: str,
-        key: dict[str, Any],
-        now: float,
-        probe_seconds: float,
-        condition: str,
-        ticket: int | None,
-    ) -> Any:
-        """Take the window's probe: remaining 0 until its answer, or its time runs out."""
-        update = (
-            "SET remaining = :zero, reset_at = :until, probing = :me, moved_at = :now, #ttl = :ttl"
-        )
-        values: dict[str, float | str] = {
-            ":now": now,
-            ":until": now + probe_seconds,
-            ":me": self._id,
-            ":ttl": math.ceil(now + probe_seconds) + WINDOW_SECONDS,
-        }
-        if ticket is not None:
-            update += ", served = :ticket"
-            values |= _turn_values(ticket, now)
-        return self._update(
-            f"probing {scope}",
-            key,
-            update,
-            f"(attribute_not_exists(reset_at) OR reset_at <= :now) AND {condition}",
-            values,
-        )
-
-    def _join(self, scope: str, key: dict[str, Any], now: float) -> BucketTake:
-        """A place at the end of the bucket's line, and when to ask again with it."""
-        response = self._calls.call(
-            f"joining the line of {scope}",
-            lambda: self._client.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression="ADD queued :one SET served = if_not_exists(served, :zero), "
-                "moved_at = if_not_exists(moved_at, :now), #ttl = if_not_exists(#ttl, :ttl)",
-                ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
-                ExpressionAttributeValues=_values(
-                    {":one": 1, ":zero": 0, ":now": now, ":ttl": math.ceil(now) + WINDOW_SECONDS}
-                ),
-                ReturnValues="ALL_NEW",
-            ),
-        )
-        item = response.get("Attributes", {})
-        return _wait(item, int(_number(item, "queued")), now)
-
-    def _update(
-        self,
-        what: str,
-        key: dict[str, Any],
-        update: str,
-        condition: str,
-        values: dict[str, float | str],
-    ) -> Any:
-        """A conditional update of a bucket; Refused carries the item as it was."""
-        expressions = f"{update} {condition}"
-        # DynamoDB refuses a value or a name the expressions do not use.
-        offered = {":one": 1, ":zero": 0, **values}
-        request: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": key,
-            "UpdateExpression": update,
-            "ConditionExpression": condition,
-            "ExpressionAttributeValues": _values(
-                {k: v for k, v in offered.items() if re.search(f"{k}\\b", expressions)}
-            ),
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        if "#ttl" in expressions:
-            request["ExpressionAttributeNames"] = {"#ttl": keys.TTL_ATTRIBUTE}
-        return self._calls.write_if(what, lambda: self._client.update_item(**request))
-
-    def end_probe(self, scope: str, now: float) -> None:
+    def end_probe(self, bucket: str, now: float, *, deadline: Deadline = NO_DEADLINE) -> None:
         """A probe came back without rate-limit headers: let the next call probe at once."""
         self._calls.write_if(  # refused: not our probe, or already answered
-            f"ending the probe of {scope}",
+            f"ending the probe of {bucket}",
             lambda: self._client.update_item(
                 TableName=self._table,
-                Key=keys.key(keys.BUCKET, scope),
+                Key=keys.key(keys.BUCKET, bucket),
                 UpdateExpression="SET reset_at = :now REMOVE probing",
                 ConditionExpression="probing = :me",
                 ExpressionAttributeValues={":now": {"N": repr(now)}, ":me": {"S": self._id}},
             ),
+            deadline=deadline,
         )
 
-    def record_bucket(self, scope: str, state: BucketState) -> None:
+    def record_bucket(
+        self, bucket: str, state: BucketState, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
         """Keep what Discord said: a later window replaces the old, the same one only shrinks.
 
         Answers arrive out of order; within one window the lowest ``remaining``
@@ -221,10 +182,10 @@ class DynamoDBFleetState(TableAdapter):
         """
         # Refused: an answer already seen said less is left, or it is of a later window.
         self._calls.write_if(
-            f"recording {scope}",
+            f"recording {bucket}",
             lambda: self._client.update_item(
                 TableName=self._table,
-                Key=keys.key(keys.BUCKET, scope),
+                Key=keys.key(keys.BUCKET, bucket),
                 UpdateExpression="SET #limit = :limit, remaining = :remaining, reset_at = :reset, "
                 "#window = :window, discord_bucket = :bucket, moved_at = :seen, #ttl = :ttl "
                 "REMOVE probing",
@@ -245,25 +206,28 @@ class DynamoDBFleetState(TableAdapter):
                     ":ttl": {"N": str(math.ceil(state.reset_at) + WINDOW_SECONDS)},
                 },
             ),
+            deadline=deadline,
         )
 
-    def take_budget(self, now: float, limit: int) -> bool:
+    def take_budget(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         """Take one lookup from this window's budget; False when it is spent."""
-        return self._take(keys.BUDGET, keys.window_sort_key(window_of(now)), window_end(now), limit)
+        sk = keys.window_sort_key(window_of(now))
+        return self._add(keys.BUDGET, sk, window_end(now), deadline, below=limit) is not None
 
-    def take_second(self, now: float, limit: int) -> bool:
+    def take_second(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         """Take one call from this second's share of the per-bot rate; False when spent."""
         second = math.floor(now)
-        return self._take(keys.RATE, keys.second_sort_key(second), second + 1.0, limit)
+        sk = keys.second_sort_key(second)
+        return self._add(keys.RATE, sk, second + 1.0, deadline, below=limit) is not None
 
-    def _take(self, pk: str, sk: str, ends: float, limit: int) -> bool:
-        return self._add(pk, sk, ends, below=limit) is not None
-
-    def count_invalid(self, now: float) -> int:
+    def count_invalid(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> int:
         """Count one invalid answer in this window; return the window's total so far."""
-        return self._add(keys.INVALID, keys.window_sort_key(window_of(now)), window_end(now)) or 0
+        sk = keys.window_sort_key(window_of(now))
+        return self._add(keys.INVALID, sk, window_end(now), deadline) or 0
 
-    def _add(self, pk: str, sk: str, ends: float, *, below: int | None = None) -> int | None:
+    def _add(
+        self, pk: str, sk: str, ends: float, deadline: Deadline, *, below: int | None = None
+    ) -> int | None:
         """Add one to a counter; its new value, or None when it had reached ``below``."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -280,15 +244,90 @@ class DynamoDBFleetState(TableAdapter):
             kwargs["ConditionExpression"] = "attribute_not_exists(n) OR n < :limit"
             kwargs["ExpressionAttributeValues"][":limit"] = {"N": str(below)}
         response = self._calls.write_if(
-            f"counting in {pk}", lambda: self._client.update_item(**kwargs)
+            f"counting in {pk}", lambda: self._client.update_item(**kwargs), deadline=deadline
         )
         if isinstance(response, Refused):
             return None
         return int(response["Attributes"]["n"]["N"])
 
 
-# While anyone is in a bucket's line, a newcomer joins it instead of taking a request.
-_NOBODY_IN_LINE = "(attribute_not_exists(queued) OR queued = served)"
+class _Line:
+    """One caller's business with one bucket's item: its conditional updates, in named parts."""
+
+    def __init__(
+        self, state: DynamoDBFleetState, bucket: str, now: float, deadline: Deadline
+    ) -> None:
+        self._state, self._bucket, self._now, self._deadline = state, bucket, now, deadline
+        self._key = keys.key(keys.BUCKET, bucket)
+
+    def update(
+        self,
+        what: str,
+        update: str,
+        condition: str,
+        values: dict[str, float | str],
+        *,
+        names: dict[str, str] | None = None,
+    ) -> Any:
+        """A conditional update of the bucket; Refused carries the item as it was."""
+        state = self._state
+        request: dict[str, Any] = {
+            "TableName": state._table,
+            "Key": self._key,
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": _values(values),
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if names:
+            request["ExpressionAttributeNames"] = names
+        return state._calls.write_if(
+            f"{what} {self._bucket}",
+            lambda: state._client.update_item(**request),
+            deadline=self._deadline,
+        )
+
+    def probe(self, probe_seconds: float, condition: str, turn: dict[str, float | str]) -> Any:
+        """Take the window's probe: remaining 0 until its answer, or its time runs out.
+        With a ``turn`` (a ticket's values), the probe is that ticket's turn."""
+        now = self._now
+        values: dict[str, float | str] = {
+            ":zero": 0,
+            ":now": now,
+            ":until": now + probe_seconds,
+            ":me": self._state._id,
+            ":ttl": math.ceil(now + probe_seconds) + WINDOW_SECONDS,
+            **turn,
+        }
+        update = PROBE_WINDOW + (", served = :ticket" if turn else "")
+        return self.update(
+            "probing",
+            update,
+            _all(WINDOW_OVER, condition),
+            values,
+            names={"#ttl": keys.TTL_ATTRIBUTE},
+        )
+
+    def join(self) -> BucketTake:
+        """A place at the end of the bucket's line, and when to ask again with it."""
+        state, now = self._state, self._now
+        response = state._calls.call(
+            f"joining the line of {self._bucket}",
+            lambda: state._client.update_item(
+                TableName=state._table,
+                Key=self._key,
+                UpdateExpression="ADD queued :one SET served = if_not_exists(served, :zero), "
+                "moved_at = if_not_exists(moved_at, :now), #ttl = if_not_exists(#ttl, :ttl)",
+                ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
+                ExpressionAttributeValues=_values(
+                    {":one": 1, ":zero": 0, ":now": now, ":ttl": math.ceil(now) + WINDOW_SECONDS}
+                ),
+                ReturnValues="ALL_NEW",
+            ),
+            deadline=self._deadline,
+        )
+        item = response.get("Attributes", {})
+        return _wait(item, int(_number(item, "queued")), now)
 
 
 def _turn_values(ticket: int, now: float) -> dict[str, float | str]:

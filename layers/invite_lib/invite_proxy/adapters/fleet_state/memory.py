@@ -1,4 +1,5 @@
-"""The fleet's state as one instance knows it, in its own memory.
+"""The fleet's state as one instance knows it, in its own memory. The deadline a caller
+passes is kept by the table's store; memory answers at once.
 
 The same contract and conditional semantics as the DynamoDB fleet state
 (fleet_state/dynamodb.py): blocks never shortened, counters that refuse past a
@@ -17,16 +18,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Concatenate
 
-from invite_proxy.domain.guard import (
+from invite_proxy.adapters.fleet_state.contract import (
     PROBE,
     SPENT,
     TURN_SKIP_SECONDS,
     Block,
     BucketTake,
     turn_wait,
-    window_of,
 )
-from invite_proxy.domain.rate_limits import BucketState
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
+from invite_proxy.domain.rate_limits import BucketState, window_of
 
 
 def _locked[**P, R](
@@ -66,25 +67,27 @@ class InstanceFleetState:
         self.lock: threading.RLock = shared.lock if shared else threading.RLock()
 
     @_locked
-    def active_blocks(self, now: float) -> list[Block]:
+    def active_blocks(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> list[Block]:
         return [b for b in self.blocks.values() if b.until > now]
 
     @_locked
-    def block(self, scope: str, until: float, reason: str) -> None:
-        held = self.blocks.get(scope)
+    def block(
+        self, target: str, until: float, reason: str, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        held = self.blocks.get(target)
         if held is None or held.until < until:
-            self.blocks[scope] = Block(scope, until, reason)
+            self.blocks[target] = Block(target, until, reason)
 
     @_locked
-    def count_invalid(self, now: float) -> int:
+    def count_invalid(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> int:
         return self._add("invalid", window_of(now)) or 0
 
     @_locked
-    def take_budget(self, now: float, limit: int) -> bool:
+    def take_budget(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         return self._add("budget", window_of(now), below=limit) is not None
 
     @_locked
-    def take_second(self, now: float, limit: int) -> bool:
+    def take_second(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         return self._add("rate", math.floor(now), below=limit) is not None
 
     def _add(self, counter: str, slot: int, *, below: int | None = None) -> int | None:
@@ -100,33 +103,39 @@ class InstanceFleetState:
 
     @_locked
     def take_bucket(
-        self, scope: str, now: float, probe_seconds: float, ticket: int | None = None
+        self,
+        bucket: str,
+        now: float,
+        probe_seconds: float,
+        ticket: int | None = None,
+        *,
+        deadline: Deadline = NO_DEADLINE,
     ) -> BucketTake:
-        bucket = self.buckets.setdefault(scope, _Bucket())
+        item = self.buckets.setdefault(bucket, _Bucket())
         if ticket is None:
-            if bucket.served == bucket.queued:  # nobody in line
-                if bucket.reset_at > now and bucket.remaining > 0:
-                    bucket.remaining -= 1
+            if item.served == item.queued:  # nobody in line
+                if item.reset_at > now and item.remaining > 0:
+                    item.remaining -= 1
                     return SPENT
-                if bucket.reset_at <= now:
-                    return self._probe(bucket, now, probe_seconds)
-            bucket.queued += 1
-            return self._wait(bucket, bucket.queued, now)
-        if bucket.served >= ticket:  # its turn was given up: it joins again
+                if item.reset_at <= now:
+                    return self._probe(item, now, probe_seconds)
+            item.queued += 1
+            return self._wait(item, item.queued, now)
+        if item.served >= ticket:  # its turn was given up: it joins again
             return BucketTake(granted=False, retry_at=now)
-        if bucket.served == ticket - 1 or self._gone_ahead(bucket, now):
-            if bucket.reset_at > now and bucket.remaining > 0:
-                bucket.remaining -= 1
-                bucket.served, bucket.moved_at = ticket, now
+        if item.served == ticket - 1 or self._gone_ahead(item, now):
+            if item.reset_at > now and item.remaining > 0:
+                item.remaining -= 1
+                item.served, item.moved_at = ticket, now
                 return SPENT
-            if bucket.reset_at <= now:
-                bucket.served = ticket
-                return self._probe(bucket, now, probe_seconds)
-        return self._wait(bucket, ticket, now)
+            if item.reset_at <= now:
+                item.served = ticket
+                return self._probe(item, now, probe_seconds)
+        return self._wait(item, ticket, now)
 
-    def _probe(self, bucket: _Bucket, now: float, probe_seconds: float) -> BucketTake:
-        bucket.remaining, bucket.reset_at, bucket.probing = 0, now + probe_seconds, self.owner
-        bucket.moved_at = now
+    def _probe(self, item: _Bucket, now: float, probe_seconds: float) -> BucketTake:
+        item.remaining, item.reset_at, item.probing = 0, now + probe_seconds, self.owner
+        item.moved_at = now
         return PROBE
 
     @staticmethod
@@ -150,17 +159,19 @@ class InstanceFleetState:
         )
 
     @_locked
-    def record_bucket(self, scope: str, state: BucketState) -> None:
-        bucket = self.buckets.setdefault(scope, _Bucket())
-        if bucket.window < state.window or (
-            bucket.window == state.window and bucket.remaining > state.remaining
+    def record_bucket(
+        self, bucket: str, state: BucketState, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        item = self.buckets.setdefault(bucket, _Bucket())
+        if item.window < state.window or (
+            item.window == state.window and item.remaining > state.remaining
         ):
-            bucket.reset_at, bucket.remaining = state.reset_at, state.remaining
-            bucket.window, bucket.probing = state.window, None
-            bucket.limit, bucket.moved_at = state.limit, state.seen_at
+            item.reset_at, item.remaining = state.reset_at, state.remaining
+            item.window, item.probing = state.window, None
+            item.limit, item.moved_at = state.limit, state.seen_at
 
     @_locked
-    def end_probe(self, scope: str, now: float) -> None:
-        bucket = self.buckets.get(scope)
-        if bucket is not None and bucket.probing == self.owner:
-            bucket.reset_at, bucket.probing = now, None
+    def end_probe(self, bucket: str, now: float, *, deadline: Deadline = NO_DEADLINE) -> None:
+        item = self.buckets.get(bucket)
+        if item is not None and item.probing == self.owner:
+            item.reset_at, item.probing = now, None

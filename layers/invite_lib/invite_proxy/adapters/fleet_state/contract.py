@@ -1,0 +1,110 @@
+"""The fleet state's contract: what both stores (``dynamodb``, ``memory``) promise the guard.
+
+Blocks are never shortened; counters refuse past their limit; a bucket is spent only
+while Discord said something is left, and when its window is over one caller takes
+the next call as the window's probe. Callers refused wait in the bucket's line:
+turns go in ticket order, and a turn left open too long is given up. The contract
+tests (tests/integration/test_fleet_state.py) hold both stores to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from invite_proxy.domain.deadline import Deadline
+    from invite_proxy.domain.rate_limits import BucketState
+
+# How often a caller looks again while another's probe is in flight.
+PROBE_POLL_SECONDS = 0.05
+# A turn open this long and not taken is given up: its caller has gone (its deadline
+# passed, or its instance stopped), and those behind it in line go on without it.
+TURN_SKIP_SECONDS = 0.3
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """No call to ``target`` before ``until``."""
+
+    target: str  # "global", a bucket ("bucket:<id>"), "token" or "cloudflare"
+    until: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BucketTake:
+    """The answer to "may I call?": yes, yes as the window's probe, or not before ``retry_at``.
+
+    A caller refused joins the bucket's line: ``ticket`` is its place, which it shows
+    when it asks again. While anyone is in line, a newcomer joins the end of it, and
+    each turn goes to the first ticket in line: no caller is passed by a later one.
+    """
+
+    granted: bool
+    probe: bool = False  # granted as the window's probe
+    retry_at: float = 0.0
+    awaiting_probe: bool = False  # not granted: another instance's probe is in flight
+    ticket: int | None = None  # not granted: the caller's place in the bucket's line
+
+
+def turn_wait(
+    ticket: int,
+    *,
+    served: int,
+    remaining: int,
+    limit: int,
+    reset_at: float,
+    probing: bool,
+    now: float,
+) -> BucketTake:
+    """When the holder of ``ticket`` should ask again, ``served`` tickets having had turns.
+
+    Each wakes about when its turn should come, not all at the refill: the next window's
+    callers at its reset (the first to probe), later windows' a little after theirs (they
+    learn the new reset then), and callers whose turn is in this window's tokens, or
+    after a probe in flight, look again soon.
+    """
+    per_window = max(1, limit)
+    ahead = max(0, ticket - 1 - served)
+    windows = ahead // per_window
+    if reset_at > now and probing:
+        retry_at = min(reset_at, now + PROBE_POLL_SECONDS * (1 + windows))
+    elif reset_at > now and ahead < remaining:
+        retry_at = now + PROBE_POLL_SECONDS  # those ahead are taking theirs
+    elif reset_at > now:
+        retry_at = reset_at + PROBE_POLL_SECONDS * ((ahead - remaining) // per_window)
+    else:
+        retry_at = now + PROBE_POLL_SECONDS * (1 + windows)  # the first in line probes
+    return BucketTake(
+        granted=False, retry_at=retry_at, awaiting_probe=probing and reset_at > now, ticket=ticket
+    )
+
+
+SPENT = BucketTake(granted=True)
+PROBE = BucketTake(granted=True, probe=True)
+
+
+class FleetState(Protocol):
+    """Each call is made by ``deadline`` or skipped (the DynamoDB store); memory ignores it."""
+
+    def active_blocks(self, now: float, *, deadline: Deadline = ...) -> list[Block]: ...
+    def block(
+        self, target: str, until: float, reason: str, *, deadline: Deadline = ...
+    ) -> None: ...
+    def count_invalid(self, now: float, *, deadline: Deadline = ...) -> int: ...
+    def take_budget(self, now: float, limit: int, *, deadline: Deadline = ...) -> bool: ...
+    def take_second(self, now: float, limit: int, *, deadline: Deadline = ...) -> bool: ...
+    def take_bucket(
+        self,
+        bucket: str,
+        now: float,
+        probe_seconds: float,
+        ticket: int | None = None,
+        *,
+        deadline: Deadline = ...,
+    ) -> BucketTake: ...
+    def record_bucket(
+        self, bucket: str, state: BucketState, *, deadline: Deadline = ...
+    ) -> None: ...
+    def end_probe(self, bucket: str, now: float, *, deadline: Deadline = ...) -> None: ...
