@@ -18,9 +18,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import AdminRequired, InviteProxyError
+from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.edges import http_responses
 from invite_proxy.edges.http_responses import Response
-from invite_proxy.edges.inputs import InviteQuery
 from invite_proxy.edges.observability import count, logger, metrics
 from invite_proxy.edges.settings import ApiSettings
 from invite_proxy.edges.wiring import api_services

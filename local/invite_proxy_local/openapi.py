@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from invite_proxy.domain import errors as e
-from invite_proxy.edges.http_responses import status_for
-from invite_proxy.edges.inputs import (
+from invite_proxy.domain.inputs import (
     AUDIT_REASON_HEADER_MAX_LENGTH,
     AUDIT_REASON_HEADER_PATTERN,
     INVITE_CODE_PATTERN,
     SNOWFLAKE_PATTERN,
 )
+from invite_proxy.edges.http_responses import status_for
 from invite_proxy.services.lookup import CacheStatus
 from invite_proxy_local.template import REPO_ROOT, Template
 

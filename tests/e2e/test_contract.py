@@ -19,7 +19,7 @@ import yaml
 from openapi_spec_validator import validate
 
 from invite_proxy.domain import errors
-from invite_proxy.edges.inputs import InviteQuery
+from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy_local import openapi
 from invite_proxy_local.template import Template
 from tests.conftest import closed_port

@@ -17,7 +17,7 @@ from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.domain.admin_tokens import entry_for
 from invite_proxy.domain.deadline import Deadline
-from invite_proxy.edges.inputs import InviteQuery
+from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.edges.settings import ApiSettings
 from invite_proxy_local.runner import LocalRun
 from tests.conftest import use_local_servers

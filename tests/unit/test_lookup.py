@@ -17,8 +17,8 @@ from invite_proxy.domain.errors import (
     LookupInProgress,
     LookupRecentlyFailed,
 )
+from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.domain.rate_limits import WINDOW_SECONDS
-from invite_proxy.edges.inputs import InviteQuery
 from invite_proxy.services.lookup import CacheStatus
 from tests.unit.conftest import World
 from tests.unit.fakes import LeaseRecord, rate_limited

@@ -10,15 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from invite_proxy.adapters.discord.client import encode_audit_reason
-from invite_proxy.adapters.discord.payloads import guild_of, vanity_code_of
 from invite_proxy.domain.errors import InvalidInput
-from invite_proxy.domain.models import GuildInvite, Invite
-from invite_proxy.edges.inputs import (
+from invite_proxy.domain.inputs import (
     AUDIT_REASON_HEADER_PATTERN,
     INVITE_CODE_PATTERN,
     InviteQuery,
     reason_from_header,
 )
+from invite_proxy.domain.models import GuildInvite, Invite
+from invite_proxy.domain.payloads import guild_of, vanity_code_of
 
 VALID_CODES = ["ab", "discord-developers", "0vCdhLbwjZZTWZLD", "a" * 32, "ABC-123-xyz"]
 INVALID_CODES = [

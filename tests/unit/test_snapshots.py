@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import snapshot_restore_py
 
+from invite_proxy.adapters import instance
 from invite_proxy.adapters.discord.session import SESSION
 from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
 from invite_proxy.edges import snapshots, wiring
@@ -65,12 +66,12 @@ def test_the_hooks_are_registered_with_the_runtime() -> None:
 
 def test_a_restored_instance_has_an_id_of_its_own() -> None:
     leases = DynamoDBLeases(object(), "table")  # type: ignore[arg-type]
-    in_snapshot = snapshots.instance_id()
+    in_snapshot = instance.instance_id()
     owner = leases._id
     restore_as_the_runtime_does()
-    assert snapshots.instance_id() != in_snapshot
+    assert instance.instance_id() != in_snapshot
     assert leases._id != owner  # its leases and probes are told from the other copies'
-    assert leases._id.startswith(snapshots.instance_id())
+    assert leases._id.startswith(instance.instance_id())
 
 
 def test_a_restored_instance_draws_its_own_jitter() -> None:

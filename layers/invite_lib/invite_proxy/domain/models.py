@@ -13,8 +13,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from invite_proxy.domain.errors import InvalidInput
+from invite_proxy.domain.inputs import INVITE_CODE_PATTERN, SNOWFLAKE_PATTERN, check_audit_reason
 from invite_proxy.domain.validation import problems
-from invite_proxy.edges.inputs import INVITE_CODE_PATTERN, SNOWFLAKE_PATTERN, check_audit_reason
 
 InviteCode = Annotated[str, Field(pattern=INVITE_CODE_PATTERN)]
 # Discord's X-Audit-Log-Reason: 1 to 512 characters of text, once URL-decoded.

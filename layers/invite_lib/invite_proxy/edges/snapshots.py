@@ -24,15 +24,9 @@ registers nothing).
 from __future__ import annotations
 
 import random
-import secrets
 import sys
 
-_instance_id = secrets.token_hex(8)
-
-
-def instance_id() -> str:
-    """This execution environment's own id (a new one after each restore)."""
-    return _instance_id
+from invite_proxy.adapters import instance
 
 
 def drop_connections() -> None:
@@ -43,8 +37,7 @@ def drop_connections() -> None:
 
 
 def after_restore() -> None:
-    global _instance_id
-    _instance_id = secrets.token_hex(8)
+    instance.renew()
     random.seed()  # from os.urandom: each restored instance its own sequence
     drop_connections()
 

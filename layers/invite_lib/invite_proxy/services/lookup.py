@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
-from invite_proxy.adapters.discord.payloads import guild_of
 from invite_proxy.domain.cache_policy import (
     CacheEntry,
     CachePolicy,
@@ -33,9 +32,10 @@ from invite_proxy.domain.errors import (
     TableUnavailable,
     UnknownInvite,
 )
+from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.domain.leases import HeldElsewhere, Lease
+from invite_proxy.domain.payloads import guild_of
 from invite_proxy.edges import observability as obs
-from invite_proxy.edges.inputs import InviteQuery
 
 if TYPE_CHECKING:
     from invite_proxy.adapters.discord.client import DiscordResponse

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from invite_proxy.adapters.discord.payloads import vanity_code_of
 from invite_proxy.domain.costs import REPORTING_SECONDS
 from invite_proxy.domain.errors import (
     CacheEvictionFailed,
@@ -31,6 +30,7 @@ from invite_proxy.domain.errors import (
     UnknownInvite,
 )
 from invite_proxy.domain.models import GuildInvite
+from invite_proxy.domain.payloads import vanity_code_of
 from invite_proxy.domain.rules import RevocationRule, partition_codes, select
 from invite_proxy.edges import observability as obs
 from invite_proxy.services.rule_summary import RunSummary

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy.adapters.discord.client import encode_audit_reason
-from invite_proxy.adapters.discord.payloads import vanity_code_of_url
 from invite_proxy.adapters.discord.routes import Route
 from invite_proxy.domain.errors import DiscordError, InviteProxyError, UnknownInvite
+from invite_proxy.domain.payloads import vanity_code_of_url
 from invite_proxy.edges import observability as obs
 
 if TYPE_CHECKING:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from invite_proxy.adapters import instance
 from invite_proxy.domain.deadline import NO_DEADLINE, Deadline, DeadlineReached, wait_at_most
 from invite_proxy.domain.errors import TableSkipped, TableUnavailable
 from invite_proxy.edges import observability as obs
-from invite_proxy.edges import snapshots
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -168,7 +168,7 @@ class TableAdapter:
     def _id(self) -> str:
         # The environment's part is read at each call: SnapStart restores many instances
         # from one snapshot, and gives each its own after the restore.
-        return f"{snapshots.instance_id()}-{self._own_id}"
+        return f"{instance.instance_id()}-{self._own_id}"
 
 
 def _refused(exc: ClientError) -> bool:
