@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-# Powertools reads these when invite_proxy.edges.observability is first imported, which may be
+# Powertools reads these when invite_proxy.observability is first imported, which may be
 # while benchmark modules are collected, before any fixture runs.
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "invite-proxy")
 os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Bench")

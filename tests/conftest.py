@@ -19,7 +19,7 @@ from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
 
 BOT_TOKEN = "test-bot-token-d5f1e0"
-# Powertools reads these when invite_proxy.edges.observability is first imported, which may be
+# Powertools reads these when invite_proxy.observability is first imported, which may be
 # while test modules are collected, before any fixture runs.
 TEST_POWERTOOLS = {
     "POWERTOOLS_SERVICE_NAME": "invite-proxy",

@@ -21,9 +21,9 @@ from invite_proxy.domain.errors import AdminRequired, InviteProxyError
 from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.edges import http_responses
 from invite_proxy.edges.http_responses import Response
-from invite_proxy.edges.observability import count, logger, metrics
 from invite_proxy.edges.settings import ApiSettings
 from invite_proxy.edges.wiring import api_services
+from invite_proxy.observability import count, logger, metrics
 
 settings = ApiSettings.from_env()
 services = api_services(settings)

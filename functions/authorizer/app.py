@@ -17,9 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import CredentialsUnavailable
-from invite_proxy.edges.observability import count, logger, metrics
 from invite_proxy.edges.settings import AuthorizerSettings
 from invite_proxy.edges.wiring import admin_verifier
+from invite_proxy.observability import count, logger, metrics
 
 settings = AuthorizerSettings.from_env()
 verifier = admin_verifier(settings)

@@ -12,9 +12,9 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invite_proxy.domain.deadline import Deadline
-from invite_proxy.edges.observability import logger, metrics
 from invite_proxy.edges.settings import RevokerSettings
 from invite_proxy.edges.wiring import rule_runner
+from invite_proxy.observability import logger, metrics
 
 settings = RevokerSettings.from_env()
 runner = rule_runner(settings)

@@ -12,7 +12,7 @@ import pytest
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
-from invite_proxy.adapters.discord.client import DiscordClient, DiscordResponse
+from invite_proxy.adapters.discord.client import DiscordClient
 from invite_proxy.adapters.discord.routes import Route
 from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.errors import (
@@ -27,6 +27,7 @@ from invite_proxy.domain.errors import (
     InviteProxyError,
     UnknownInvite,
 )
+from invite_proxy.domain.payloads import DiscordResponse
 from invite_proxy.edges.settings import ApiSettings
 from tests.conftest import BOT_TOKEN, closed_port
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from invite_proxy.adapters.fleet_state.contract import (
+from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
+from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
+from invite_proxy.domain.fleet_state import (
     PROBE,
     PROBE_POLL_SECONDS,
     SPENT,
     TURN_SKIP_SECONDS,
     FleetState,
 )
-from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
-from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
 from invite_proxy.domain.rate_limits import BucketState
 
 SCOPE = "bucket:invites"

@@ -15,9 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from invite_proxy.adapters.discord.client import DiscordResponse
 from invite_proxy.adapters.discord.routes import Route
-from invite_proxy.adapters.fleet_state.contract import Block, BucketTake
 from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
 from invite_proxy.domain.cache_policy import CacheEntry, EntryKind
 from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
@@ -29,7 +27,9 @@ from invite_proxy.domain.errors import (
     TableUnavailable,
     UnknownInvite,
 )
+from invite_proxy.domain.fleet_state import Block, BucketTake
 from invite_proxy.domain.leases import HeldElsewhere, Lease
+from invite_proxy.domain.payloads import DiscordResponse
 from invite_proxy.domain.rate_limits import BucketState, RateLimit
 
 START = 1_800_000_000.0

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from invite_proxy.adapters.discord.guarded import GuardedDiscord
-from invite_proxy.adapters.fleet_state.contract import PROBE_POLL_SECONDS
 from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.errors import (
     BudgetExhausted,
@@ -20,6 +19,7 @@ from invite_proxy.domain.errors import (
     InviteProxyError,
     UnknownInvite,
 )
+from invite_proxy.domain.fleet_state import PROBE_POLL_SECONDS
 from invite_proxy.domain.guard import CALL_RESERVE_SECONDS
 from invite_proxy.domain.rate_limits import WINDOW_SECONDS, BucketState, RateLimit
 from invite_proxy.edges.settings import ApiSettings

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from invite_proxy.adapters.fleet_state.contract import Block
+from invite_proxy import observability as obs
 from invite_proxy.domain.errors import (
     BudgetExhausted,
     DiscordBlocked,
@@ -36,12 +36,12 @@ from invite_proxy.domain.errors import (
     InviteProxyError,
     TableUnavailable,
 )
+from invite_proxy.domain.fleet_state import Block
 from invite_proxy.domain.rate_limits import RateLimit, window_end
-from invite_proxy.edges import observability as obs
 
 if TYPE_CHECKING:
-    from invite_proxy.adapters.fleet_state.contract import FleetState
     from invite_proxy.domain.deadline import Deadline
+    from invite_proxy.domain.fleet_state import FleetState
 
 BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
 # Blocks that stop every call, whatever its bucket: the whole bot, the whole IP, the token.

@@ -1,4 +1,5 @@
-"""Reading a field or two from Discord's JSON objects without parsing them into models.
+"""Discord's answers: one 2xx response as the client hands it on, and a field or two read
+from Discord's JSON objects without parsing them into models.
 
 On every request's path (a cached body names its guild), so plain dictionary
 lookups: an object that is not the shape expected has no such field.
@@ -6,7 +7,19 @@ lookups: an object that is not the shape expected has no such field.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from invite_proxy.domain.rate_limits import RateLimit
+
+
+@dataclass(frozen=True, slots=True)
+class DiscordResponse:
+    status: int
+    body: str  # exactly as Discord sent it
+    payload: Any  # the same body, parsed
+    rate_limit: RateLimit
 
 
 def guild_of(payload: Any) -> str | None:

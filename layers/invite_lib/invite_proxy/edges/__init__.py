@@ -1,3 +1,2 @@
 """The edges: what a handler touches. Settings from the environment, the wiring that
-builds services from them, answers made (http_responses), logs and metrics
-(observability), and SnapStart's hooks."""
+builds services from them, answers made (http_responses), and SnapStart's hooks."""

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from invite_proxy.adapters.discord.client import DiscordClient
     from invite_proxy.adapters.discord.guarded import GuardedDiscord, RawDiscord
     from invite_proxy.adapters.dynamodb.calls import TableCalls
-    from invite_proxy.adapters.fleet_state.contract import FleetState
     from invite_proxy.domain.admin_tokens import AdminTokenVerifier
+    from invite_proxy.domain.fleet_state import FleetState
     from invite_proxy.edges.settings import (
         ApiSettings,
         AuthorizerSettings,

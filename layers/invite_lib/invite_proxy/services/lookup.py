@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from invite_proxy import observability as obs
 from invite_proxy.domain.cache_policy import (
     CacheEntry,
     CachePolicy,
@@ -35,10 +36,9 @@ from invite_proxy.domain.errors import (
 from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.domain.leases import HeldElsewhere, Lease
 from invite_proxy.domain.payloads import guild_of
-from invite_proxy.edges import observability as obs
 
 if TYPE_CHECKING:
-    from invite_proxy.adapters.discord.client import DiscordResponse
+    from invite_proxy.domain.payloads import DiscordResponse
 
 
 @dataclass(frozen=True, slots=True)

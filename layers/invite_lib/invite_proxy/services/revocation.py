@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from invite_proxy import observability as obs
 from invite_proxy.domain.costs import REVOCATION_FOLLOWUP_SECONDS
 from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import (
@@ -23,10 +24,9 @@ from invite_proxy.domain.errors import (
 )
 from invite_proxy.domain.inputs import InviteQuery, reason_from_header
 from invite_proxy.domain.payloads import guild_of
-from invite_proxy.edges import observability as obs
 
 if TYPE_CHECKING:
-    from invite_proxy.adapters.discord.client import DiscordResponse
+    from invite_proxy.domain.payloads import DiscordResponse
 
 
 class EvictingCache(Protocol):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
+from invite_proxy import observability as obs
 from invite_proxy.domain.costs import REPORTING_SECONDS
 from invite_proxy.domain.errors import (
     CacheEvictionFailed,
@@ -32,13 +33,12 @@ from invite_proxy.domain.errors import (
 from invite_proxy.domain.models import GuildInvite
 from invite_proxy.domain.payloads import vanity_code_of
 from invite_proxy.domain.rules import RevocationRule, partition_codes, select
-from invite_proxy.edges import observability as obs
 from invite_proxy.services.rule_summary import RunSummary
 from invite_proxy.services.steps import GiveBack, StepsOutcome, run_steps
 
 if TYPE_CHECKING:
-    from invite_proxy.adapters.discord.client import DiscordResponse
     from invite_proxy.domain.deadline import Deadline
+    from invite_proxy.domain.payloads import DiscordResponse
     from invite_proxy.services.revocation import InviteRevocationService
 
 _T = TypeVar("_T")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import quote
@@ -31,19 +30,12 @@ from invite_proxy.domain.errors import (
     InviteProxyError,
     UnknownInvite,
 )
+from invite_proxy.domain.payloads import DiscordResponse
 from invite_proxy.domain.rate_limits import RateLimit
 
 UNKNOWN_INVITE = 10006
 CLOUDFLARE_BLOCKED = 40333
 API_OVERLOADED = 130000
-
-
-@dataclass(frozen=True, slots=True)
-class DiscordResponse:
-    status: int
-    body: str  # exactly as Discord sent it
-    payload: Any  # the same body, parsed
-    rate_limit: RateLimit
 
 
 class DiscordClient:

@@ -14,16 +14,16 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Protocol
 
+from invite_proxy import observability as obs
 from invite_proxy.adapters.discord.client import encode_audit_reason
 from invite_proxy.adapters.discord.routes import Route
 from invite_proxy.domain.errors import DiscordError, InviteProxyError, UnknownInvite
 from invite_proxy.domain.payloads import vanity_code_of_url
-from invite_proxy.edges import observability as obs
 
 if TYPE_CHECKING:
-    from invite_proxy.adapters.discord.client import DiscordResponse
     from invite_proxy.domain.deadline import Deadline
     from invite_proxy.domain.guard import UpstreamGuard
+    from invite_proxy.domain.payloads import DiscordResponse
 
 
 class RawDiscord(Protocol):

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from invite_proxy import observability as obs
 from invite_proxy.adapters import instance
 from invite_proxy.domain.deadline import NO_DEADLINE, Deadline, DeadlineReached, wait_at_most
 from invite_proxy.domain.errors import TableSkipped, TableUnavailable
-from invite_proxy.edges import observability as obs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

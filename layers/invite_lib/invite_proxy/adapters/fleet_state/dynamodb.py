@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from invite_proxy.adapters.dynamodb import keys
 from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
-from invite_proxy.adapters.fleet_state.contract import (
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
+from invite_proxy.domain.fleet_state import (
     PROBE,
     SPENT,
     TURN_SKIP_SECONDS,
@@ -33,7 +34,6 @@ from invite_proxy.adapters.fleet_state.contract import (
     BucketTake,
     turn_wait,
 )
-from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.rate_limits import WINDOW_SECONDS, window_end, window_of
 
 if TYPE_CHECKING:

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Concatenate
 
-from invite_proxy.adapters.fleet_state.contract import (
+from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
+from invite_proxy.domain.fleet_state import (
     PROBE,
     SPENT,
     TURN_SKIP_SECONDS,
@@ -26,7 +27,6 @@ from invite_proxy.adapters.fleet_state.contract import (
     BucketTake,
     turn_wait,
 )
-from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 from invite_proxy.domain.rate_limits import BucketState, window_of
 
 

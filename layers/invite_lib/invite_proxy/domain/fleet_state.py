@@ -1,4 +1,9 @@
-"""The fleet state's contract: what both stores (``dynamodb``, ``memory``) promise the guard.
+"""The fleet state's contract: what both its stores promise the guard, and the bucket line's rule.
+
+The stores are side by side in ``adapters/fleet_state/``: the DynamoDB table every
+instance shares (``dynamodb``), and one instance's own memory (``memory``), which the
+guard falls back on while the table is down. The contract is the domain's, as the port
+the guard keeps its state through.
 
 Blocks are never shortened; counters refuse past their limit; a bucket is spent only
 while Discord said something is left, and when its window is over one caller takes
