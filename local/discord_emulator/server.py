@@ -133,11 +133,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
 
         bucket = bucket_of(route)
-        remaining, reset_after, allowed = state.take_rate_limit(bucket)
+        remaining, reset_after, reset_at, allowed = state.take_rate_limit(bucket)
         limit_headers = {
             "X-RateLimit-Limit": str(state.rate_limit),
             "X-RateLimit-Remaining": str(max(0, remaining)),
-            "X-RateLimit-Reset": f"{state.now() + reset_after:.3f}",
+            "X-RateLimit-Reset": f"{reset_at:.3f}",
             "X-RateLimit-Reset-After": f"{reset_after:.3f}",
             "X-RateLimit-Bucket": bucket,
         }

@@ -340,16 +340,19 @@ class EmulatorState:
         with self.lock:
             return [r for r in self.requests if r.route == route]
 
-    def take_rate_limit(self, bucket: str) -> tuple[int, float, bool]:
-        """Count one request in the bucket's window: (remaining, reset_after, allowed)."""
+    def take_rate_limit(self, bucket: str) -> tuple[int, float, float, bool]:
+        """Count one request in the bucket's window: (remaining, reset_after, reset_at,
+        allowed). ``reset_at`` is the window's end, the same for every answer in it, as
+        Discord's X-RateLimit-Reset is: clients tell windows apart by it."""
         return self._take(bucket, self.rate_limit, self.rate_window)
 
     def take_global(self, bot: str) -> tuple[float, bool]:
         """Count one request against the bot's global limit: (reset_after, allowed)."""
-        _, reset_after, allowed = self._take(f"global:{bot}", self.global_limit, self.global_window)
+        key = f"global:{bot}"
+        _, reset_after, _, allowed = self._take(key, self.global_limit, self.global_window)
         return reset_after, allowed
 
-    def _take(self, key: str, limit: int, window: float) -> tuple[int, float, bool]:
+    def _take(self, key: str, limit: int, window: float) -> tuple[int, float, float, bool]:
         now = self.now()
         with self.lock:
             started, used = self._windows.get(key, (now, 0))
@@ -361,7 +364,7 @@ class EmulatorState:
             if allowed:
                 used += 1
             self._windows[key] = (started, used)
-            return limit - used, max(0.0, started + window - now), allowed
+            return limit - used, max(0.0, started + window - now), started + window, allowed
 
     # -- Cloudflare ----------------------------------------------------------------
     def banned(self) -> bool:

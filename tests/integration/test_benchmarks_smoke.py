@@ -24,6 +24,8 @@ KEYS = {
     "burst_time_ratio",
     "burst_upstream_span_ratio",
     "sweep_time_ratio",
+    "sweep_time_ratio_min",
+    "sweep_time_ratio_max",
     "layer_zip_bytes",
     "api_zip_bytes",
 }
@@ -45,6 +47,7 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         FLEET_REQUESTS="24",
         FLEET_CODES="8",
         SWEEP_INVITES="30",
+        SWEEP_ROUNDS="2",
     )
     run = subprocess.run(
         [
