@@ -64,8 +64,8 @@ class World:
         return self.api(**env)[0]
 
     def runner(self, notifier: Notifier | None = None, **env: Any) -> RuleRunner:
-        # One revocation at a time: the fake clock is one timeline. Overlapping ones are
-        # tested with real threads and time (tests/e2e/test_revoker.py).
+        # One revocation at a time: the fake clock is one timeline. The scheduler's parallel
+        # path has its own tests (test_steps.py), and a real run's in tests/e2e/test_revoker.py.
         env = {"RULE_PARALLEL_REVOCATIONS": 1, **env}
         settings = RevokerSettings.from_env(
             {"CACHE_TABLE_NAME": "unit-table", **{k: str(v) for k, v in env.items()}}
