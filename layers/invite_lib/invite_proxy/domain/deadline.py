@@ -58,10 +58,6 @@ class Deadline:
         """The earlier of this deadline and ``seconds`` from now."""
         return replace(self, at=min(self.at, self.clock() + seconds))
 
-    @property
-    def unbounded(self) -> bool:
-        return math.isinf(self.at)
-
 
 NO_DEADLINE = Deadline(math.inf)
 
