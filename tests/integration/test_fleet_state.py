@@ -20,6 +20,7 @@ from invite_proxy.domain.fleet_state import (
     PROBE_POLL_SECONDS,
     SPENT,
     TURN_SKIP_SECONDS,
+    Allowance,
     FleetState,
 )
 from invite_proxy.domain.rate_limits import BucketState
@@ -143,3 +144,34 @@ def test_callers_further_back_wake_later_not_all_at_the_refill(state: FleetState
     wakes = [state.take_bucket(SCOPE, now, 5).retry_at - (now + 1.0) for _ in range(5)]
     poll = PROBE_POLL_SECONDS
     assert wakes == pytest.approx([0.0, 0.0, poll, poll, 2 * poll])
+
+
+# -- allowances: calls that refill continuously ------------------------------------------
+
+
+def test_an_allowance_gives_its_burst_then_one_call_every_interval(fleet: Fleet) -> None:
+    allowance = Allowance.per(3, 30.0)  # three held, one back every 10 s
+    now = time.time()
+    assert [fleet().take_allowance("share", now, allowance) for _ in range(3)] == [0.0] * 3
+    assert fleet().take_allowance("share", now, allowance) == pytest.approx(10.0)
+    # No cliff: one call back after 10 s, not all three at a window's end.
+    assert fleet().take_allowance("share", now + 10.0, allowance) == 0.0
+    assert fleet().take_allowance("share", now + 10.0, allowance) == pytest.approx(10.0)
+    assert fleet().take_allowance("share", now + 35.0, allowance) == 0.0  # refilled in between
+
+
+def test_allowances_are_kept_apart_by_name(state: FleetState) -> None:
+    allowance = Allowance.per(1, 60.0)
+    now = time.time()
+    assert state.take_allowance("caller:192.0.2.1", now, allowance) == 0.0
+    assert state.take_allowance("caller:192.0.2.1", now, allowance) > 0
+    assert state.take_allowance("caller:192.0.2.2", now, allowance) == 0.0
+
+
+def test_an_allowance_never_refills_past_its_burst(state: FleetState) -> None:
+    allowance = Allowance.per(2, 20.0)
+    now = time.time()
+    state.take_allowance("idle", now, allowance)
+    later = now + 3600  # an hour idle holds two, not 360
+    assert [state.take_allowance("idle", later, allowance) for _ in range(3)][:2] == [0.0, 0.0]
+    assert state.take_allowance("idle", later, allowance) > 0

@@ -27,7 +27,7 @@ from invite_proxy.domain.errors import (
     TableUnavailable,
     UnknownInvite,
 )
-from invite_proxy.domain.fleet_state import Block, BucketTake
+from invite_proxy.domain.fleet_state import Allowance, Block, BucketTake
 from invite_proxy.domain.leases import HeldElsewhere, Lease
 from invite_proxy.domain.payloads import DiscordResponse
 from invite_proxy.domain.rate_limits import BucketState, RateLimit
@@ -295,6 +295,12 @@ class InMemoryFleetState:
     def end_probe(self, bucket: str, now: float, *, deadline: Deadline = NO_DEADLINE) -> None:
         self.table.charge(1, deadline)
         self.memory.end_probe(bucket, now)
+
+    def take_allowance(
+        self, name: str, now: float, allowance: Allowance, *, deadline: Deadline = NO_DEADLINE
+    ) -> float:
+        self.table.charge(2, deadline)  # the adapter's worst case but a race: two writes
+        return self.memory.take_allowance(name, now, allowance)
 
 
 @dataclass

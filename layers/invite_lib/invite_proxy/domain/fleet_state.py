@@ -86,6 +86,37 @@ def turn_wait(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """Calls that refill continuously: one every ``every`` seconds, ``burst`` held at most.
+
+    Kept as one time, the generic cell rate algorithm's: when the allowance would be
+    whole again (``full_at``). A take moves it ``every`` later, from now if it was
+    already whole; it is refused when that would put it more than ``burst`` calls ahead.
+    One conditional write in the table, and no cliff: a spent allowance gives one call
+    back every ``every`` seconds, not all at once at a window's end.
+    """
+
+    every: float
+    burst: int
+
+    @classmethod
+    def per(cls, calls: int, seconds: float) -> Allowance:
+        return cls(every=seconds / calls, burst=calls)
+
+    @property
+    def ahead(self) -> float:
+        """How far ahead of now ``full_at`` may be after a take."""
+        return self.burst * self.every
+
+    def take(self, full_at: float | None, now: float) -> tuple[float | None, float]:
+        """(the new ``full_at``, 0) when a call is taken; (None, seconds to wait) if not."""
+        after = max(full_at or now, now) + self.every
+        if after - now <= self.ahead + 1e-9:
+            return after, 0.0
+        return None, after - now - self.ahead
+
+
 SPENT = BucketTake(granted=True)
 PROBE = BucketTake(granted=True, probe=True)
 
@@ -113,3 +144,7 @@ class FleetState(Protocol):
         self, bucket: str, state: BucketState, *, deadline: Deadline = ...
     ) -> None: ...
     def end_probe(self, bucket: str, now: float, *, deadline: Deadline = ...) -> None: ...
+    # 0.0 when one call is taken from the allowance ``name``, else the seconds until one is.
+    def take_allowance(
+        self, name: str, now: float, allowance: Allowance, *, deadline: Deadline = ...
+    ) -> float: ...

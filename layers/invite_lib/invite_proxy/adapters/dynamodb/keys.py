@@ -8,6 +8,7 @@
     pk = "fleet#budget"    sk = "window#<n>"
     pk = "fleet#rate"      sk = "second#<t>"
     pk = "fleet#bucket"    sk = "<bucket>"
+    pk = "fleet#allowance#<name>"  sk = "allowance"   a continuously refilling allowance
 
 Every item carries ``ttl`` (epoch seconds). DynamoDB deletes expired items
 lazily, days later if it likes, so reads check it themselves.
@@ -49,6 +50,11 @@ def lease_key(code: str, variant: str) -> Key:
 
 def revoked_key(code: str) -> Key:
     return key(invite_partition(code), REVOKED_SORT_KEY)
+
+
+def allowance_key(name: str) -> Key:
+    """One allowance an item of its own: a caller's share is written as often as it calls."""
+    return key(f"fleet#allowance#{name}", "allowance")
 
 
 def window_sort_key(window: int) -> str:

@@ -30,6 +30,7 @@ from invite_proxy.domain.fleet_state import (
     PROBE,
     SPENT,
     TURN_SKIP_SECONDS,
+    Allowance,
     Block,
     BucketTake,
     turn_wait,
@@ -59,6 +60,11 @@ def _its_turn(*also_given_up: str) -> str:
     """The caller's turn: it is next in line, or those ahead let their turns go by."""
     return f"({NEXT_IN_LINE} OR ({_all(*TURNS_LEFT_OPEN, *also_given_up)}))"
 
+
+# An allowance: whole (or never used), or part spent with room for one more call.
+ALLOWANCE_WHOLE = "(attribute_not_exists(full_at) OR full_at <= :now)"
+ALLOWANCE_ROOM = "full_at > :now AND full_at <= :last"
+_ALLOWANCE_TRIES = 3
 
 # What each update does to the bucket.
 SPEND_ONE = "SET remaining = remaining - :one"
@@ -205,6 +211,58 @@ class DynamoDBFleetState(TableAdapter):
                     ":seen": {"N": repr(state.seen_at)},
                     ":ttl": {"N": str(math.ceil(state.reset_at) + WINDOW_SECONDS)},
                 },
+            ),
+            deadline=deadline,
+        )
+
+    def take_allowance(
+        self, name: str, now: float, allowance: Allowance, *, deadline: Deadline = NO_DEADLINE
+    ) -> float:
+        """One call from a continuously refilling allowance (domain/fleet_state.py): one
+        conditional write when it is whole or spent, two when it is part spent."""
+        key = keys.allowance_key(name)
+        # Whole again by then at the latest: the item goes when it means nothing more.
+        ttl = math.ceil(now + allowance.ahead) + WINDOW_SECONDS
+        seen: float | None = None  # full_at as the table last had it
+        values: dict[str, float | str]
+        for _ in range(_ALLOWANCE_TRIES):
+            if seen is None or seen <= now:
+                update, condition = "SET full_at = :after, #ttl = :ttl", ALLOWANCE_WHOLE
+                values = {":now": now, ":after": now + allowance.every, ":ttl": ttl}
+            else:
+                _, wait = allowance.take(seen, now)
+                if wait > 0:
+                    return wait
+                update, condition = "SET full_at = full_at + :every, #ttl = :ttl", ALLOWANCE_ROOM
+                last = now + allowance.ahead - allowance.every
+                values = {":now": now, ":every": allowance.every, ":last": last, ":ttl": ttl}
+            taken = self._set_full_at(
+                f"taking from {name}", key, update, condition, values, deadline
+            )
+            if not isinstance(taken, Refused):
+                return 0.0
+            seen = _number(taken.item, "full_at", now)  # another caller moved it first
+        return allowance.every  # much contended: one more call's time, then again
+
+    def _set_full_at(
+        self,
+        what: str,
+        key: dict[str, Any],
+        update: str,
+        condition: str,
+        values: dict[str, float | str],
+        deadline: Deadline,
+    ) -> Any:
+        return self._calls.write_if(
+            what,
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key=key,
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
+                ExpressionAttributeValues=_values(values),
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             ),
             deadline=deadline,
         )

@@ -23,6 +23,7 @@ from invite_proxy.domain.fleet_state import (
     PROBE,
     SPENT,
     TURN_SKIP_SECONDS,
+    Allowance,
     Block,
     BucketTake,
     turn_wait,
@@ -38,6 +39,9 @@ def _locked[**P, R](
             return method(self, *args, **kwargs)
 
     return under_lock
+
+
+_ALLOWANCES_KEPT = 256  # past this many, whole allowances are dropped
 
 
 @dataclass
@@ -62,6 +66,7 @@ class InstanceFleetState:
         self.blocks: dict[str, Block] = shared.blocks if shared else {}
         self.counters: dict[tuple[str, int], int] = shared.counters if shared else {}
         self.buckets: dict[str, _Bucket] = shared.buckets if shared else {}
+        self.allowances: dict[str, float] = shared.allowances if shared else {}
         self.owner = f"instance-{next(self._owners)}"
         # A rule run revokes on several threads: each change is made whole, under the lock.
         self.lock: threading.RLock = shared.lock if shared else threading.RLock()
@@ -81,6 +86,19 @@ class InstanceFleetState:
     @_locked
     def count_invalid(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> int:
         return self._add("invalid", window_of(now)) or 0
+
+    @_locked
+    def take_allowance(
+        self, name: str, now: float, allowance: Allowance, *, deadline: Deadline = NO_DEADLINE
+    ) -> float:
+        full_at, wait = allowance.take(self.allowances.get(name), now)
+        if full_at is not None:
+            self.allowances[name] = full_at
+            if len(self.allowances) > _ALLOWANCES_KEPT:
+                # Those whole again are as good as absent: a flood of callers leaves no trace.
+                for old in [k for k, v in self.allowances.items() if v <= now]:
+                    del self.allowances[old]
+        return wait
 
     @_locked
     def take_budget(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
