@@ -258,9 +258,10 @@ def test_an_icon_that_loads_replaces_the_initials(site: Site, browser: Browser) 
     event = wait_state(page, "event", "ready")
     assert event["iconShown"]
     assert event["initials"] is None
-    width = page.evaluate(
-        "() => document.getElementById('event').shadowRoot.querySelector('img').naturalWidth"
-    )
+    # The icon shows at once and its image decodes a moment later (under load, later).
+    icon = "document.getElementById('event').shadowRoot.querySelector('img')"
+    page.wait_for_function(f"() => {icon}.complete", timeout=10_000)
+    width = page.evaluate(f"() => {icon}.naturalWidth")
     assert width == 1  # the image the CDN stand-in served
     context.close()
 

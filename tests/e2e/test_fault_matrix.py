@@ -379,7 +379,7 @@ def _table_down_revoking(fault: str, fail: Callable[[Relay], None], request: str
             (TABLE_DOWN, EVICTION_FAILED, ("ERROR", "revocation rule run failed")),
             (audited("revoked", evicted=False), LEFT_FOR_NEXT_RUN, RETRY_EVICTS),
             summary=(("revoked", 0), ("failed", 1), ("not_evicted", [CODE])),
-            timeout=int(RevokerSettings.from_env(_SWEEP_SETTINGS).reserve_seconds) + 10,
+            timeout=int(RevokerSettings.from_env(_SWEEP_SETTINGS).step_seconds) + 10,
             **common,  # type: ignore[arg-type]
         )
     return Row(
@@ -595,7 +595,7 @@ ROWS = [
         # DELETE (1 s each) and half of the next: the second DELETE would start with less
         # than the reserve left.
         timeout=math.floor(
-            RevokerSettings.from_env(_SWEEP_SETTINGS).reserve_seconds
+            RevokerSettings.from_env(_SWEEP_SETTINGS).step_seconds
             + ANSWER_RESERVE_SECONDS
             + REPORTING_SECONDS
             + 3.5

@@ -190,9 +190,9 @@ def test_a_dry_run_of_codes_checks_without_deleting(
 # -- deadlines -------------------------------------------------------------------------------
 
 
-def reserve_seconds() -> float:
+def step_seconds() -> float:
     """The step reserve the loaded function keeps, from the settings it was loaded with."""
-    return RevokerSettings.from_env().reserve_seconds
+    return RevokerSettings.from_env().step_seconds
 
 
 # Every Discord answer takes this long, so a run's real time is counted in calls. Steps
@@ -218,7 +218,7 @@ def test_a_run_stops_before_the_deadline_and_the_next_picks_up_the_rest(
 
     # The vanity code and the listing, then three deletions, each a call: the fourth
     # would start with half a call less than the reserve left.
-    first = invoke(sweep, lambda_timeout(5 * CALL + reserve_seconds() - CALL / 2))
+    first = invoke(sweep, lambda_timeout(5 * CALL + step_seconds() - CALL / 2))
     assert (first["matched"], first["revoked"], first["left"]) == (5, 3, 2)
     assert first["stopped"] == "deadline"
     assert sorted(deleted(emulator)) == codes[:3]  # the oldest first
@@ -260,7 +260,7 @@ def test_a_codes_run_checks_the_time_between_lookup_and_delete(
     # its lookup has half a call less: no time to delete it.
     summary = invoke(
         rule(codes=["step-1", "step-2", "step-3"]),
-        lambda_timeout(2 * CALL + reserve_seconds() + CALL / 2),
+        lambda_timeout(2 * CALL + step_seconds() + CALL / 2),
     )
     assert (summary["revoked"], summary["left"], summary["stopped"]) == (1, 2, "deadline")
     assert deleted(emulator) == ["step-1"]
@@ -270,7 +270,7 @@ def test_no_time_at_all_deletes_nothing_and_fails_the_run_saying_why(
     invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild
 ) -> None:
     emulator.state.add_invite(sweep_guild, code="never-1")
-    with pytest.raises(Exception, match="could not start a step") as failed:
+    with pytest.raises(Exception, match="had no time for a step") as failed:
         invoke(rule(codes=["never-1"]), ScriptedContext(lambda: 1_000))
     assert type(failed.value).__name__ == "RuleRunFailed"  # the scheduler retries it
     assert emulator.state.requests == []

@@ -54,7 +54,7 @@ def test_no_deadline_is_forever() -> None:
 
 def test_the_step_reserve_the_docs_state_is_the_one_in_force() -> None:
     """docs/revocation-rules.md states the default; it comes from domain/costs.py."""
-    reserve = RevokerSettings.from_env({"CACHE_TABLE_NAME": "unit-table"}).reserve_seconds
+    reserve = RevokerSettings.from_env({"CACHE_TABLE_NAME": "unit-table"}).step_seconds
     assert reserve == costs.rule_step_seconds(1.5 + 4.0)
     page = Path(__file__).resolve().parents[2] / "docs" / "revocation-rules.md"
     stated = re.search(r"\*\*([0-9.]+) s\*\* by default", page.read_text())

@@ -8,14 +8,11 @@ import pytest
 
 from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
 from invite_proxy.domain.costs import (
-    ANSWER_RESERVE_SECONDS,
     RESERVE_VARIANTS,
-    REVOCATION_FOLLOWUP_SECONDS,
     SECRET_READ_SECONDS,
 )
 from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import DiscordMissingPermissions, RuleRunFailed
-from invite_proxy.domain.guard import CALL_RESERVE_SECONDS
 from invite_proxy.domain.rules import RevocationRule
 from invite_proxy.edges.settings import RevokerSettings
 from invite_proxy.services.rule_run import RuleRunner
@@ -193,11 +190,15 @@ def test_no_time_at_all_calls_nothing_and_fails_the_run_saying_why(
 ) -> None:
     world.discord.add_invite("never-1")
     runner: RuleRunner = world.runner()
-    with pytest.raises(RuleRunFailed, match="could not start a step"):
+    with pytest.raises(RuleRunFailed, match="had no time for a step"):
         runner.run(rule(codes=["never-1"]), lambda_time(world.clock, 1.0))
     [report] = [r for r in caplog.records if r.getMessage() == "revocation rule run failed"]
     summary = report.summary  # type: ignore[attr-defined]
-    assert (summary["left"], summary["stopped"]) == (1, "deadline")
+    assert (summary["left"], summary["stopped"], summary["error_code"]) == (
+        1,
+        "deadline",
+        "out_of_time",
+    )
     assert world.discord.calls == []
 
 
@@ -207,8 +208,8 @@ def test_a_sweep_with_time_for_one_call_stops_at_the_deadline_and_fails_to_be_re
     settings = RevokerSettings.from_env({"CACHE_TABLE_NAME": "unit-table"})
     world.discord.add_invite("late-1", created_at=iso(world.clock.now - 7200), max_age=0)
     world.discord.latency = 10.0
-    timeout = settings.reserve_seconds + 5.0  # room for the vanity lookup, then no more
-    with pytest.raises(RuleRunFailed, match="could not start a step"):
+    timeout = settings.step_seconds + 5.0  # room for the vanity lookup, then no more
+    with pytest.raises(RuleRunFailed, match="had no time for a step"):
         world.runner().run(
             rule(guild_id=GUILD, match={"older_than_seconds": 0}),
             lambda_time(world.clock, timeout),
@@ -222,14 +223,28 @@ def test_a_rule_run_never_waits_past_its_deadline_for_the_fleet(world: World) ->
     settings = RevokerSettings.from_env({"CACHE_TABLE_NAME": "unit-table"})
     # Another instance's DELETE probe is in flight and never answers.
     world.fleet.view().take_bucket("bucket:invites-delete", world.clock.now, 1e6)
-    timeout = settings.reserve_seconds + 3.0
+    timeout = settings.step_seconds + 3.0
     ends = world.clock.now + timeout
     with pytest.raises(RuleRunFailed, match="rate_limited"):
         world.runner().run(rule(codes=["held-1"]), lambda_time(world.clock, timeout))
     assert world.discord.deleted == []
-    # Its waits end in time for the DELETE, then the eviction, then the report.
-    kept = ANSWER_RESERVE_SECONDS + settings.report_seconds + REVOCATION_FOLLOWUP_SECONDS
-    assert world.clock.now <= ends - kept - CALL_RESERVE_SECONDS + 0.05
+    assert world.clock.now <= ends - settings.step_seconds + 0.05
+
+
+def test_a_wait_for_the_fleet_inside_a_step_leaves_the_step_its_time(world: World) -> None:
+    """A wait that would leave the DELETE too little time is refused: nothing is sent that
+    could only time out (and maybe land on Discord) after spending a turn."""
+    world.discord.add_invite("held-2")
+    world.discord.latency = 2.0
+    # Another instance's DELETE probe holds the bucket for 24 s.
+    world.fleet.view().take_bucket("bucket:invites-delete", world.clock.now, 24.0)
+    ends = world.clock.now + 30.0
+    with pytest.raises(RuleRunFailed, match="rate_limited"):
+        world.runner().run(rule(codes=["held-2"]), lambda_time(world.clock, 30.0))
+    assert world.discord.deleted == []
+    assert [r.method for r in world.discord.calls] == ["GET"]  # the lookup, and no DELETE
+    settings = RevokerSettings.from_env({"CACHE_TABLE_NAME": "unit-table"})
+    assert world.clock.now <= ends - settings.step_seconds
 
 
 def test_an_invite_revoked_but_still_cached_fails_the_run_and_is_named(

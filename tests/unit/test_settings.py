@@ -124,7 +124,7 @@ def test_each_function_reads_only_its_own_settings() -> None:
     assert AuthorizerSettings.from_env({}).admin_tokens_cache_seconds == 60
     revoker = RevokerSettings.from_env({"CACHE_TABLE_NAME": "invites"})
     assert not hasattr(revoker, "cache_fresh_seconds")
-    assert revoker.reserve_seconds > revoker.attempt_seconds  # a step holds one Discord call
+    assert revoker.step_seconds > revoker.attempt_seconds  # a step holds one Discord call
 
 
 def test_a_client_outside_the_layers_models_is_refused_by_name() -> None:

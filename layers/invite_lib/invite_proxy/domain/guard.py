@@ -47,7 +47,7 @@ BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
 # Blocks that stop every call, whatever its bucket: the whole bot, the whole IP, the token.
 _FLEET_WIDE_TARGETS = frozenset({"global", "cloudflare", "token"})
 # A wait is worth it only if it leaves the call itself at least this long before the deadline;
-# a shorter remainder would end in a timeout, after spending the turn.
+# a shorter remainder would end in a timeout, after spending the turn (GuardPolicy's default).
 CALL_RESERVE_SECONDS = 0.5
 # No wait is longer, whatever the deadline: a caller with none (a test, a script) is
 # refused a reset an hour away rather than left asleep.
@@ -68,6 +68,9 @@ class GuardPolicy:
     cloudflare_block_seconds: float  # after a Cloudflare block, no call for at least this long
     invalid_warn_threshold: int  # warn when a window's invalid answers reach this
     probe_seconds: float  # the longest one call can take: a probe's bucket hold
+    # What a wait must leave before the call's deadline: the call itself, or for a rule
+    # run a whole step, so that a step that waited still finishes what it started.
+    call_reserve_seconds: float = CALL_RESERVE_SECONDS
 
 
 class UpstreamGuard:
@@ -210,7 +213,7 @@ class UpstreamGuard:
         wait = block.until - now
         limit = self._policy.max_wait_seconds if max_wait is None else max_wait
         limit = min(limit, MAX_TURN_WAIT_SECONDS)
-        if wait <= limit and block.until + CALL_RESERVE_SECONDS <= waits_by.at:
+        if wait <= limit and block.until + self._policy.call_reserve_seconds <= waits_by.at:
             obs.count("UpstreamWait")
             self._sleep(max(wait, 0.0))
             return self._clock()

@@ -281,7 +281,7 @@ class RevokerSettings(DiscordSettings):
         return costs.report_seconds(self.webhook_timeout if self.has_webhook else None)
 
     @property
-    def reserve_seconds(self) -> float:
+    def step_seconds(self) -> float:
         """A rule run starts a step (one Discord call and what follows it) only with this
         much time left: domain/costs.py, rule_step_seconds."""
         return costs.rule_step_seconds(self.attempt_seconds)

@@ -93,13 +93,14 @@ def guarded_discord(
     *,
     lookup_budget: int = 0,
     instance_lookup_budget: int = 0,
+    call_reserve_seconds: float | None = None,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> GuardedDiscord:
     """The one road to Discord: the raw client behind the fleet's guard."""
     from invite_proxy.adapters.discord.guarded import GuardedDiscord
     from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
-    from invite_proxy.domain.guard import GuardPolicy, UpstreamGuard
+    from invite_proxy.domain.guard import CALL_RESERVE_SECONDS, GuardPolicy, UpstreamGuard
 
     policy = GuardPolicy(
         max_wait_seconds=settings.rate_limit_wait_seconds,
@@ -111,6 +112,7 @@ def guarded_discord(
         cloudflare_block_seconds=settings.cloudflare_block_seconds,
         invalid_warn_threshold=settings.invalid_warn_threshold,
         probe_seconds=settings.attempt_seconds,
+        call_reserve_seconds=call_reserve_seconds or CALL_RESERVE_SECONDS,
     )
     guard = UpstreamGuard(fleet, InstanceFleetState(), policy, clock=clock, sleep=sleep)
     return GuardedDiscord(client, guard)
@@ -218,14 +220,22 @@ def build_rule_runner(
 ) -> RuleRunner:
     from invite_proxy.services.rule_run import RuleRunner
 
-    # Every call a rule run makes goes through the guard, as the API's do.
-    discord = guarded_discord(settings, client, fleet, clock=clock, sleep=sleep)
+    # Every call a rule run makes goes through the guard, as the API's do; a wait there
+    # leaves a whole step's time, as a step starts only with it.
+    discord = guarded_discord(
+        settings,
+        client,
+        fleet,
+        call_reserve_seconds=settings.step_seconds,
+        clock=clock,
+        sleep=sleep,
+    )
     return RuleRunner(
         discord=discord,
         revoker=revocation_service(cache, discord, clock),
         cache=cache,
         notifier=notifier,
-        step_seconds=settings.reserve_seconds,
+        step_seconds=settings.step_seconds,
         report_seconds=settings.report_seconds,
         parallel=settings.parallel_revocations,
         clock=clock,

@@ -33,7 +33,7 @@ from invite_proxy.domain.errors import (
 from invite_proxy.domain.models import GuildInvite
 from invite_proxy.domain.payloads import vanity_code_of
 from invite_proxy.domain.rules import RevocationRule, partition_codes, select
-from invite_proxy.services.rule_summary import RunSummary
+from invite_proxy.services.rule_summary import OUT_OF_TIME, RunSummary
 from invite_proxy.services.steps import GiveBack, StepsOutcome, run_steps
 
 if TYPE_CHECKING:
@@ -58,8 +58,8 @@ class Notifier(Protocol):
     def send(self, content: str, deadline: Deadline) -> None: ...
 
 
-class _NoTimeToStart(Exception):
-    """Not one step of the run could start in the time there was."""
+class _NoTimeForAStep(Exception):
+    """The run ran out of time before it finished a single step: a signal, not an error."""
 
 
 class RuleRunner:
@@ -118,10 +118,11 @@ class RuleRunner:
             failure = exc
             summary.stopped, summary.error_code = "error", exc.code
             detail = f"stopped on {exc.code}: {exc.detail}"
-        except _NoTimeToStart:
-            summary.stopped = "deadline"
+        except _NoTimeForAStep:
+            # Nothing done for want of time: the invocation fails, so the scheduler retries.
+            summary.stopped, summary.error_code = "deadline", OUT_OF_TIME
             detail = (
-                f"could not start a step: {max(calls_by.left(), 0.0):.1f} s left before the "
+                f"had no time for a step: {max(calls_by.left(), 0.0):.1f} s left before the "
                 f"report, a step needs {self._step_seconds:.1f} s"
             )
         self._report(summary, detail, deadline)
@@ -246,7 +247,7 @@ class RuleRunner:
         if outcome.out_of_time:
             summary.stopped = "deadline"
             if outcome.left == outcome.total:
-                raise _NoTimeToStart
+                raise _NoTimeForAStep
 
     def _revoke_one(
         self, rule: RevocationRule, code: str, summary: RunSummary, deadline: Deadline
@@ -327,7 +328,7 @@ class RuleRunner:
 
     def _start_or_fail(self, deadline: Deadline) -> None:
         if not self._has_time(deadline):
-            raise _NoTimeToStart
+            raise _NoTimeForAStep
 
     def _report(self, summary: RunSummary, failure: str | None, deadline: Deadline) -> None:
         extra: dict[str, Any] = {"summary": summary.as_dict()}

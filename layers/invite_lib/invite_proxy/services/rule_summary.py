@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# The error code a run that had no time for a single step fails with.
+OUT_OF_TIME = "out_of_time"
+
 
 @dataclass
 class RunSummary:
@@ -48,7 +51,9 @@ class RunSummary:
             )
         if self.not_evicted:
             text += f" Gone on Discord but still cached: {', '.join(self.not_evicted)}."
-        if self.stopped == "deadline":
+        if self.stopped == "deadline" and self.error_code == OUT_OF_TIME:
+            text += " No time for a single step; the scheduler will retry."
+        elif self.stopped == "deadline":
             text += " Stopped before the Lambda deadline; the next run picks up the rest."
         elif self.stopped == "error":
             text += f" Stopped on an error ({self.error_code}); the scheduler will retry."
