@@ -57,6 +57,7 @@ ROUTE_ERRORS: dict[str, tuple[type[e.InviteProxyError], ...]] = {
         e.DiscordTimeout,
         e.CredentialsUnavailable,
         e.BudgetExhausted,
+        e.CallerShareExhausted,
         e.LookupInProgress,
         e.LookupRecentlyFailed,
         e.DiscordUnauthorized,

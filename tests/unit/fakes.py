@@ -266,10 +266,6 @@ class InMemoryFleetState:
         self.table.charge(1, deadline)
         return self.memory.count_invalid(now)
 
-    def take_budget(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
-        self.table.charge(1, deadline)
-        return self.memory.take_budget(now, limit)
-
     def take_second(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         self.table.charge(1, deadline)
         return self.memory.take_second(now, limit)

@@ -18,6 +18,8 @@ flag instead of keeping its own list of classes:
   Retry-After (a lease holder that meets one lets go at once): ``rate_limit``,
   ``cloudflare`` and ``token`` block the fleet after them, ``budget`` is the
   lookup budget; None for everything else.
+* ``per_caller``: it is about who asked, not about the invite: a lookup holding the
+  key's fetch lease lets go at once, so other callers of that key are not held by it.
 * ``counts_as_invalid``: Discord counts it towards the 10,000-in-10-minutes ban.
 * ``revocation_outcome``: what the audit log says when a revocation meets it
   (an ``Outcome``).
@@ -51,6 +53,7 @@ class InviteProxyError(Exception):
     retry_later: ClassVar[bool] = False
     serve_stale: ClassVar[bool] = False
     fleet_block: ClassVar[str | None] = None
+    per_caller: ClassVar[bool] = False
     revocation_outcome: ClassVar[Outcome] = Outcome.FAILED
     # Retry-After when nothing more precise is known: these failures are about now.
     default_retry_after: ClassVar[float | None] = None
@@ -269,7 +272,7 @@ class CredentialsUnavailable(InviteProxyError):
 
 
 class BudgetExhausted(InviteProxyError):
-    """The fleet has used its configured share of Discord lookups for this window."""
+    """The fleet has used its Discord lookups for now: one comes back every few seconds."""
 
     code = "lookup_budget_exhausted"
     default_message = "The proxy has used its Discord lookup budget for now; retry later."
@@ -277,6 +280,17 @@ class BudgetExhausted(InviteProxyError):
     retry_later = True
     serve_stale = True
     fleet_block = "budget"
+
+
+class CallerShareExhausted(InviteProxyError):
+    """This caller has used its share of the lookup budget: others' lookups go on."""
+
+    code = "lookup_share_exhausted"
+    default_message = "You have made too many lookups of invites that are not cached; retry later."
+    default_retry_after = 30.0
+    retry_later = True
+    serve_stale = True
+    per_caller = True
 
 
 class LookupInProgress(InviteProxyError):

@@ -28,16 +28,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from invite_proxy import observability as obs
+from invite_proxy.domain.callers import caller_key
 from invite_proxy.domain.errors import (
     BudgetExhausted,
+    CallerShareExhausted,
     DiscordBlocked,
     DiscordRateLimited,
     DiscordUnauthorized,
     InviteProxyError,
     TableUnavailable,
 )
-from invite_proxy.domain.fleet_state import Block
-from invite_proxy.domain.rate_limits import RateLimit, window_end
+from invite_proxy.domain.fleet_state import Allowance, Block
+from invite_proxy.domain.rate_limits import RateLimit
 
 if TYPE_CHECKING:
     from invite_proxy.domain.deadline import Deadline
@@ -60,10 +62,11 @@ class GuardPolicy:
     # answered at once, with a stale copy where there is one. A turn (the next second of the
     # fleet's rate, a slot in a bucket) is waited for whenever it comes within the deadline.
     max_wait_seconds: float
-    lookup_budget: int  # upstream lookups per 10 minutes, fleet-wide; 0 = no budget
+    # Public lookups, fleet-wide, refilling continuously; None: no budget.
+    lookup_budget: Allowance | None
     calls_per_second: int  # fleet-wide, under Discord's 50/s per bot
     instance_calls_per_second: int  # this instance's share, kept to while the table is down
-    instance_lookup_budget: int  # this instance's share of the budget, likewise
+    instance_lookup_budget: Allowance | None  # this instance's share of the budget, likewise
     token_lock_seconds: float  # after a 401, no call for this long
     cloudflare_block_seconds: float  # after a Cloudflare block, no call for at least this long
     invalid_warn_threshold: int  # warn when a window's invalid answers reach this
@@ -71,6 +74,8 @@ class GuardPolicy:
     # What a wait must leave before the call's deadline: the call itself, or for a rule
     # run a whole step, so that a step that waited still finishes what it started.
     call_reserve_seconds: float = CALL_RESERVE_SECONDS
+    # Each caller's share of the lookup budget (a caller: domain/callers.py); None: no shares.
+    caller_share: Allowance | None = None
 
 
 class UpstreamGuard:
@@ -108,11 +113,14 @@ class UpstreamGuard:
         *,
         call_deadline: Deadline | None = None,
         spend_budget: bool = False,
+        caller: str | None = None,
     ) -> None:
         """Let one call in ``bucket`` go to Discord now, or raise what the caller should answer.
 
         The fleet state's calls end by ``deadline``; no wait ends later than the call
-        itself can still be made by ``call_deadline`` (``deadline`` if none). The bucket
+        itself can still be made by ``call_deadline`` (``deadline`` if none). A public
+        lookup (``spend_budget``) takes from ``caller``'s share of the budget first, so a
+        caller past it spends nothing of the fleet's, then from the budget. The bucket
         comes last: a call refused before it holds no bucket request (or probe) that no
         answer would ever give back.
         """
@@ -122,16 +130,13 @@ class UpstreamGuard:
         block = self._longest_block(now, bucket, deadline)
         if block is not None:
             self._wait_or_refuse(block, waits_by)
+        budget = self._policy.lookup_budget if spend_budget else None
+        if budget is not None:
+            self._take_callers_share(caller, deadline)
         second = self._take_second_by(deadline, waits_by)
+        if budget is not None:
+            self._take_from_budget(budget, deadline)
         now = self._clock()  # the table calls above took their time
-        budget = self._policy.lookup_budget
-        if spend_budget and budget and not self._take_budget(now, deadline):
-            obs.count("BudgetExhausted")
-            raise BudgetExhausted(
-                retry_after=window_end(now) - now, detail=f"{budget} lookups per 10 minutes"
-            )
-        if spend_budget and budget:
-            obs.count("LookupBudgetSpent")
         waited = self._take_bucket(bucket, now, deadline, waits_by)
         if waited and math.floor(self._clock()) != second:
             # The second taken before the wait is over, and every caller that waited for
@@ -198,12 +203,36 @@ class UpstreamGuard:
             self._fleet_state_failed(exc)
             return self._memory.take_second(now, self._policy.instance_calls_per_second)
 
-    def _take_budget(self, now: float, deadline: Deadline) -> bool:
+    def _take_callers_share(self, caller: str | None, deadline: Deadline) -> None:
+        share = self._policy.caller_share
+        key = caller_key(caller) if share is not None else None
+        if share is None or key is None:
+            return
+        wait = self._take_allowance(f"caller#{key}", share, share, deadline)
+        if wait > 0:
+            obs.count("CallerShareExhausted")
+            raise CallerShareExhausted(retry_after=wait, detail=f"caller {key}: share spent")
+
+    def _take_from_budget(self, budget: Allowance, deadline: Deadline) -> None:
+        own = self._policy.instance_lookup_budget or budget
+        wait = self._take_allowance("lookup-budget", budget, own, deadline)
+        if wait > 0:
+            obs.count("BudgetExhausted")
+            raise BudgetExhausted(
+                retry_after=wait,
+                detail=f"{budget.burst} lookups, one back every {budget.every:g} s",
+            )
+        obs.count("LookupBudgetSpent")
+
+    def _take_allowance(
+        self, name: str, fleet: Allowance, own: Allowance, deadline: Deadline
+    ) -> float:
+        """The fleet's allowance, or this instance's own share of it while the table is down."""
         try:
-            return self._state.take_budget(now, self._policy.lookup_budget, deadline=deadline)
+            return self._state.take_allowance(name, self._clock(), fleet, deadline=deadline)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
-            return self._memory.take_budget(now, self._policy.instance_lookup_budget)
+            return self._memory.take_allowance(name, self._clock(), own)
 
     def _wait_or_refuse(
         self, block: Block, waits_by: Deadline, max_wait: float | None = None

@@ -216,9 +216,12 @@ class ApiSettings(DiscordSettings):
     )
     upstream_retries: int = integer("UPSTREAM_RETRIES", 2, ge=0, le=5)
     lookup_deadline_seconds: float = number("LOOKUP_DEADLINE_SECONDS", 8.0, gt=0, le=28)
+    # The fleet's lookups of uncached invites: this many at most, one back every 600/n s.
     lookup_budget_per_10_minutes: int = integer(
         "LOOKUP_BUDGET_PER_10_MINUTES", 200, ge=0, le=30_000
     )
+    # Each caller's share of it, refilling alike; 0: no shares (docs/protections.md).
+    lookup_share_per_caller: int = integer("LOOKUP_SHARE_PER_CALLER", 20, ge=0, le=30_000)
     coalesce_wait_seconds: float = number("COALESCE_WAIT_SECONDS", 2.0, ge=0, le=10)
     # After a failed fetch, the fleet answers from that failure this long instead of retrying it.
     failure_hold_seconds: float = number("LOOKUP_FAILURE_HOLD_SECONDS", 2.0, ge=0, le=30)

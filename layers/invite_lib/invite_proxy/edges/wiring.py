@@ -93,26 +93,35 @@ def guarded_discord(
     *,
     lookup_budget: int = 0,
     instance_lookup_budget: int = 0,
+    caller_share: int = 0,
     call_reserve_seconds: float | None = None,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> GuardedDiscord:
-    """The one road to Discord: the raw client behind the fleet's guard."""
+    """The one road to Discord: the raw client behind the fleet's guard.
+
+    Budgets and shares are counted per 10 minutes, and refill continuously.
+    """
     from invite_proxy.adapters.discord.guarded import GuardedDiscord
     from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
+    from invite_proxy.domain.fleet_state import Allowance
     from invite_proxy.domain.guard import CALL_RESERVE_SECONDS, GuardPolicy, UpstreamGuard
+
+    def per_10_minutes(calls: int) -> Allowance | None:
+        return Allowance.per(calls, 600.0) if calls > 0 else None
 
     policy = GuardPolicy(
         max_wait_seconds=settings.rate_limit_wait_seconds,
-        lookup_budget=lookup_budget,
+        lookup_budget=per_10_minutes(lookup_budget),
         calls_per_second=settings.fleet_calls_per_second,
         instance_calls_per_second=settings.instance_calls_per_second,
-        instance_lookup_budget=instance_lookup_budget,
+        instance_lookup_budget=per_10_minutes(instance_lookup_budget),
         token_lock_seconds=settings.token_lock_seconds,
         cloudflare_block_seconds=settings.cloudflare_block_seconds,
         invalid_warn_threshold=settings.invalid_warn_threshold,
         probe_seconds=settings.attempt_seconds,
         call_reserve_seconds=call_reserve_seconds or CALL_RESERVE_SECONDS,
+        caller_share=per_10_minutes(caller_share),
     )
     guard = UpstreamGuard(fleet, InstanceFleetState(), policy, clock=clock, sleep=sleep)
     return GuardedDiscord(client, guard)
@@ -137,6 +146,7 @@ def build_api(
         fleet,
         lookup_budget=settings.lookup_budget_per_10_minutes,
         instance_lookup_budget=settings.instance_lookup_budget,
+        caller_share=settings.lookup_share_per_caller,
         clock=clock,
         sleep=sleep,
     )

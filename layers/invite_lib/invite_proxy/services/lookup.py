@@ -96,6 +96,7 @@ class InviteSource(Protocol):
         *,
         deadline: Deadline,
         call_deadline: Deadline,
+        caller: str | None = None,
     ) -> DiscordResponse: ...
 
 
@@ -144,9 +145,12 @@ class InviteLookupService:
         self._clock = clock
         self._sleep = sleep
 
-    def lookup(self, query: InviteQuery, *, deadline: Deadline | None = None) -> LookupResult:
+    def lookup(
+        self, query: InviteQuery, *, deadline: Deadline | None = None, caller: str | None = None
+    ) -> LookupResult:
         """Answer a lookup; the table's calls end by ``deadline`` (the invocation's; none
-        by default), and Discord's, waiting on another instance included, by the lookup's own."""
+        by default), and Discord's, waiting on another instance included, by the lookup's own.
+        A miss spends ``caller``'s share of the lookup budget (the address that asked)."""
         deadline = deadline or Deadline.never(self._clock)
         now = self._clock()
         lookup_deadline = deadline.within(self._retry.deadline_seconds)
@@ -175,7 +179,7 @@ class InviteLookupService:
                 return self._result(latest, CacheStatus.HIT, now)
             cached = latest or cached
             claim = self._claim(query, now, deadline)
-        return self._fetch_and_store(query, cached, claim, deadline, lookup_deadline)
+        return self._fetch_and_store(query, cached, claim, deadline, lookup_deadline, caller)
 
     def _fetch_and_store(
         self,
@@ -184,14 +188,16 @@ class InviteLookupService:
         lease: Lease | None,
         deadline: Deadline,
         lookup_deadline: Deadline,
+        caller: str | None,
     ) -> LookupResult:
         now = self._clock()
         try:
-            entry = self._fetch(query, now, deadline, lookup_deadline)
+            entry = self._fetch(query, now, deadline, lookup_deadline, caller)
         except InviteProxyError as exc:
             failed_at = self._clock()
-            if lease is not None and exc.fleet_block is not None:
-                # The guard answers this failure for the whole fleet, with its own Retry-After.
+            if lease is not None and (exc.fleet_block is not None or exc.per_caller):
+                # The guard answers this failure for the whole fleet, with its own Retry-After;
+                # or it is about this caller alone: others may fetch the key at once.
                 self._finish(lease, failed_at, deadline)
             elif lease is not None:
                 # Others answer from this failure for a moment rather than each retrying it.
@@ -244,13 +250,18 @@ class InviteLookupService:
             self._cache_failed(exc)  # the lease runs out by itself
 
     def _fetch(
-        self, query: InviteQuery, now: float, deadline: Deadline, lookup_deadline: Deadline
+        self,
+        query: InviteQuery,
+        now: float,
+        deadline: Deadline,
+        lookup_deadline: Deadline,
+        caller: str | None,
     ) -> CacheEntry:
         """Ask Discord, retrying 5xx, timeouts and resets with jittered backoff in time."""
         attempt = 0
         while True:
             try:
-                return self._fetch_once(query, now, deadline, lookup_deadline)
+                return self._fetch_once(query, now, deadline, lookup_deadline, caller)
             except InviteProxyError as exc:
                 if not exc.retry_now:
                     raise
@@ -263,7 +274,12 @@ class InviteLookupService:
                 self._sleep(delay)
 
     def _fetch_once(
-        self, query: InviteQuery, now: float, deadline: Deadline, lookup_deadline: Deadline
+        self,
+        query: InviteQuery,
+        now: float,
+        deadline: Deadline,
+        lookup_deadline: Deadline,
+        caller: str | None,
     ) -> CacheEntry:
         try:
             response = self._discord.lookup_invite(
@@ -271,6 +287,7 @@ class InviteLookupService:
                 query.upstream_params(),
                 deadline=deadline,
                 call_deadline=lookup_deadline,
+                caller=caller,
             )
         except UnknownInvite as exc:
             return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)

@@ -53,15 +53,21 @@ class GuardedDiscord:
         *,
         deadline: Deadline,
         call_deadline: Deadline,
+        caller: str | None = None,
     ) -> DiscordResponse:
-        """A public lookup: it also spends the fleet's lookup budget.
+        """A public lookup: it also spends the lookup budget, ``caller``'s share first.
 
         The call ends by the lookup's own deadline (``call_deadline``), which its fetch
         lease outlasts: no second instance calls Discord for the same key while this call
         may still be answered.
         """
         return self._call(
-            Route.get_invite(code), deadline, call_deadline, params=params, spend_budget=True
+            Route.get_invite(code),
+            deadline,
+            call_deadline,
+            params=params,
+            spend_budget=True,
+            caller=caller,
         )
 
     def get_invite(self, code: str, *, deadline: Deadline) -> DiscordResponse:
@@ -100,6 +106,7 @@ class GuardedDiscord:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         spend_budget: bool = False,
+        caller: str | None = None,
     ) -> DiscordResponse:
         """The guard's table calls end by ``deadline``; its waits and the request itself by
         ``call_deadline``, when the caller needs the call over sooner."""
@@ -111,7 +118,11 @@ class GuardedDiscord:
             _failed(exc)
             raise
         self._guard.admit(
-            route.bucket, deadline, call_deadline=call_deadline, spend_budget=spend_budget
+            route.bucket,
+            deadline,
+            call_deadline=call_deadline,
+            spend_budget=spend_budget,
+            caller=caller,
         )
         obs.count("UpstreamCall")
         started = time.perf_counter()

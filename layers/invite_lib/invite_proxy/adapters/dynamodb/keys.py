@@ -5,7 +5,6 @@
                            sk = "revoked"             when the code was last revoked
     pk = "fleet#blocked"   sk = "<scope>"             the fleet's state (fleet_state.py)
     pk = "fleet#invalid"   sk = "window#<n>"
-    pk = "fleet#budget"    sk = "window#<n>"
     pk = "fleet#rate"      sk = "second#<t>"
     pk = "fleet#bucket"    sk = "<bucket>"
     pk = "fleet#allowance#<name>"  sk = "allowance"   a continuously refilling allowance
@@ -25,7 +24,6 @@ REVOKED_SORT_KEY = "revoked"
 
 BLOCKED = "fleet#blocked"
 INVALID = "fleet#invalid"
-BUDGET = "fleet#budget"
 RATE = "fleet#rate"
 BUCKET = "fleet#bucket"
 

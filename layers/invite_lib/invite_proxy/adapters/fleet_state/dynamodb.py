@@ -2,9 +2,10 @@
 
 Every Lambda instance has its own memory, so anything that must hold across
 the fleet lives here (keys.py has the key formats), written with conditional
-updates: blocks ("no upstream call before"), the invalid-answer count and the
-lookup budget per 10-minute window, the per-second rate, and each rate-limit
-bucket as Discord last described it (limit, remaining, reset_at, discord_bucket).
+updates: blocks ("no upstream call before"), the invalid-answer count per 10-minute
+window, the per-second rate, allowances that refill continuously (the lookup budget,
+each caller's share of it), and each rate-limit bucket as Discord last described it
+(limit, remaining, reset_at, discord_bucket).
 
 A bucket's ``remaining`` is spent before each call (a conditional decrement),
 so instances never send more than Discord said is left. When its window is
@@ -266,11 +267,6 @@ class DynamoDBFleetState(TableAdapter):
             ),
             deadline=deadline,
         )
-
-    def take_budget(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
-        """Take one lookup from this window's budget; False when it is spent."""
-        sk = keys.window_sort_key(window_of(now))
-        return self._add(keys.BUDGET, sk, window_end(now), deadline, below=limit) is not None
 
     def take_second(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         """Take one call from this second's share of the per-bot rate; False when spent."""

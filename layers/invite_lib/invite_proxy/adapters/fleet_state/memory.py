@@ -101,10 +101,6 @@ class InstanceFleetState:
         return wait
 
     @_locked
-    def take_budget(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
-        return self._add("budget", window_of(now), below=limit) is not None
-
-    @_locked
     def take_second(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         return self._add("rate", math.floor(now), below=limit) is not None
 
