@@ -13,7 +13,7 @@ from invite_proxy.adapters.dynamodb import keys
 from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
 from invite_proxy.adapters.dynamodb.calls import TableCalls
 from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
-from invite_proxy.domain.cache_policy import CachePolicy, invite_entry, unknown_entry
+from invite_proxy.domain.cache_policy import CachePolicy, EntryKind, invite_entry, unknown_entry
 from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import TableSkipped, TableUnavailable
 from invite_proxy.domain.leases import HeldElsewhere, Lease
@@ -69,6 +69,28 @@ def test_negative_entry_round_trip(cache: DynamoDBInviteCache) -> None:
     entry = unknown_entry("dead", "v", '{"code": 10006}', now, POLICY)
     cache.put(entry)
     assert cache.get("dead", "v", now) == entry
+
+
+@pytest.mark.parametrize("fetch_started", [None, 0.0])
+def test_a_code_found_unknown_is_unknown_in_every_variant_until_evicted(
+    cache: DynamoDBInviteCache, fetch_started: float | None
+) -> None:
+    now = time.time()
+    cache.put(
+        unknown_entry("gone", "counts=0#event=-", "{}", now, POLICY), fetch_started=fetch_started
+    )
+    other = cache.get("gone", "counts=1#event=123", now)
+    assert other is not None
+    assert (other.kind, other.variant) == (EntryKind.UNKNOWN, "counts=1#event=123")
+    assert cache.get("gone", "counts=1#event=123", other.expires_at + 1) is None  # for its time
+    cache.evict("gone", revoked_at=now)
+    assert cache.get("gone", "counts=1#event=123", now) is None
+
+
+def test_a_known_codes_other_variants_are_not_answered_from_it(cache: DynamoDBInviteCache) -> None:
+    now = time.time()
+    cache.put(invite_entry("live", "counts=0#event=-", "{}", None, now, POLICY))
+    assert cache.get("live", "counts=1#event=-", now) is None
 
 
 def test_foreign_item_shape_is_a_miss(

@@ -9,6 +9,7 @@ slow Discord would cost.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable, Mapping
@@ -105,6 +106,7 @@ class InMemoryCache:
     def __init__(self, table: Table) -> None:
         self.table = table
         self.entries: dict[tuple[str, str], CacheEntry] = {}
+        self.unknown: dict[str, CacheEntry] = {}  # codes Discord said do not exist
         self.revoked: dict[str, _Revoked] = {}
         self.leases: InMemoryLeases | None = None  # eviction clears these too
 
@@ -119,6 +121,10 @@ class InMemoryCache:
     ) -> CacheEntry | None:
         self.table.charge(1, deadline)
         entry = self.entries.get((code, variant))
+        if entry is None:  # as the adapter: what was learned of the code, one read more
+            self.table.charge(1, deadline)
+            entry = self.unknown.get(code)
+            entry = dataclasses.replace(entry, variant=variant) if entry else None
         return None if entry is None or entry.is_expired(now) else entry
 
     def put(
@@ -133,6 +139,8 @@ class InMemoryCache:
         if fetch_started is not None and mark is not None and mark.at >= fetch_started:
             return False
         self.entries[(entry.code, entry.variant)] = entry
+        if entry.kind is EntryKind.UNKNOWN:
+            self.unknown[entry.code] = entry
         return True
 
     def variants_of(self, code: str) -> list[str]:
@@ -142,8 +150,10 @@ class InMemoryCache:
         leases = self.leases.held_for(code) if self.leases else []
         variants = self.variants_of(code)
         # The adapter: the mark, the query, a delete for each variant and each lease.
-        self.table.charge(2 + len(variants) + len(leases), deadline, essential=True)
+        marker = 1 if code in self.unknown else 0
+        self.table.charge(2 + len(variants) + len(leases) + marker, deadline, essential=True)
         self.revoked[code] = _Revoked(revoked_at)
+        self.unknown.pop(code, None)
         bodies = []
         for variant in variants:
             entry = self.entries.pop((code, variant))

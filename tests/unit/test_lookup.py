@@ -76,6 +76,34 @@ def test_an_unknown_invite_is_cached_negatively(world: World) -> None:
     assert calls(world) == 1
 
 
+def test_an_unknown_code_stays_unknown_whatever_variant_is_asked(world: World) -> None:
+    """A flood of variants of one unknown code (counts, random event ids) costs one call."""
+    lookups = world.lookups(NEGATIVE_CACHE_SECONDS=60)
+    assert lookups.lookup(PLAIN).found is False
+    variants = [
+        COUNTS,
+        *(
+            InviteQuery.parse("abc-123", {"guild_scheduled_event_id": str(10**17 + n)})
+            for n in range(20)
+        ),
+    ]
+    for query in variants:
+        answer = lookups.lookup(query)
+        assert (answer.found, answer.cache_status) == (False, CacheStatus.HIT)
+    assert calls(world) == 1
+    world.clock.advance(61)  # learned for the negative-cache time, then asked again
+    assert lookups.lookup(COUNTS).cache_status is CacheStatus.MISS
+    assert calls(world) == 2
+
+
+def test_a_known_code_in_a_new_variant_is_still_fetched(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    lookups = world.lookups()
+    lookups.lookup(PLAIN)
+    assert lookups.lookup(COUNTS).cache_status is CacheStatus.MISS
+    assert calls(world) == 2
+
+
 def test_negative_caching_can_be_turned_off(world: World) -> None:
     lookups = world.lookups(NEGATIVE_CACHE_SECONDS=0)
     lookups.lookup(PLAIN)

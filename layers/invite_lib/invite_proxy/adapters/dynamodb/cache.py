@@ -39,23 +39,29 @@ class DynamoDBInviteCache(TableAdapter):
         consistent: bool = False,
         deadline: Deadline = NO_DEADLINE,
     ) -> CacheEntry | None:
-        """The live entry, if any. ``consistent`` sees a write made a moment ago elsewhere."""
-        response = self._calls.call(
-            "GetItem",
-            lambda: self._client.get_item(
-                TableName=self._table,
-                Key=keys.variant_key(code, variant),
-                ConsistentRead=consistent,
-            ),
-            deadline=deadline,
-        )
-        item = response.get("Item")
-        if item is None:
-            return None
-        entry = _entry_from_item(code, variant, item)
-        if entry is None or entry.is_expired(now):
-            return None
-        return entry
+        """The live entry, if any. ``consistent`` sees a write made a moment ago elsewhere.
+
+        A variant never stored is answered from what was learned of the code: a code
+        Discord said does not exist does not exist whatever the variant asked (with
+        counts, with any event id), so a flood of variants of one unknown code costs
+        one more read each, and no call to Discord.
+        """
+        for key in (keys.variant_key(code, variant), keys.unknown_key(code)):
+            response = self._calls.call(
+                "GetItem",
+                partial(
+                    self._client.get_item,
+                    TableName=self._table,
+                    Key=key,
+                    ConsistentRead=consistent,
+                ),
+                deadline=deadline,
+            )
+            item = response.get("Item")
+            if item is not None:
+                entry = _entry_from_item(code, variant, item)
+                return None if entry is None or entry.is_expired(now) else entry
+        return None
 
     def put(
         self,
@@ -69,13 +75,19 @@ class DynamoDBInviteCache(TableAdapter):
         Returns False when a revocation won the race and nothing was written.
         """
         item = _item_from_entry(entry)
+        puts: list[Any] = [{"Put": {"TableName": self._table, "Item": item}}]
+        if entry.kind is EntryKind.UNKNOWN:
+            # Learned for the code, not for this variant alone (see get).
+            marker = item | keys.unknown_key(entry.code)
+            puts.append({"Put": {"TableName": self._table, "Item": marker}})
         what = f"writing {entry.code!r}"
         if fetch_started is None:
-            self._calls.call(
-                what,
-                lambda: self._client.put_item(TableName=self._table, Item=item),
-                deadline=deadline,
+            send = (
+                partial(self._client.put_item, TableName=self._table, Item=item)
+                if len(puts) == 1
+                else partial(self._client.transact_write_items, TransactItems=puts)
             )
+            self._calls.call(what, send, deadline=deadline)
             return True
         check = {
             "TableName": self._table,
@@ -86,10 +98,7 @@ class DynamoDBInviteCache(TableAdapter):
         written = self._calls.write_if(
             what,
             lambda: self._client.transact_write_items(
-                TransactItems=[
-                    {"ConditionCheck": check},  # type: ignore[typeddict-item]
-                    {"Put": {"TableName": self._table, "Item": item}},
-                ]
+                TransactItems=[{"ConditionCheck": check}, *puts],  # type: ignore[typeddict-item]
             ),
             deadline=deadline,
         )

@@ -3,6 +3,8 @@
     pk = "invite#<code>"   sk = "variant#<variant>"   a cached answer (cache.py)
                            sk = "lease#<variant>"     its fetch lease (leases.py)
                            sk = "revoked"             when the code was last revoked
+                           sk = "unknown"             Discord said no such invite, whatever
+                                                      the variant asked (cache.py)
     pk = "fleet#blocked"   sk = "<scope>"             the fleet's state (fleet_state.py)
     pk = "fleet#invalid"   sk = "window#<n>"
     pk = "fleet#rate"      sk = "second#<t>"
@@ -21,6 +23,7 @@ TTL_ATTRIBUTE = "ttl"
 VARIANT_PREFIX = "variant#"
 LEASE_PREFIX = "lease#"
 REVOKED_SORT_KEY = "revoked"
+UNKNOWN_SORT_KEY = "unknown"
 
 BLOCKED = "fleet#blocked"
 INVALID = "fleet#invalid"
@@ -48,6 +51,10 @@ def lease_key(code: str, variant: str) -> Key:
 
 def revoked_key(code: str) -> Key:
     return key(invite_partition(code), REVOKED_SORT_KEY)
+
+
+def unknown_key(code: str) -> Key:
+    return key(invite_partition(code), UNKNOWN_SORT_KEY)
 
 
 def allowance_key(name: str) -> Key:
