@@ -22,7 +22,6 @@ from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.edges import http_responses
 from invite_proxy.edges.http_responses import Response
 from invite_proxy.edges.settings import ApiSettings
-from invite_proxy.edges.source_address import caller_address
 from invite_proxy.edges.wiring import api_services
 from invite_proxy.observability import count, logger, metrics
 
@@ -32,7 +31,8 @@ services = api_services(settings)
 
 def get_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     query = InviteQuery.parse(code, event.get("queryStringParameters"))
-    result = services.lookups.lookup(query, deadline=deadline, caller=caller_address(event))
+    caller = services.callers.of(event, deadline)
+    result = services.lookups.lookup(query, deadline=deadline, caller=caller)
     logger.info("lookup complete")
     headers = event.get("headers") or {}
     return http_responses.lookup_response(result, headers.get("if-none-match"))

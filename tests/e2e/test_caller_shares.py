@@ -24,14 +24,16 @@ ROUTE = "GET /invites/{code}"
 SHARE = 5
 
 
-def get_from(source: str, run: LocalRun, code: str) -> tuple[int, dict[str, str], Any]:
+def get_from(
+    source: str, run: LocalRun, code: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
     """GET /invites/{code}, sent from ``source``: the caller's own address."""
     url = urlsplit(run.url)
     conn = http.client.HTTPConnection(
         url.hostname or "127.0.0.1", url.port, timeout=15, source_address=(source, 0)
     )
     try:
-        conn.request("GET", f"/invites/{code}")
+        conn.request("GET", f"/invites/{code}", headers=headers or {})
         response = conn.getresponse()
         return response.status, dict(response.getheaders()), json.loads(response.read() or b"{}")
     finally:
@@ -69,3 +71,20 @@ def test_a_flooding_caller_spends_its_share_and_the_others_are_served(
     refused_status, refused_headers, _ = get_from("127.0.0.2", run, "rand-once-more")
     assert refused_status == 429
     assert 0 < int(refused_headers["Retry-After"]) <= 600 // SHARE
+
+
+def test_behind_the_cdn_each_viewer_has_its_share_and_a_forged_viewer_none(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    """One address (CloudFront's edge, here) carries many viewers: with the origin secret
+    each viewer spends its own share; a viewer named without it is the address's."""
+    run = start_api(CDN_ORIGIN_SECRET="edge-proof", LOOKUP_SHARE_PER_CALLER="2")
+
+    def ask(viewer: str, proof: str) -> int:
+        headers = {"X-Viewer-Address": viewer, "X-Origin-Verify": proof}
+        return get_from("127.0.0.8", run, f"rand{secrets.token_hex(5)}", headers)[0]
+
+    through_cdn = [ask(f"198.51.100.{n}", "edge-proof") for n in range(1, 6) for _ in range(2)]
+    assert through_cdn == [404] * 10  # five viewers, two misses each: all within their shares
+    forged = [ask(f"198.51.100.{n}", "a-guess") for n in range(10, 14)]
+    assert forged == [404, 404, 429, 429]  # straight to the API: the address's share alone

@@ -87,7 +87,8 @@ def test_each_function_gets_only_what_it_uses(template: Template) -> None:
         "dynamodb:Query",
         "dynamodb:UpdateItem",
     ]
-    assert _secrets(template, "ApiFunction") == ["DiscordTokenSecretArn"]
+    # The CDN's origin secret only with the CDN: the proof a request came through it.
+    assert _secrets(template, "ApiFunction") == ["DiscordTokenSecretArn", "CdnOriginSecret"]
     assert _table_actions(template, "RevokerFunction") == [
         "dynamodb:DeleteItem",
         "dynamodb:PutItem",
@@ -781,3 +782,32 @@ def test_the_cdn_caches_lookups_per_query_and_origin_and_passes_the_rest_through
     # CloudFront would keep an error 10 s whatever Cache-Control says: it keeps none.
     errors = {r["ErrorCode"]: r["ErrorCachingMinTTL"] for r in config["CustomErrorResponses"]}
     assert errors == dict.fromkeys((400, 403, 404, 405, 414, 416, 500, 501, 502, 503, 504), 0)
+
+
+@pytest.mark.sam
+def test_behind_the_cdn_a_lookup_names_its_viewer_with_proof_it_came_through_it(
+    translated: dict[str, Any], template: Template
+) -> None:
+    off = _deployed(translated, template)
+    assert "CdnOriginSecret" not in off
+    api_env = off["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert api_env["CDN_ORIGIN_SECRET_ID"] == ""  # no CDN: only the source address counts
+
+    on = _deployed(translated, template, Cdn="enabled")
+    config = on["InviteCdn"]["Properties"]["DistributionConfig"]
+    [origin] = config["Origins"]
+    [proof] = origin["OriginCustomHeaders"]
+    assert proof == {
+        "HeaderName": "X-Origin-Verify",
+        "HeaderValue": {"Fn::Sub": "{{resolve:secretsmanager:${CdnOriginSecret}}}"},
+    }
+    [lookups] = config["CacheBehaviors"]
+    [association] = lookups["FunctionAssociations"]
+    assert association["EventType"] == "viewer-request"
+    code = on["CdnViewerAddressFunction"]["Properties"]["FunctionCode"]
+    assert "request.headers['x-viewer-address'] = {value: event.viewer.ip}" in code
+    api = on["ApiFunction"]["Properties"]
+    assert api["Environment"]["Variables"]["CDN_ORIGIN_SECRET_ID"] == {"Ref": "CdnOriginSecret"}
+    role = json.dumps(on["ApiFunctionRole"]["Properties"]["Policies"])
+    assert '{"Ref": "CdnOriginSecret"}' in role  # the function may read the proof
+    assert "CdnOriginSecret" not in json.dumps(off["ApiFunctionRole"]["Properties"]["Policies"])

@@ -222,6 +222,11 @@ class ApiSettings(DiscordSettings):
     )
     # Each caller's share of it, refilling alike; 0: no shares (docs/protections.md).
     lookup_share_per_caller: int = integer("LOOKUP_SHARE_PER_CALLER", 20, ge=0, le=30_000)
+    # Behind the CDN: the secret CloudFront sends as X-Origin-Verify, the proof that a
+    # request came through it, so its X-Viewer-Address names the caller. Deployed, a
+    # Secrets Manager secret the stack makes; locally, the value itself.
+    cdn_origin_secret_id: str | None = text("CDN_ORIGIN_SECRET_ID", None)
+    cdn_origin_secret: Secret | None = secret("CDN_ORIGIN_SECRET")
     coalesce_wait_seconds: float = number("COALESCE_WAIT_SECONDS", 2.0, ge=0, le=10)
     # After a failed fetch, the fleet answers from that failure this long instead of retrying it.
     failure_hold_seconds: float = number("LOOKUP_FAILURE_HOLD_SECONDS", 2.0, ge=0, le=30)

@@ -1,16 +1,51 @@
-"""Who asked: the client address a request came from, as API Gateway saw it.
+"""Who asked: the client address a request came from.
 
-Payload format 2.0 names it in ``requestContext.http.sourceIp``; a client cannot set
-it. (Behind the optional CDN it is CloudFront's own address: docs/protections.md.)
+Straight to API Gateway it is ``requestContext.http.sourceIp`` (payload format 2.0),
+which a client cannot set. Behind the optional CDN that is CloudFront's own address,
+shared by every viewer of an edge, so the stack's CloudFront Function puts the
+viewer's address in ``X-Viewer-Address`` and CloudFront adds a secret in
+``X-Origin-Verify`` (it overwrites any a viewer sent). Anyone can send both headers
+straight to the API, so the viewer's address counts only with the secret; a request
+with the secret but no viewer address names no caller, rather than CloudFront's edge.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from invite_proxy import observability as obs
+from invite_proxy.domain.errors import CredentialsUnavailable
+
+if TYPE_CHECKING:
+    from invite_proxy.adapters.secrets import SecretSource
+    from invite_proxy.domain.deadline import Deadline
+
+VIEWER_ADDRESS = "x-viewer-address"
+ORIGIN_VERIFY = "x-origin-verify"
 
 
-def caller_address(event: Mapping[str, Any]) -> str | None:
-    http = (event.get("requestContext") or {}).get("http") or {}
-    address = http.get("sourceIp")
-    return address if isinstance(address, str) and address else None
+class SourceAddress:
+    def __init__(self, cdn_proof: SecretSource | None = None) -> None:
+        self._cdn_proof = cdn_proof  # None: no CDN in front, its headers mean nothing
+
+    def of(self, event: Mapping[str, Any], deadline: Deadline) -> str | None:
+        headers = event.get("headers") or {}
+        offered = headers.get(ORIGIN_VERIFY)
+        if self._cdn_proof is not None and offered and self._proven(offered, deadline):
+            viewer = headers.get(VIEWER_ADDRESS)
+            return viewer.strip() or None if isinstance(viewer, str) else None
+        http = (event.get("requestContext") or {}).get("http") or {}
+        address = http.get("sourceIp")
+        return address if isinstance(address, str) and address else None
+
+    def _proven(self, offered: str, deadline: Deadline) -> bool:
+        assert self._cdn_proof is not None
+        try:
+            expected = self._cdn_proof(deadline)
+        except CredentialsUnavailable as exc:
+            # Unproven, then: the share is CloudFront's edge's, never a header's choice.
+            obs.logger.warning("CDN origin secret unreadable", extra={"detail": exc.detail})
+            return False
+        return bool(expected) and hmac.compare_digest(offered.encode(), str(expected).encode())

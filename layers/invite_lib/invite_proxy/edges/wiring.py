@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         RevokerSettings,
         Secret,
     )
+    from invite_proxy.edges.source_address import SourceAddress
     from invite_proxy.services.lookup import FetchLeases, InviteCache, InviteLookupService
     from invite_proxy.services.revocation import EvictingCache, InviteRevocationService
     from invite_proxy.services.rule_run import Notifier, RuleCache, RuleRunner
@@ -185,6 +186,7 @@ def revocation_service(
 class ApiServices:
     lookups: InviteLookupService
     revocations: InviteRevocationService
+    callers: SourceAddress  # who asked: the address a lookup's share is kept for
 
 
 def api_services(settings: ApiSettings) -> ApiServices:
@@ -203,7 +205,17 @@ def api_services(settings: ApiSettings) -> ApiServices:
         fleet=DynamoDBFleetState(table, settings.table_name, calls),
         client=discord_client(settings),
     )
-    return ApiServices(lookups, revocations)
+    return ApiServices(lookups, revocations, source_address(settings))
+
+
+def source_address(settings: ApiSettings) -> SourceAddress:
+    """Where a request came from; behind the CDN, the viewer, proven by the stack's secret."""
+    from invite_proxy.edges.source_address import SourceAddress
+
+    if not (settings.cdn_origin_secret_id or settings.cdn_origin_secret):
+        return SourceAddress()
+    proof = secret(settings.cdn_origin_secret_id, settings.cdn_origin_secret, 300)
+    return SourceAddress(proof)
 
 
 def admin_verifier(settings: AuthorizerSettings) -> AdminTokenVerifier:
