@@ -11,7 +11,6 @@ with the secret but no viewer address names no caller, rather than CloudFront's 
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -48,4 +47,6 @@ class SourceAddress:
             # Unproven, then: the share is CloudFront's edge's, never a header's choice.
             obs.logger.warning("CDN origin secret unreadable", extra={"detail": exc.detail})
             return False
+        import hmac  # only behind the CDN: a request straight to the API never pays for it
+
         return bool(expected) and hmac.compare_digest(offered.encode(), str(expected).encode())
