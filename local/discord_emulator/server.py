@@ -35,6 +35,12 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
         re.compile(r"^/guilds/(?P<guild_id>[^/]+)/vanity-url$"),
         "GET /guilds/{guild_id}/vanity-url",
     ),
+    ("GET", re.compile(r"^/guilds/(?P<guild_id>[^/]+)$"), "GET /guilds/{guild_id}"),
+    (
+        "GET",
+        re.compile(r"^/guilds/(?P<guild_id>[^/]+)/scheduled-events$"),
+        "GET /guilds/{guild_id}/scheduled-events",
+    ),
     (
         "POST",
         re.compile(r"^/webhooks/(?P<webhook_id>[^/]+)/(?P<webhook_token>[^/]+)$"),
@@ -51,6 +57,10 @@ def bucket_of(route: str) -> str:
     if route == "GET /invites/{code}":
         return INVITES_BUCKET
     return hashlib.sha256(route.encode()).hexdigest()[:32]
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("true", "1")
 
 
 def discord_error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
@@ -174,6 +184,11 @@ class _Handler(BaseHTTPRequestHandler):
         guild = state.guilds.get(params["guild_id"])
         if guild is None:
             return discord_error(404, 10004, "Unknown Guild")
+        # A member bot reads the guild and its events; its invites need Manage Guild.
+        if route == "GET /guilds/{guild_id}":
+            return 200, state.guild_body(guild, with_counts=_flag(query.get("with_counts")))
+        if route == "GET /guilds/{guild_id}/scheduled-events":
+            return 200, [event.body() for event in state.guild_events(guild)]
         if not guild.manage_guild:
             return discord_error(403, 50013, "Missing Permissions")
         if route == "GET /guilds/{guild_id}/invites":

@@ -287,6 +287,20 @@ class EmulatorState:
         body.update(invite.extra)
         return body
 
+    def guild_body(self, guild: Guild, *, with_counts: bool) -> dict[str, Any]:
+        """GET /guilds/{id}: the guild, with its approximate counts when asked."""
+        body = guild.partial() | {"owner_id": "1", "roles": [], "emojis": [], "stickers": []}
+        if with_counts:
+            body["approximate_member_count"] = guild.member_count
+            body["approximate_presence_count"] = guild.presence_count
+        return body
+
+    def guild_events(self, guild: Guild) -> list[ScheduledEvent]:
+        """GET /guilds/{id}/scheduled-events: the guild's events, soonest first."""
+        with self.lock:
+            events = [e for e in self.events.values() if e.guild_id == guild.id]
+        return sorted(events, key=lambda e: e.scheduled_start_time)
+
     def invite_metadata_body(self, invite: StoredInvite) -> dict[str, Any]:
         """An invite as guild and channel listings show it: with uses, max_age, created_at."""
         return self.invite_body(invite, with_counts=False) | {
