@@ -5,6 +5,10 @@
                            sk = "revoked"             when the code was last revoked
                            sk = "unknown"             Discord said no such invite, whatever
                                                       the variant asked (cache.py)
+                           sk = "listed"              the invite as its guild's listing shows
+                                                      it (guild_mirror.py)
+    pk = "guild#<id>"      sk = "listing"             when the guild's list was read, and a
+                                                      digest per invite (guild_mirror.py)
     pk = "fleet#blocked"   sk = "<scope>"             the fleet's state (fleet_state.py)
     pk = "fleet#invalid"   sk = "window#<n>"
     pk = "fleet#rate"      sk = "second#<t>"
@@ -24,6 +28,7 @@ VARIANT_PREFIX = "variant#"
 LEASE_PREFIX = "lease#"
 REVOKED_SORT_KEY = "revoked"
 UNKNOWN_SORT_KEY = "unknown"
+LISTED_SORT_KEY = "listed"
 
 BLOCKED = "fleet#blocked"
 INVALID = "fleet#invalid"
@@ -55,6 +60,14 @@ def revoked_key(code: str) -> Key:
 
 def unknown_key(code: str) -> Key:
     return key(invite_partition(code), UNKNOWN_SORT_KEY)
+
+
+def listed_key(code: str) -> Key:
+    return key(invite_partition(code), LISTED_SORT_KEY)
+
+
+def guild_listing_key(guild_id: str) -> Key:
+    return key(f"guild#{guild_id}", "listing")
 
 
 def allowance_key(name: str) -> Key:

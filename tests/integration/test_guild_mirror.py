@@ -1,0 +1,79 @@
+"""Guild mode's mirror in DynamoDB (a moto server): refreshes write only what changed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
+from invite_proxy.adapters.dynamodb.guild_mirror import DynamoDBGuildMirror
+from invite_proxy.domain.guild_mirror import MirroredInvite, mirrored
+
+
+def invites(count: int, *, prefix: str = "m", channel: str = "general") -> list[MirroredInvite]:
+    found = []
+    for n in range(count):
+        listed = {
+            "code": f"{prefix}{n:04}",
+            "guild": {"id": "1000"},
+            "channel": {"id": "2000", "name": channel},
+            "expires_at": None,
+            "max_age": 0,
+            "created_at": "2026-12-01T10:00:00+00:00",
+        }
+        invite = mirrored(listed, "1000")
+        assert invite is not None
+        found.append(invite)
+    return found
+
+
+@pytest.fixture
+def mirror(dynamodb: Any, table_name: str) -> DynamoDBGuildMirror:
+    return DynamoDBGuildMirror(dynamodb, table_name)
+
+
+def test_a_refresh_writes_what_changed_and_deletes_what_went(mirror: DynamoDBGuildMirror) -> None:
+    now = time.time()
+    assert mirror.refreshed_at("1000") is None
+    first = mirror.refresh("1000", invites(30), now)
+    assert (first.written, first.removed, first.unchanged) == (30, 0, 0)
+    again = mirror.refresh("1000", invites(30), now + 1)
+    assert (again.written, again.removed, again.unchanged) == (0, 0, 30)
+    changed = invites(28) + invites(1, prefix="new")
+    changed[0] = invites(1, channel="lobby")[0]
+    third = mirror.refresh("1000", changed, now + 2)
+    assert (third.written, third.removed, third.unchanged) == (2, 2, 27)
+    assert mirror.refreshed_at("1000") == pytest.approx(now + 2)
+    assert mirror.get("m0029", now) is None  # unlisted: gone from the mirror
+    got = mirror.get("m0000", now)
+    assert got is not None
+    assert '"lobby"' in got.body
+
+
+def test_a_mirrored_invite_lives_no_longer_than_the_invite(mirror: DynamoDBGuildMirror) -> None:
+    now = time.time()
+    short = MirroredInvite("short-1", "1000", '{"code":"short-1"}', int(now) + 60)
+    mirror.refresh("1000", [short], now)
+    assert mirror.get("short-1", now) == short
+    assert mirror.get("short-1", now + 61) is None
+
+
+def test_the_largest_guild_fits_and_a_hit_reads_one_small_item(
+    mirror: DynamoDBGuildMirror,
+) -> None:
+    now = time.time()
+    done = mirror.refresh("1000", invites(1000), now)  # Discord's most for one guild
+    assert done.written == 1000
+    assert mirror.get("m0999", now) is not None
+
+
+def test_a_revocations_eviction_takes_the_code_out_of_the_mirror(
+    mirror: DynamoDBGuildMirror, dynamodb: Any, table_name: str
+) -> None:
+    now = time.time()
+    mirror.refresh("1000", invites(2), now)
+    DynamoDBInviteCache(dynamodb, table_name).evict("m0001", revoked_at=now)
+    assert mirror.get("m0001", now) is None
+    assert mirror.get("m0000", now) is not None
