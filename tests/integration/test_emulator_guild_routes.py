@@ -9,6 +9,10 @@ import requests
 
 from discord_emulator import DiscordEmulator
 from discord_emulator.state import Guild
+from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
+from invite_proxy.domain.deadline import NO_DEADLINE
+from invite_proxy.edges.settings import ApiSettings
+from invite_proxy.edges.wiring import discord_client, guarded_discord
 from tests.conftest import BOT_TOKEN
 
 AUTH = {"Authorization": f"Bot {BOT_TOKEN}"}
@@ -59,3 +63,31 @@ def test_each_route_is_its_own_bucket_and_every_call_is_counted(
         "GET /guilds/{guild_id}/scheduled-events",
         "GET /invites/{code}",
     }
+
+
+def test_the_one_road_reads_a_guild_and_its_events_each_in_its_own_bucket(
+    emulator: DiscordEmulator, guild: Guild
+) -> None:
+    """Through the guard, as guild mode will: one bucket per route and per guild."""
+    settings = ApiSettings.from_env(
+        {
+            "CACHE_TABLE_NAME": "unused",
+            "DISCORD_API_BASE_URL": emulator.base_url,
+            "DISCORD_BOT_TOKEN": BOT_TOKEN,
+        }
+    )
+    fleet = InstanceFleetState()
+    road = guarded_discord(settings, discord_client(settings), fleet)
+    emulator.state.add_event(guild, "Game night", scheduled_start_time=time.time() + 60)
+    counted = road.guild_with_counts(guild.id, deadline=NO_DEADLINE).payload
+    assert counted["approximate_member_count"] == 42
+    [event] = road.guild_events(guild.id, deadline=NO_DEADLINE).payload
+    assert event["name"] == "Game night"
+    other = emulator.state.add_guild("Other")
+    road.guild_with_counts(other.id, deadline=NO_DEADLINE)
+    assert set(fleet.buckets) == {
+        f"bucket:guild-guild:{guild.id}",
+        f"bucket:guild-events:{guild.id}",
+        f"bucket:guild-guild:{other.id}",
+    }
+    assert emulator.state.requests[0].query == "with_counts=true"

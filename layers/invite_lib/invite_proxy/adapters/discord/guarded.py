@@ -93,6 +93,16 @@ class GuardedDiscord:
         """Every invite of a guild, with metadata (uses, max_age, ...). Needs Manage Guild."""
         return self._call(Route.guild_invites(guild_id), deadline)
 
+    def guild_with_counts(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse:
+        """The guild with its approximate member and presence counts (guild mode's counts:
+        one call a guild, for every invite of it)."""
+        return self._call(Route.guild(guild_id), deadline, params={"with_counts": "true"})
+
+    def guild_events(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse:
+        """The guild's scheduled events (guild mode's events: one call a guild, whatever
+        event ids lookups ask for)."""
+        return self._call(Route.guild_events(guild_id), deadline)
+
     def guild_vanity_code(self, guild_id: str, *, deadline: Deadline) -> str | None:
         """The guild's vanity code; None when it has none."""
         return vanity_code_of_url(self._call(Route.guild_vanity_url(guild_id), deadline).payload)

@@ -34,6 +34,15 @@ class Route:
     def guild_vanity_url(cls, guild_id: str) -> Route:
         return cls("GET", f"/guilds/{_segment(guild_id)}/vanity-url", _guild("vanity", guild_id))
 
+    @classmethod
+    def guild(cls, guild_id: str) -> Route:
+        return cls("GET", f"/guilds/{_segment(guild_id)}", _guild("guild", guild_id))
+
+    @classmethod
+    def guild_events(cls, guild_id: str) -> Route:
+        path = f"/guilds/{_segment(guild_id)}/scheduled-events"
+        return cls("GET", path, _guild("events", guild_id))
+
 
 def _guild(route: str, guild_id: str) -> str:
     return f"bucket:guild-{route}:{guild_id}"
