@@ -121,6 +121,16 @@ class LookupResult:
         return 0 if self.cache_status is CacheStatus.STALE else self.entry.fresh_for(self.now)
 
 
+@dataclass(frozen=True, slots=True)
+class _Fetch:
+    """One lookup's ask of Discord: what, by when, and for whom."""
+
+    query: InviteQuery
+    deadline: Deadline  # the invocation's: the table's calls end by it
+    lookup_deadline: Deadline  # the lookup's own: Discord's call, retries and waits end by it
+    caller: str | None  # whose share of the budget a miss spends
+
+
 class InviteLookupService:
     def __init__(
         self,
@@ -179,20 +189,16 @@ class InviteLookupService:
                 return self._result(latest, CacheStatus.HIT, now)
             cached = latest or cached
             claim = self._claim(query, now, deadline)
-        return self._fetch_and_store(query, cached, claim, deadline, lookup_deadline, caller)
+        fetch = _Fetch(query, deadline, lookup_deadline, caller)
+        return self._fetch_and_store(fetch, cached, claim)
 
     def _fetch_and_store(
-        self,
-        query: InviteQuery,
-        cached: CacheEntry | None,
-        lease: Lease | None,
-        deadline: Deadline,
-        lookup_deadline: Deadline,
-        caller: str | None,
+        self, fetch: _Fetch, cached: CacheEntry | None, lease: Lease | None
     ) -> LookupResult:
+        deadline = fetch.deadline
         now = self._clock()
         try:
-            entry = self._fetch(query, now, deadline, lookup_deadline, caller)
+            entry = self._fetch(fetch, now)
         except InviteProxyError as exc:
             failed_at = self._clock()
             if lease is not None and (exc.fleet_block is not None or exc.per_caller):
@@ -249,45 +255,32 @@ class InviteLookupService:
         except TableUnavailable as exc:
             self._cache_failed(exc)  # the lease runs out by itself
 
-    def _fetch(
-        self,
-        query: InviteQuery,
-        now: float,
-        deadline: Deadline,
-        lookup_deadline: Deadline,
-        caller: str | None,
-    ) -> CacheEntry:
+    def _fetch(self, fetch: _Fetch, now: float) -> CacheEntry:
         """Ask Discord, retrying 5xx, timeouts and resets with jittered backoff in time."""
         attempt = 0
         while True:
             try:
-                return self._fetch_once(query, now, deadline, lookup_deadline, caller)
+                return self._fetch_once(fetch, now)
             except InviteProxyError as exc:
                 if not exc.retry_now:
                     raise
                 attempt += 1
                 delay = self._retry.backoff(attempt)
                 ends = self._clock() + delay + self._retry.attempt_seconds
-                if attempt > self._retry.retries or ends > lookup_deadline.at:
+                if attempt > self._retry.retries or ends > fetch.lookup_deadline.at:
                     raise
                 obs.count("UpstreamRetry")
                 self._sleep(delay)
 
-    def _fetch_once(
-        self,
-        query: InviteQuery,
-        now: float,
-        deadline: Deadline,
-        lookup_deadline: Deadline,
-        caller: str | None,
-    ) -> CacheEntry:
+    def _fetch_once(self, fetch: _Fetch, now: float) -> CacheEntry:
+        query = fetch.query
         try:
             response = self._discord.lookup_invite(
                 query.code,
                 query.upstream_params(),
-                deadline=deadline,
-                call_deadline=lookup_deadline,
-                caller=caller,
+                deadline=fetch.deadline,
+                call_deadline=fetch.lookup_deadline,
+                caller=fetch.caller,
             )
         except UnknownInvite as exc:
             return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)
