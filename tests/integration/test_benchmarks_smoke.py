@@ -26,6 +26,13 @@ KEYS = {
     "sweep_time_ratio",
     "sweep_time_ratio_min",
     "sweep_time_ratio_max",
+    "flood_legit_success_ratio",
+    "flood_flooder_spend_ratio",
+    "flood_recovery_seconds",
+    "flood_answer_ms_p50",
+    "flood_answer_ms_p99",
+    "flood_legit_answer_ms_p50",
+    "flood_legit_answer_ms_p99",
     "layer_zip_bytes",
     "api_zip_bytes",
 }
@@ -48,6 +55,8 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         FLEET_CODES="8",
         SWEEP_INVITES="30",
         SWEEP_ROUNDS="2",
+        FLOOD_SECONDS="3",
+        FLOOD_RATE="2",  # within its share: the smoke waits for no refill
     )
     run = subprocess.run(
         [

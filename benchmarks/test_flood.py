@@ -1,0 +1,182 @@
+"""A flood of random codes from one caller, beside other callers' real lookups (open mode).
+
+Local API processes (each one request at a time, as a Lambda instance; each request
+to an idle one) over one moto server and the emulator, with the default budget (200
+lookups per 10 minutes) and shares (20 per caller). One caller sends random,
+valid-looking codes at FLOOD_RATE a second for FLOOD_SECONDS; meanwhile other
+callers, each from an address of its own, look up real invites that are not cached,
+some of them made during the flood. Then the flooder tries again, once a second,
+until one of its misses is served: the time its share takes to give one back.
+
+Keys: flood_legit_success_ratio (at least 0.95), flood_flooder_spend_ratio (the
+flooder's Discord calls over what its share allows in the time, at most 1.0),
+flood_recovery_seconds (at most a share's refill, 30 s), answer times p50/p99 for
+the flood's requests and the others' (flood_answer_ms_*, flood_legit_answer_ms_*).
+"""
+
+from __future__ import annotations
+
+import http.client
+import math
+import os
+import queue
+import random
+import secrets
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from benchmarks.results import add, record
+from discord_emulator import DiscordEmulator, EmulatorState
+from invite_proxy_local.dynamodb import ensure_table, start_moto_server
+from invite_proxy_local.template import Template
+from tests.conftest import closed_port
+from tests.e2e.local_processes import Process, clean_env
+
+SECONDS = float(os.environ.get("FLOOD_SECONDS", "60"))
+RATE = float(os.environ.get("FLOOD_RATE", "10"))  # the flooder's requests a second
+INSTANCES = int(os.environ.get("FLOOD_INSTANCES", "3"))
+CALLERS = 12  # the others, each with an address of its own
+SHARE, SHARE_WINDOW = 20, 600.0  # the defaults: LOOKUP_SHARE_PER_CALLER per 10 minutes
+FLOODER = "127.0.0.2"
+ROUTE = "GET /invites/{code}"
+
+
+@dataclass
+class Run:
+    urls: list[str]
+    emulator: DiscordEmulator
+    idle: queue.Queue[str] = field(default_factory=queue.Queue)
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[Run]:
+    server, endpoint = start_moto_server()
+    table = f"flood-{uuid.uuid4().hex[:8]}"
+    ensure_table(Template(), table, endpoint)
+    emulator = DiscordEmulator(EmulatorState()).start()
+    emulator.state.rate_limit, emulator.state.rate_window = 10, 1.0
+    ports = [closed_port() for _ in range(INSTANCES)]
+    env = {
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "CACHE_TABLE_NAME": table,
+        "DISCORD_API_BASE_URL": emulator.base_url,
+        "DISCORD_BOT_TOKEN": "bench-bot",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }
+    processes = [Process(clean_env(PORT=str(port), **env)) for port in ports]
+    try:
+        for process in processes:
+            process.wait_for("CORS:")
+            process.keep_reading()
+        flood_run = Run([f"http://127.0.0.1:{port}" for port in ports], emulator)
+        for url in flood_run.urls:
+            flood_run.idle.put(url)
+        yield flood_run
+    finally:
+        for process in processes:
+            process.stop()
+        emulator.stop()
+        server.stop()  # type: ignore[attr-defined]
+
+
+def get(run: Run, source: str, code: str) -> tuple[int, float]:
+    """One lookup from ``source``, sent to an idle instance: (status, milliseconds)."""
+    instance = run.idle.get()
+    started = time.monotonic()
+    try:
+        host, port = instance.removeprefix("http://").split(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0))
+        try:
+            conn.request("GET", f"/invites/{code}")
+            response = conn.getresponse()
+            response.read()
+            status = response.status
+        finally:
+            conn.close()
+    finally:
+        run.idle.put(instance)
+    return status, (time.monotonic() - started) * 1000
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)] if ordered else 0.0
+
+
+def test_a_flood_from_one_caller(benchmark: Any, run: Run) -> None:
+    rng = random.Random(20261204)
+    guild = run.emulator.state.add_guild("Flooded")
+    before = [f"real-{n:03}" for n in range(CALLERS * 3)]
+    for code in before:
+        run.emulator.state.add_invite(guild, code=code)
+    flood: list[tuple[int, float]] = []
+    legit: list[tuple[int, float]] = []
+    made_during: list[str] = []
+    recovery: list[float] = []
+
+    def flooder(stop: threading.Event) -> None:
+        with ThreadPoolExecutor(4) as pool:
+            while not stop.is_set():
+                pool.submit(lambda: flood.append(get(run, FLOODER, secrets.token_hex(5))))
+                time.sleep(1 / RATE)
+
+    def caller(n: int, start: float) -> None:
+        mine = before[n * 3 : n * 3 + 3]
+        for round_ in range(3):
+            time.sleep(max(0.0, start + (round_ + rng.random()) * SECONDS / 3 - time.time()))
+            fresh = f"made-{n:02}-{round_}"  # an invite made during the flood
+            run.emulator.state.add_invite(guild, code=fresh)
+            made_during.append(fresh)
+            for code in (mine[round_], fresh):
+                legit.append(get(run, f"127.0.0.{10 + n}", code))
+
+    def scenario() -> None:
+        stop = threading.Event()
+        started = time.time()
+        flood_thread = threading.Thread(target=flooder, args=(stop,))
+        flood_thread.start()
+        with ThreadPoolExecutor(CALLERS) as pool:
+            list(pool.map(lambda n: caller(n, started), range(CALLERS)))
+        time.sleep(max(0.0, started + SECONDS - time.time()))
+        stop.set()
+        flood_thread.join()
+        ended = time.time()
+        while get(run, FLOODER, secrets.token_hex(5))[0] == 429:
+            time.sleep(1.0)
+        recovery.append(time.time() - ended)
+
+    benchmark.pedantic(scenario, rounds=1, iterations=1)
+    sent = run.emulator.state.requests_to(ROUTE)
+    flooder_calls = sum(
+        1 for r in sent if r.path.rsplit("/", 1)[1] not in set(before) | set(made_during)
+    )
+    allowed = SHARE + SECONDS // (SHARE_WINDOW / SHARE) + 1  # its share, and what refilled
+    legit_ok = sum(1 for status, _ in legit if status == 200) / max(1, len(legit))
+    report = {
+        "flood_requests": len(flood),
+        "flood_statuses": {s: sum(1 for t, _ in flood if t == s) for s in {t for t, _ in flood}},
+        "legit_lookups": len(legit),
+        "flooder_upstream_calls": flooder_calls,
+        "allowed": allowed,
+    }
+    print("\nflood:", report)
+    benchmark.extra_info.update(report)
+    assert len(legit) == CALLERS * 6  # every lookup was answered (a benchmark, not a test)
+    record(
+        flood_legit_success_ratio=legit_ok,
+        flood_flooder_spend_ratio=(flooder_calls - 1) / allowed,  # the recovery's own call aside
+        flood_recovery_seconds=recovery[0],
+        flood_answer_ms_p50=statistics.median(ms for _, ms in flood),
+        flood_answer_ms_p99=percentile([ms for _, ms in flood], 0.99),
+        flood_legit_answer_ms_p50=statistics.median(ms for _, ms in legit),
+        flood_legit_answer_ms_p99=percentile([ms for _, ms in legit], 0.99),
+    )
+    add(upstream_429s=float(sum(1 for r in sent if r.status == 429)))
