@@ -53,10 +53,13 @@ _UNAUTHENTICATED = frozenset({"POST /webhooks/{webhook_id}/{webhook_token}"})
 Answer = tuple[int, Any]
 
 
-def bucket_of(route: str) -> str:
+def bucket_of(route: str, params: dict[str, str] | None = None) -> str:
+    """Discord's bucket for a call: every GET /invites/{code} shares one; a guild route's
+    is its own for each guild (the guild id is a major parameter)."""
     if route == "GET /invites/{code}":
         return INVITES_BUCKET
-    return hashlib.sha256(route.encode()).hexdigest()[:32]
+    major = (params or {}).get("guild_id", "")
+    return hashlib.sha256(f"{route}|{major}".encode()).hexdigest()[:32]
 
 
 def _flag(value: str | None) -> bool:
@@ -142,7 +145,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(recorded, 429, body | {"global": True, "code": 0}, headers)
                 return
 
-        bucket = bucket_of(route)
+        bucket = bucket_of(route, params)
         remaining, reset_after, reset_at, allowed = state.take_rate_limit(bucket)
         limit_headers = {
             "X-RateLimit-Limit": str(state.rate_limit),

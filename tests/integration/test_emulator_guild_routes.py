@@ -91,3 +91,14 @@ def test_the_one_road_reads_a_guild_and_its_events_each_in_its_own_bucket(
         f"bucket:guild-guild:{other.id}",
     }
     assert emulator.state.requests[0].query == "with_counts=true"
+
+
+def test_a_guild_routes_bucket_is_its_own_for_each_guild(
+    emulator: DiscordEmulator, guild: Guild
+) -> None:
+    """The guild id is a major parameter: one guild's calls leave another's bucket alone."""
+    other = emulator.state.add_guild("Other")
+    first = get(emulator, f"/guilds/{guild.id}").headers["X-RateLimit-Bucket"]
+    second = get(emulator, f"/guilds/{other.id}").headers["X-RateLimit-Bucket"]
+    again = get(emulator, f"/guilds/{guild.id}").headers["X-RateLimit-Bucket"]
+    assert first == again != second
