@@ -175,3 +175,12 @@ def test_an_allowance_never_refills_past_its_burst(state: FleetState) -> None:
     later = now + 3600  # an hour idle holds two, not 360
     assert [state.take_allowance("idle", later, allowance) for _ in range(3)][:2] == [0.0, 0.0]
     assert state.take_allowance("idle", later, allowance) > 0
+
+
+def test_a_call_given_back_is_taken_again(state: FleetState) -> None:
+    allowance = Allowance.per(1, 60.0)
+    now = time.time()
+    assert state.take_allowance("back", now, allowance) == 0.0
+    assert state.take_allowance("back", now, allowance) > 0
+    state.give_back_allowance("back", allowance)
+    assert state.take_allowance("back", now, allowance) == 0.0

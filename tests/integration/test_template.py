@@ -802,8 +802,10 @@ def test_behind_the_cdn_a_lookup_names_its_viewer_with_proof_it_came_through_it(
         "HeaderValue": {"Fn::Sub": "{{resolve:secretsmanager:${CdnOriginSecret}}}"},
     }
     [lookups] = config["CacheBehaviors"]
-    [association] = lookups["FunctionAssociations"]
-    assert association["EventType"] == "viewer-request"
+    # Every behaviour sends the secret, so every behaviour names its viewer.
+    for behaviour in (lookups, config["DefaultCacheBehavior"]):
+        [association] = behaviour["FunctionAssociations"]
+        assert association["EventType"] == "viewer-request"
     code = on["CdnViewerAddressFunction"]["Properties"]["FunctionCode"]
     assert "request.headers['x-viewer-address'] = {value: event.viewer.ip}" in code
     api = on["ApiFunction"]["Properties"]

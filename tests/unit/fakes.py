@@ -308,6 +308,12 @@ class InMemoryFleetState:
         self.table.charge(2, deadline)  # the adapter's worst case but a race: two writes
         return self.memory.take_allowance(name, now, allowance)
 
+    def give_back_allowance(
+        self, name: str, allowance: Allowance, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        self.table.charge(1, deadline)
+        self.memory.give_back_allowance(name, allowance)
+
 
 @dataclass
 class FakeDiscord:

@@ -114,3 +114,28 @@ def test_without_shares_a_caller_is_held_only_by_the_budget(world: World) -> Non
 )
 def test_the_caller_an_address_belongs_to(address: str | None, caller: str | None) -> None:
     assert caller_key(address) == caller
+
+
+def test_a_miss_the_fleet_refuses_gives_the_callers_share_back(world: World) -> None:
+    """A bystander refused for the fleet's spent budget keeps its share for later."""
+    lookups = world.lookups(LOOKUP_BUDGET_PER_10_MINUTES=1, LOOKUP_SHARE_PER_CALLER=3)
+    lookups.lookup(query("spent-by-another"), caller="192.0.2.50")
+    for n in range(5):
+        with pytest.raises(BudgetExhausted):
+            lookups.lookup(query(f"refused-{n}"), caller=NEIGHBOUR)
+    world.clock.advance(600)  # one lookup back in the budget
+    assert lookups.lookup(query("at-last"), caller=NEIGHBOUR).found is False  # served
+
+
+def test_the_caller_is_worked_out_only_for_a_miss(world: World) -> None:
+    world.discord.add_invite("real-5")
+    lookups = world.lookups(**SETTINGS)
+    asked: list[str] = []
+
+    def who() -> str:
+        asked.append("asked")
+        return NEIGHBOUR
+
+    lookups.lookup(query("real-5"), caller=who)
+    lookups.lookup(query("real-5"), caller=who)  # a hit: nobody needs to know who
+    assert asked == ["asked"]

@@ -37,8 +37,11 @@ def test_without_the_proof_a_named_viewer_does_not_count(offered: str) -> None:
     assert SourceAddress(proof).of(sent, NO_DEADLINE) == "203.0.113.5"
 
 
-def test_proof_without_a_viewer_names_no_caller_not_the_edge() -> None:
-    assert SourceAddress(proof).of(event(**{"x-origin-verify": SECRET}), NO_DEADLINE) is None
+@pytest.mark.parametrize("viewer", [None, "", "not an address"])
+def test_proof_without_a_readable_viewer_is_the_edges_own(viewer: str | None) -> None:
+    """Fail closed: one share for the edge's unnamed requests, never no share at all."""
+    headers = {"x-origin-verify": SECRET} | ({"x-viewer-address": viewer} if viewer else {})
+    assert SourceAddress(proof).of(event(**headers), NO_DEADLINE) == "203.0.113.5"
 
 
 def test_an_unreadable_secret_proves_nothing(caplog: pytest.LogCaptureFixture) -> None:

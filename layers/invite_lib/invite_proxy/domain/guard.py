@@ -2,8 +2,8 @@
 
 Before every call to Discord, the guard reads the fleet's blocks (a 429 seen by
 any instance, a Cloudflare block, a token that just failed), takes one call
-from the per-second rate, for public lookups one lookup from the 10-minute
-budget, and last one request from the route's bucket as Discord last described
+from the per-second rate, for public lookups one lookup from the caller's share and
+the budget, and last one request from the route's bucket as Discord last described
 it. After every answer it records what Discord said: the bucket's headers, and
 any 429, 401 or block. Waits that end soon enough, and before the caller's
 deadline, are waited out; longer ones refuse the call, so the caller serves
@@ -44,6 +44,9 @@ from invite_proxy.domain.rate_limits import RateLimit
 if TYPE_CHECKING:
     from invite_proxy.domain.deadline import Deadline
     from invite_proxy.domain.fleet_state import FleetState
+
+# Who asked, or how to find out when it matters (a miss): a lookup's caller.
+Caller = str | Callable[[], str | None] | None
 
 BAN_THRESHOLD = 10_000  # invalid answers per 10 minutes that get an IP banned
 # Blocks that stop every call, whatever its bucket: the whole bot, the whole IP, the token.
@@ -113,26 +116,36 @@ class UpstreamGuard:
         *,
         call_deadline: Deadline | None = None,
         spend_budget: bool = False,
-        caller: str | None = None,
+        caller: Caller = None,
     ) -> None:
         """Let one call in ``bucket`` go to Discord now, or raise what the caller should answer.
 
         The fleet state's calls end by ``deadline``; no wait ends later than the call
         itself can still be made by ``call_deadline`` (``deadline`` if none). A public
-        lookup (``spend_budget``) takes from ``caller``'s share of the budget first, so a
-        caller past it spends nothing of the fleet's, then from the budget. The bucket
+        lookup (``spend_budget``) takes from ``caller``'s share of the budget before
+        anything else, so a caller past it costs the fleet one write, and gets it back
+        if the fleet refuses the call after all; then from the budget. The bucket
         comes last: a call refused before it holds no bucket request (or probe) that no
         answer would ever give back.
         """
         waits_by = call_deadline or deadline
         self._probing = False
+        budget = self._policy.lookup_budget if spend_budget else None
+        share = self._take_callers_share(caller, deadline) if budget is not None else None
+        try:
+            self._admit(bucket, deadline, waits_by, budget)
+        except InviteProxyError:
+            if share is not None:  # the caller's, taken for a call the fleet did not make
+                self._give_back(*share, deadline)
+            raise
+
+    def _admit(
+        self, bucket: str, deadline: Deadline, waits_by: Deadline, budget: Allowance | None
+    ) -> None:
         now = self._clock()
         block = self._longest_block(now, bucket, deadline)
         if block is not None:
             self._wait_or_refuse(block, waits_by)
-        budget = self._policy.lookup_budget if spend_budget else None
-        if budget is not None:
-            self._take_callers_share(caller, deadline)
         second = self._take_second_by(deadline, waits_by)
         if budget is not None:
             self._take_from_budget(budget, deadline)
@@ -203,15 +216,29 @@ class UpstreamGuard:
             self._fleet_state_failed(exc)
             return self._memory.take_second(now, self._policy.instance_calls_per_second)
 
-    def _take_callers_share(self, caller: str | None, deadline: Deadline) -> None:
+    def _take_callers_share(
+        self, caller: Caller, deadline: Deadline
+    ) -> tuple[str, Allowance] | None:
+        """One lookup from the caller's share: (its name, the share) when taken."""
         share = self._policy.caller_share
-        key = caller_key(caller) if share is not None else None
-        if share is None or key is None:
-            return
-        wait = self._take_allowance(f"caller#{key}", share, share, deadline)
+        if share is None:
+            return None
+        key = caller_key(caller() if callable(caller) else caller)
+        if key is None:
+            return None
+        name = f"caller#{key}"
+        wait = self._take_allowance(name, share, share, deadline)
         if wait > 0:
             obs.count("CallerShareExhausted")
             raise CallerShareExhausted(retry_after=wait, detail=f"caller {key}: share spent")
+        return name, share
+
+    def _give_back(self, name: str, share: Allowance, deadline: Deadline) -> None:
+        self._memory.give_back_allowance(name, share)
+        try:
+            self._state.give_back_allowance(name, share, deadline=deadline)
+        except TableUnavailable as exc:
+            self._fleet_state_failed(exc)
 
     def _take_from_budget(self, budget: Allowance, deadline: Deadline) -> None:
         own = self._policy.instance_lookup_budget or budget

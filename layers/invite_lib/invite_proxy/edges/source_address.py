@@ -5,8 +5,9 @@ which a client cannot set. Behind the optional CDN that is CloudFront's own addr
 shared by every viewer of an edge, so the stack's CloudFront Function puts the
 viewer's address in ``X-Viewer-Address`` and CloudFront adds a secret in
 ``X-Origin-Verify`` (it overwrites any a viewer sent). Anyone can send both headers
-straight to the API, so the viewer's address counts only with the secret; a request
-with the secret but no viewer address names no caller, rather than CloudFront's edge.
+straight to the API, so the viewer's address counts only with the secret. A request
+with the secret but no readable viewer address is its edge's: one share for all such
+requests of that edge, never none.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy import observability as obs
+from invite_proxy.domain.callers import caller_key
 from invite_proxy.domain.errors import CredentialsUnavailable
 
 if TYPE_CHECKING:
@@ -32,12 +34,14 @@ class SourceAddress:
     def of(self, event: Mapping[str, Any], deadline: Deadline) -> str | None:
         headers = event.get("headers") or {}
         offered = headers.get(ORIGIN_VERIFY)
+        http = (event.get("requestContext") or {}).get("http") or {}
+        source = http.get("sourceIp")
+        address = source if isinstance(source, str) and source else None
         if self._cdn_proof is not None and offered and self._proven(offered, deadline):
             viewer = headers.get(VIEWER_ADDRESS)
-            return viewer.strip() or None if isinstance(viewer, str) else None
-        http = (event.get("requestContext") or {}).get("http") or {}
-        address = http.get("sourceIp")
-        return address if isinstance(address, str) and address else None
+            if isinstance(viewer, str) and caller_key(viewer) is not None:
+                return viewer.strip()
+        return address
 
     def _proven(self, offered: str, deadline: Deadline) -> bool:
         assert self._cdn_proof is not None

@@ -38,6 +38,7 @@ from invite_proxy.domain.leases import HeldElsewhere, Lease
 from invite_proxy.domain.payloads import guild_of
 
 if TYPE_CHECKING:
+    from invite_proxy.domain.guard import Caller
     from invite_proxy.domain.payloads import DiscordResponse
 
 
@@ -96,7 +97,7 @@ class InviteSource(Protocol):
         *,
         deadline: Deadline,
         call_deadline: Deadline,
-        caller: str | None = None,
+        caller: Caller = None,
     ) -> DiscordResponse: ...
 
 
@@ -128,7 +129,7 @@ class _Fetch:
     query: InviteQuery
     deadline: Deadline  # the invocation's: the table's calls end by it
     lookup_deadline: Deadline  # the lookup's own: Discord's call, retries and waits end by it
-    caller: str | None  # whose share of the budget a miss spends
+    caller: Caller  # whose share of the budget a miss spends (resolved only then)
 
 
 class InviteLookupService:
@@ -156,7 +157,7 @@ class InviteLookupService:
         self._sleep = sleep
 
     def lookup(
-        self, query: InviteQuery, *, deadline: Deadline | None = None, caller: str | None = None
+        self, query: InviteQuery, *, deadline: Deadline | None = None, caller: Caller = None
     ) -> LookupResult:
         """Answer a lookup; the table's calls end by ``deadline`` (the invocation's; none
         by default), and Discord's, waiting on another instance included, by the lookup's own.

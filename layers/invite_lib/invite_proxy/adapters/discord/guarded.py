@@ -22,7 +22,7 @@ from invite_proxy.domain.payloads import vanity_code_of_url
 
 if TYPE_CHECKING:
     from invite_proxy.domain.deadline import Deadline
-    from invite_proxy.domain.guard import UpstreamGuard
+    from invite_proxy.domain.guard import Caller, UpstreamGuard
     from invite_proxy.domain.payloads import DiscordResponse
 
 
@@ -53,7 +53,7 @@ class GuardedDiscord:
         *,
         deadline: Deadline,
         call_deadline: Deadline,
-        caller: str | None = None,
+        caller: Caller = None,
     ) -> DiscordResponse:
         """A public lookup: it also spends the lookup budget, ``caller``'s share first.
 
@@ -116,7 +116,7 @@ class GuardedDiscord:
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         spend_budget: bool = False,
-        caller: str | None = None,
+        caller: Caller = None,
     ) -> DiscordResponse:
         """The guard's table calls end by ``deadline``; its waits and the request itself by
         ``call_deadline``, when the caller needs the call over sooner."""

@@ -22,6 +22,7 @@ Every item carries a TTL, so old windows and expired blocks clean themselves up.
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.adapters.dynamodb import keys
@@ -244,6 +245,23 @@ class DynamoDBFleetState(TableAdapter):
                 return 0.0
             seen = _number(taken.item, "full_at", now)  # another caller moved it first
         return allowance.every  # much contended: one more call's time, then again
+
+    def give_back_allowance(
+        self, name: str, allowance: Allowance, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        """One call taken and not made: the allowance is whole again that much sooner."""
+        self._calls.write_if(
+            f"giving back to {name}",
+            partial(
+                self._client.update_item,
+                TableName=self._table,
+                Key=keys.allowance_key(name),
+                UpdateExpression="SET full_at = full_at - :every",
+                ConditionExpression="attribute_exists(full_at)",
+                ExpressionAttributeValues=_values({":every": allowance.every}),
+            ),
+            deadline=deadline,
+        )
 
     def _set_full_at(
         self,

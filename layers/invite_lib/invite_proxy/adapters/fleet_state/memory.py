@@ -101,6 +101,13 @@ class InstanceFleetState:
         return wait
 
     @_locked
+    def give_back_allowance(
+        self, name: str, allowance: Allowance, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        if name in self.allowances:
+            self.allowances[name] -= allowance.every
+
+    @_locked
     def take_second(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         return self._add("rate", math.floor(now), below=limit) is not None
 
