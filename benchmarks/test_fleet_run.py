@@ -22,7 +22,6 @@ import os
 import queue
 import random
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,13 +31,10 @@ from typing import Any
 import pytest
 import requests
 
+from benchmarks.local_fleet import LocalFleet as Fleet
+from benchmarks.local_fleet import local_fleet
 from benchmarks.plots import latency_histogram, upstream_over_time
 from benchmarks.results import add, record
-from discord_emulator import DiscordEmulator, EmulatorState
-from invite_proxy_local.dynamodb import ensure_table, start_moto_server
-from invite_proxy_local.template import Template
-from tests.conftest import closed_port
-from tests.e2e.local_processes import Process, clean_env
 
 INSTANCES = int(os.environ.get("FLEET_INSTANCES", "3"))
 REQUESTS = int(os.environ.get("FLEET_REQUESTS", "450"))
@@ -57,42 +53,15 @@ class Answer:
     ended: float
 
 
-@dataclass
-class Fleet:
-    urls: list[str]
-    emulator: DiscordEmulator
-
-
 @pytest.fixture(scope="module")
 def fleet() -> Iterator[Fleet]:
-    server, endpoint = start_moto_server()
-    table = f"fleet-{uuid.uuid4().hex[:8]}"
-    ensure_table(Template(), table, endpoint)
-    emulator = DiscordEmulator(EmulatorState()).start()
-    emulator.state.rate_limit, emulator.state.rate_window = BUCKET, WINDOW
-    guild = emulator.state.add_guild("Bench", member_count=500, presence_count=50)
-    for n in range(CODES):
-        emulator.state.add_invite(guild, code=f"fleet-{n:02}")
-    ports = [closed_port() for _ in range(INSTANCES)]
-    env = {
-        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-        "CACHE_TABLE_NAME": table,
-        "DISCORD_API_BASE_URL": emulator.base_url,
-        "DISCORD_BOT_TOKEN": "bench-bot",
-        "LOOKUP_BUDGET_PER_10_MINUTES": "0",  # the bucket is what this measures
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }
-    processes = [Process(clean_env(PORT=str(port), **env)) for port in ports]
-    try:
-        for process in processes:
-            process.wait_for("CORS:")
-            process.keep_reading()
-        yield Fleet([f"http://127.0.0.1:{port}" for port in ports], emulator)
-    finally:
-        for process in processes:
-            process.stop()
-        emulator.stop()
-        server.stop()  # type: ignore[attr-defined]
+    # The bucket is what this measures: no lookup budget.
+    env = {"LOOKUP_BUDGET_PER_10_MINUTES": "0"}
+    with local_fleet(INSTANCES, rate_limit=BUCKET, name="fleet", **env) as started:
+        guild = started.emulator.state.add_guild("Bench", member_count=500, presence_count=50)
+        for n in range(CODES):
+            started.emulator.state.add_invite(guild, code=f"fleet-{n:02}")
+        yield started
 
 
 def zipf_load(rng: random.Random) -> list[str]:

@@ -25,7 +25,6 @@ import secrets
 import statistics
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -33,12 +32,9 @@ from typing import Any
 
 import pytest
 
+from benchmarks.local_fleet import local_fleet
 from benchmarks.results import add, record
-from discord_emulator import DiscordEmulator, EmulatorState
-from invite_proxy_local.dynamodb import ensure_table, start_moto_server
-from invite_proxy_local.template import Template
-from tests.conftest import closed_port
-from tests.e2e.local_processes import Process, clean_env
+from discord_emulator import DiscordEmulator
 
 SECONDS = float(os.environ.get("FLOOD_SECONDS", "60"))
 RATE = float(os.environ.get("FLOOD_RATE", "10"))  # the flooder's requests a second
@@ -58,33 +54,11 @@ class Run:
 
 @pytest.fixture(scope="module")
 def run() -> Iterator[Run]:
-    server, endpoint = start_moto_server()
-    table = f"flood-{uuid.uuid4().hex[:8]}"
-    ensure_table(Template(), table, endpoint)
-    emulator = DiscordEmulator(EmulatorState()).start()
-    emulator.state.rate_limit, emulator.state.rate_window = 10, 1.0
-    ports = [closed_port() for _ in range(INSTANCES)]
-    env = {
-        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
-        "CACHE_TABLE_NAME": table,
-        "DISCORD_API_BASE_URL": emulator.base_url,
-        "DISCORD_BOT_TOKEN": "bench-bot",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }
-    processes = [Process(clean_env(PORT=str(port), **env)) for port in ports]
-    try:
-        for process in processes:
-            process.wait_for("CORS:")
-            process.keep_reading()
-        flood_run = Run([f"http://127.0.0.1:{port}" for port in ports], emulator)
+    with local_fleet(INSTANCES, rate_limit=10, name="flood") as fleet:
+        flood_run = Run(fleet.urls, fleet.emulator)
         for url in flood_run.urls:
             flood_run.idle.put(url)
         yield flood_run
-    finally:
-        for process in processes:
-            process.stop()
-        emulator.stop()
-        server.stop()  # type: ignore[attr-defined]
 
 
 def get(run: Run, source: str, code: str) -> tuple[int, float]:

@@ -218,8 +218,9 @@ class UpstreamGuard:
 
     def _take_callers_share(
         self, caller: Caller, deadline: Deadline
-    ) -> tuple[str, Allowance] | None:
-        """One lookup from the caller's share: (its name, the share) when taken."""
+    ) -> tuple[str, Allowance, FleetState] | None:
+        """One lookup from the caller's share: (its name, the share, the store it was
+        taken from) when taken."""
         share = self._policy.caller_share
         if share is None:
             return None
@@ -227,22 +228,24 @@ class UpstreamGuard:
         if key is None:
             return None
         name = f"caller#{key}"
-        wait = self._take_allowance(name, share, share, deadline)
+        wait, store = self._take_allowance(name, share, share, deadline)
         if wait > 0:
             obs.count("CallerShareExhausted")
             raise CallerShareExhausted(retry_after=wait, detail=f"caller {key}: share spent")
-        return name, share
+        return name, share, store
 
-    def _give_back(self, name: str, share: Allowance, deadline: Deadline) -> None:
-        self._memory.give_back_allowance(name, share)
+    def _give_back(
+        self, name: str, share: Allowance, store: FleetState, deadline: Deadline
+    ) -> None:
+        """Back to the store that gave it: the fleet's, or this instance's own."""
         try:
-            self._state.give_back_allowance(name, share, deadline=deadline)
+            store.give_back_allowance(name, share, deadline=deadline)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
 
     def _take_from_budget(self, budget: Allowance, deadline: Deadline) -> None:
         own = self._policy.instance_lookup_budget or budget
-        wait = self._take_allowance("lookup-budget", budget, own, deadline)
+        wait, _ = self._take_allowance("lookup-budget", budget, own, deadline)
         if wait > 0:
             obs.count("BudgetExhausted")
             raise BudgetExhausted(
@@ -253,13 +256,15 @@ class UpstreamGuard:
 
     def _take_allowance(
         self, name: str, fleet: Allowance, own: Allowance, deadline: Deadline
-    ) -> float:
-        """The fleet's allowance, or this instance's own share of it while the table is down."""
+    ) -> tuple[float, FleetState]:
+        """The fleet's allowance, or this instance's own share of it while the table is
+        down: (the seconds to wait, 0 when taken; the store that answered)."""
         try:
-            return self._state.take_allowance(name, self._clock(), fleet, deadline=deadline)
+            wait = self._state.take_allowance(name, self._clock(), fleet, deadline=deadline)
         except TableUnavailable as exc:
             self._fleet_state_failed(exc)
-            return self._memory.take_allowance(name, self._clock(), own)
+            return self._memory.take_allowance(name, self._clock(), own), self._memory
+        return wait, self._state
 
     def _wait_or_refuse(
         self, block: Block, waits_by: Deadline, max_wait: float | None = None
