@@ -107,3 +107,10 @@ def unknown_entry(
 ) -> CacheEntry:
     fresh_until = now + policy.negative_seconds
     return _entry(EntryKind.UNKNOWN, code, variant, body, now, fresh_until, math.ceil(fresh_until))
+
+
+def unlisted_entry(code: str, variant: str, now: float, until: float) -> CacheEntry:
+    """Guild mode's answer for a code no allowed guild lists: unknown until ``until``, when
+    the lists may be read again, and never stored (the next read may list it)."""
+    until = max(now, until)
+    return _entry(EntryKind.UNKNOWN, code, variant, "", now, until, math.ceil(until))

@@ -87,3 +87,84 @@ def lookup_body(
     if event is not None and event.get("guild_id") == invite.guild_id:
         body["guild_scheduled_event"] = event
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class GuildRecord:
+    """What the fleet knows of one allowed guild, beside its mirrored invites."""
+
+    refreshed_at: float | None = None  # when its listing was last read into the mirror
+    unreadable_until: float | None = None  # its listing was refused (403): per code till then
+    vanity: str | None = None  # never in the listing: resolved per code
+    counts: dict[str, int] | None = None  # the guild's approximate counts
+    counts_at: float | None = None  # when they were read
+    events_at: float | None = None  # when its scheduled events were read
+
+    def unreadable(self, now: float) -> bool:
+        return self.unreadable_until is not None and now < self.unreadable_until
+
+
+@dataclass(frozen=True, slots=True)
+class MirrorState:
+    """Every allowed guild's record: one small item, read by a lookup of a code no
+    listing has, so a flood of random codes costs one read each and no Discord call."""
+
+    guilds: dict[str, GuildRecord]
+
+    def record(self, guild_id: str) -> GuildRecord:
+        return self.guilds.get(guild_id) or GuildRecord()
+
+    def vanity_guild(self, code: str) -> str | None:
+        """The guild whose vanity code this is (Discord matches vanity codes in any case)."""
+        folded = code.casefold()
+        for guild_id, record in self.guilds.items():
+            if record.vanity is not None and record.vanity.casefold() == folded:
+                return guild_id
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class GuildModePolicy:
+    """How fresh guild mode keeps its lists: docs/protections.md, "Guild mode"."""
+
+    guilds: frozenset[str]
+    # A code no listing has makes the fleet read the lists again, at most this often.
+    min_refresh_seconds: float
+    # A listed invite's answer, the counts and the events are read again after this.
+    fresh_seconds: float
+    # The longest a lookup waits on another instance's refresh before answering.
+    wait_seconds: float
+    # A guild whose listing was refused is tried again after this long.
+    unreadable_retry_seconds: float = 600.0
+
+    def list_due(self, record: GuildRecord, now: float, *, within: float) -> bool:
+        return record.refreshed_at is None or now - record.refreshed_at >= within
+
+    def next_refresh(self, state: MirrorState, now: float) -> float:
+        """When a code not listed now could be listed at the earliest: its 404 is not
+        remembered past this."""
+        times = [state.record(g).refreshed_at for g in self.guilds]
+        known = [t + self.min_refresh_seconds for t in times if t is not None]
+        return max(now, min(known)) if len(known) == len(times) and known else now
+
+
+def guild_work(guild_id: str) -> str:
+    """What a lease on a guild's shared work (its list, counts, events) is named: a code
+    no invite code can be, as invite codes have no ':'."""
+    return f"guild:{guild_id}"
+
+
+def counts_of(guild: dict[str, Any]) -> dict[str, int]:
+    """The approximate counts of ``GET /guilds/{id}?with_counts=true``."""
+    return {name: guild[name] for name in COUNTS if isinstance(guild.get(name), int)}
+
+
+def vanity_of(guild: dict[str, Any]) -> str | None:
+    vanity = guild.get("vanity_url_code")
+    return vanity if isinstance(vanity, str) and vanity else None
+
+
+def event_in(events: list[dict[str, Any]], event_id: str | None) -> dict[str, Any] | None:
+    """The scheduled event named, if it is among the guild's; else none (as Discord does)."""
+    wanted = (event_id or "").lstrip("0")  # a snowflake is a number: 0123 is 123
+    return next((e for e in events if wanted and str(e.get("id")) == wanted), None)

@@ -180,6 +180,19 @@ class DiscordSettings(_Settings):
     instance_calls_per_second_setting: int | None = integer(
         "INSTANCE_CALLS_PER_SECOND", None, ge=1, le=50
     )
+    # Guild mode: the guilds whose invites the proxy serves, from their own lists.
+    allowed_guild_ids: str | None = text(
+        "ALLOWED_GUILD_IDS",
+        None,
+        pattern=(r"^[0-9]{1,20}(,[0-9]{1,20})*$", "guild ids (digits) separated by commas"),
+    )
+
+    @property
+    def allowed_guilds(self) -> frozenset[str] | None:
+        """Guild mode's guilds; None: open mode (docs/protections.md)."""
+        if not self.allowed_guild_ids:
+            return None
+        return frozenset(self.allowed_guild_ids.split(","))
 
     @property
     def user_agent(self) -> str:
@@ -209,10 +222,10 @@ class DiscordSettings(_Settings):
 class ApiSettings(DiscordSettings):
     """The API function: lookups (cache, coalescing, retries, budget) and DELETE."""
 
-    allowed_guild_ids: str | None = text(
-        "ALLOWED_GUILD_IDS",
-        None,
-        pattern=(r"^[0-9]{1,20}(,[0-9]{1,20})*$", "guild ids (digits) separated by commas"),
+    # Guild mode (ALLOWED_GUILD_IDS set): a code no guild lists makes the fleet read the
+    # lists again at most this often (docs/protections.md).
+    guild_list_min_refresh_seconds: float = number(
+        "GUILD_LIST_MIN_REFRESH_SECONDS", 10.0, ge=1, le=3600
     )
     upstream_retries: int = integer("UPSTREAM_RETRIES", 2, ge=0, le=5)
     lookup_deadline_seconds: float = number("LOOKUP_DEADLINE_SECONDS", 8.0, gt=0, le=28)
@@ -246,12 +259,6 @@ class ApiSettings(DiscordSettings):
             stale_if_error_seconds=self.stale_if_error_seconds,
             stale_while_revalidate_seconds=self.stale_while_revalidate_seconds,
         )
-
-    @property
-    def allowed_guilds(self) -> frozenset[str] | None:
-        if not self.allowed_guild_ids:
-            return None
-        return frozenset(self.allowed_guild_ids.split(","))
 
     @property
     def instance_lookup_budget(self) -> int:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         Secret,
     )
     from invite_proxy.edges.source_address import SourceAddress
+    from invite_proxy.services.guild_mode import GuildMode, MirrorStore
     from invite_proxy.services.lookup import FetchLeases, InviteCache, InviteLookupService
     from invite_proxy.services.revocation import EvictingCache, InviteRevocationService
     from invite_proxy.services.rule_run import Notifier, RuleCache, RuleRunner
@@ -135,10 +136,12 @@ def build_api(
     leases: FetchLeases,
     fleet: FleetState,
     client: RawDiscord,
+    mirror: MirrorStore | None = None,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> tuple[InviteLookupService, InviteRevocationService]:
-    """The API function's two services, sharing one cache and one road to Discord."""
+    """The API function's two services, sharing one cache and one road to Discord; with
+    allowed guilds and a ``mirror``, lookups answer from the guilds' own lists."""
     from invite_proxy.services.lookup import CoalescingPolicy, InviteLookupService, RetryPolicy
 
     discord = guarded_discord(
@@ -167,10 +170,44 @@ def build_api(
             deadline_seconds=settings.lookup_deadline_seconds,
         ),
         allowed_guilds=settings.allowed_guilds,
+        guild_mode=guild_mode(settings, mirror, leases, discord, clock, sleep),
         clock=clock,
         sleep=sleep,
     )
     return lookup, revocation_service(cache, discord, clock)
+
+
+def guild_mode(
+    settings: ApiSettings,
+    mirror: MirrorStore | None,
+    leases: FetchLeases,
+    discord: GuardedDiscord,
+    clock: Clock,
+    sleep: Sleep,
+) -> GuildMode | None:
+    """Guild mode, when the operator named the guilds the proxy serves."""
+    guilds = settings.allowed_guilds
+    if guilds is None or mirror is None:
+        return None
+    from invite_proxy.domain.guild_mirror import GuildModePolicy
+    from invite_proxy.services.guild_mode import GuildMode
+
+    return GuildMode(
+        store=mirror,
+        discord=discord,
+        leases=leases,
+        policy=GuildModePolicy(
+            guilds=guilds,
+            min_refresh_seconds=settings.guild_list_min_refresh_seconds,
+            fresh_seconds=settings.cache_fresh_seconds,
+            wait_seconds=settings.coalesce_wait_seconds,
+        ),
+        cache_policy=settings.cache_policy,
+        lease_seconds=settings.lease_seconds,
+        call_seconds=settings.lookup_deadline_seconds,
+        clock=clock,
+        sleep=sleep,
+    )
 
 
 def revocation_service(
@@ -192,6 +229,7 @@ class ApiServices:
 def api_services(settings: ApiSettings) -> ApiServices:
     from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
     from invite_proxy.adapters.dynamodb.calls import dynamodb_client
+    from invite_proxy.adapters.dynamodb.guild_mirror import DynamoDBGuildMirror
     from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
     from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 
@@ -204,6 +242,7 @@ def api_services(settings: ApiSettings) -> ApiServices:
         leases=DynamoDBLeases(table, settings.table_name, calls),
         fleet=DynamoDBFleetState(table, settings.table_name, calls),
         client=discord_client(settings),
+        mirror=DynamoDBGuildMirror(table, settings.table_name, calls),
     )
     return ApiServices(lookups, revocations, source_address(settings))
 
@@ -237,6 +276,7 @@ def build_rule_runner(
     fleet: FleetState,
     client: RawDiscord,
     notifier: Notifier | None,
+    mirror: MirrorStore | None = None,
     clock: Clock = time.time,
     sleep: Sleep = time.sleep,
 ) -> RuleRunner:
@@ -260,6 +300,8 @@ def build_rule_runner(
         step_seconds=settings.step_seconds,
         report_seconds=settings.report_seconds,
         parallel=settings.parallel_revocations,
+        mirror=mirror,
+        mirrored_guilds=settings.allowed_guilds or frozenset(),
         clock=clock,
         sleep=sleep,
     )
@@ -269,6 +311,7 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
     from invite_proxy.adapters.discord.webhook import WebhookNotifier
     from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
     from invite_proxy.adapters.dynamodb.calls import dynamodb_client
+    from invite_proxy.adapters.dynamodb.guild_mirror import DynamoDBGuildMirror
     from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 
     snapshots.register()
@@ -291,4 +334,5 @@ def rule_runner(settings: RevokerSettings) -> RuleRunner:
         fleet=DynamoDBFleetState(table, settings.table_name, calls),
         client=discord_client(settings),
         notifier=notifier,
+        mirror=DynamoDBGuildMirror(table, settings.table_name, calls),
     )

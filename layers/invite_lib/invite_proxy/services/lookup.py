@@ -40,6 +40,7 @@ from invite_proxy.domain.payloads import guild_of
 if TYPE_CHECKING:
     from invite_proxy.domain.guard import Caller
     from invite_proxy.domain.payloads import DiscordResponse
+    from invite_proxy.services.guild_mode import GuildMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,7 @@ class InviteLookupService:
         coalescing: CoalescingPolicy,
         retry: RetryPolicy,
         allowed_guilds: frozenset[str] | None = None,
+        guild_mode: GuildMode | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -153,6 +155,7 @@ class InviteLookupService:
         self._coalescing = coalescing
         self._retry = retry
         self._allowed_guilds = allowed_guilds
+        self._guild_mode = guild_mode
         self._clock = clock
         self._sleep = sleep
 
@@ -168,6 +171,10 @@ class InviteLookupService:
         cached = self._read(query, now, deadline)
         if cached is not None and cached.is_fresh(now):
             return self._result(cached, CacheStatus.HIT, now)
+        if self._guild_mode is not None:
+            mirrored = self._from_mirror(self._guild_mode, query, cached, deadline)
+            if mirrored is not None:
+                return mirrored
         claim = self._claim(query, now, deadline)
         wait_until = min(now + self._coalescing.wait_seconds, lookup_deadline.at)
         while isinstance(claim, HeldElsewhere):
@@ -192,6 +199,29 @@ class InviteLookupService:
             claim = self._claim(query, now, deadline)
         fetch = _Fetch(query, deadline, lookup_deadline, caller)
         return self._fetch_and_store(fetch, cached, claim)
+
+    def _from_mirror(
+        self,
+        guild_mode: GuildMode,
+        query: InviteQuery,
+        cached: CacheEntry | None,
+        deadline: Deadline,
+    ) -> LookupResult | None:
+        """Guild mode's answer, from the guilds' own lists; None: look it up per code."""
+        now = self._clock()
+        try:
+            entry = guild_mode.answer(query, deadline)
+        except InviteProxyError as exc:
+            if exc.serve_stale:
+                return self._stale_or_raise(cached, exc, self._clock())
+            raise
+        if entry is None:
+            return None
+        if entry.kind is EntryKind.INVITE:
+            # Kept as the variant's answer for its freshness: the next lookup is one read.
+            self._write(entry, deadline, fetch_started=now)
+        # A code no list has is never stored: the next read of the lists may have it.
+        return self._result(entry, CacheStatus.MISS, self._clock())
 
     def _fetch_and_store(
         self, fetch: _Fetch, cached: CacheEntry | None, lease: Lease | None

@@ -39,6 +39,7 @@ from invite_proxy.services.steps import GiveBack, StepsOutcome, run_steps
 if TYPE_CHECKING:
     from invite_proxy.domain.deadline import Deadline
     from invite_proxy.domain.payloads import DiscordResponse
+    from invite_proxy.services.guild_mode import MirrorStore
     from invite_proxy.services.revocation import InviteRevocationService
 
 _T = TypeVar("_T")
@@ -74,6 +75,8 @@ class RuleRunner:
         report_seconds: float = REPORTING_SECONDS,
         max_rate_limit_wait: float = 5.0,
         parallel: int = 1,
+        mirror: MirrorStore | None = None,
+        mirrored_guilds: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -86,6 +89,9 @@ class RuleRunner:
         self._max_wait = max_rate_limit_wait
         # Revocations in flight at once (services/steps.py).
         self._parallel = max(1, parallel)
+        # Guild mode's mirror: a listing of one of these guilds refreshes it (one read, both).
+        self._mirror = mirror
+        self._mirrored_guilds = mirrored_guilds
         self._tally = threading.Lock()  # the summary, counted from every thread
         self._clock = clock
         self._sleep = sleep
@@ -165,9 +171,11 @@ class RuleRunner:
 
     def _listing(self, guild_id: str, deadline: Deadline) -> tuple[list[GuildInvite], set[str]]:
         """The guild's invites, and the vanity codes they show."""
+        listed_at = self._clock()
         payload = self._discord.list_guild_invites(guild_id, deadline=deadline).payload
         if not isinstance(payload, list):
             raise DiscordError(detail="the guild invite listing is not a list")
+        self._mirror_listing(guild_id, payload, listed_at, deadline)
         invites = []
         vanity_codes = set()
         for item in payload:
@@ -180,6 +188,20 @@ class RuleRunner:
                 obs.count("RuleUnreadableInvite")
                 obs.logger.warning("unreadable invite in guild listing", extra={"item": item})
         return invites, vanity_codes
+
+    def _mirror_listing(
+        self, guild_id: str, payload: list[Any], listed_at: float, deadline: Deadline
+    ) -> None:
+        if self._mirror is None or guild_id not in self._mirrored_guilds:
+            return
+        from invite_proxy.services.guild_mode import mirror_listing
+
+        try:
+            mirror_listing(self._mirror, guild_id, payload, listed_at, self._clock(), deadline)
+        except TableUnavailable as exc:
+            # The rule comes first; lookups read the list themselves when it is due.
+            obs.count("CacheError")
+            obs.logger.warning("mirror not refreshed", extra={"detail": exc.detail})
 
     def _vanity_code(self, guild_id: str, deadline: Deadline) -> set[str]:
         try:

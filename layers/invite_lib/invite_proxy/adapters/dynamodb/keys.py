@@ -7,8 +7,13 @@
                                                       the variant asked (cache.py)
                            sk = "listed"              the invite as its guild's listing shows
                                                       it (guild_mirror.py)
+    pk = "invite#guild:<id>"  sk = "lease#<work>"     who reads the guild's list, counts or
+                                                      events now (leases.py; no code has ':')
     pk = "guild#<id>"      sk = "listing"             when the guild's list was read, and a
                                                       digest per invite (guild_mirror.py)
+                           sk = "events"              its scheduled events (guild_mirror.py)
+    pk = "guilds#mirror"   sk = "state"               every allowed guild's record: when its
+                                                      list was read, its vanity code, counts
     pk = "fleet#blocked"   sk = "<scope>"             the fleet's state (fleet_state.py)
     pk = "fleet#invalid"   sk = "window#<n>"
     pk = "fleet#rate"      sk = "second#<t>"
@@ -66,8 +71,20 @@ def listed_key(code: str) -> Key:
     return key(invite_partition(code), LISTED_SORT_KEY)
 
 
+def code_of_partition(pk: str) -> str:
+    return pk.removeprefix("invite#")
+
+
 def guild_listing_key(guild_id: str) -> Key:
     return key(f"guild#{guild_id}", "listing")
+
+
+def guild_events_key(guild_id: str) -> Key:
+    return key(f"guild#{guild_id}", "events")
+
+
+def mirror_state_key() -> Key:
+    return key("guilds#mirror", "state")
 
 
 def allowance_key(name: str) -> Key:

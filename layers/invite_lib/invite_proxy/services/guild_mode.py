@@ -1,0 +1,373 @@
+"""Guild mode: lookups answered from each allowed guild's own invite list.
+
+The bot lists a guild's invites in one call (``GET /guilds/{id}/invites``); the
+mirror keeps that list in the table, so a listed code is answered without asking
+Discord, and a code no list has costs one read, however many are tried. When the
+lists are older than ``min_refresh_seconds``, one instance in the fleet reads them
+again (a lease per guild) and the others wait for it at most ``wait_seconds``.
+Counts and scheduled events come from one call per guild per freshness window.
+
+``answer`` returns None for what is looked up per code instead, as in open mode:
+the guild's vanity code (never in a listing), a code while a guild's list cannot be
+read (the bot lacks Manage Server), and any code while the table is down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from invite_proxy import observability as obs
+from invite_proxy.domain.cache_policy import CacheEntry, CachePolicy, invite_entry, unlisted_entry
+from invite_proxy.domain.deadline import Deadline
+from invite_proxy.domain.errors import (
+    DiscordError,
+    DiscordMissingPermissions,
+    InviteProxyError,
+    LookupInProgress,
+    TableUnavailable,
+)
+from invite_proxy.domain.guild_mirror import (
+    GuildModePolicy,
+    GuildRecord,
+    MirroredInvite,
+    MirrorState,
+    counts_of,
+    event_in,
+    guild_work,
+    lookup_body,
+    mirrored,
+    vanity_of,
+)
+from invite_proxy.domain.leases import Lease
+
+if TYPE_CHECKING:
+    from invite_proxy.domain.inputs import InviteQuery
+    from invite_proxy.domain.payloads import DiscordResponse
+    from invite_proxy.services.lookup import FetchLeases
+
+POLL_SECONDS = 0.2  # how often a lookup waiting on another's refresh looks again
+
+
+class MirrorStore(Protocol):
+    def get(
+        self, code: str, now: float, *, consistent: bool = False, deadline: Deadline = ...
+    ) -> MirroredInvite | None: ...
+    def state(self, *, deadline: Deadline = ...) -> MirrorState: ...
+    def refresh(
+        self,
+        guild_id: str,
+        invites: list[MirroredInvite],
+        now: float,
+        *,
+        listed_at: float | None = None,
+        deadline: Deadline = ...,
+    ) -> object: ...
+    def record_guild(
+        self,
+        guild_id: str,
+        counts: dict[str, int],
+        vanity: str | None,
+        now: float,
+        *,
+        deadline: Deadline = ...,
+    ) -> None: ...
+    def mark_unreadable(self, guild_id: str, until: float, *, deadline: Deadline = ...) -> None: ...
+    def events(self, guild_id: str, *, deadline: Deadline = ...) -> list[dict[str, Any]] | None: ...
+    def record_events(
+        self, guild_id: str, events: list[dict[str, Any]], now: float, *, deadline: Deadline = ...
+    ) -> None: ...
+
+
+class GuildSource(Protocol):
+    """Discord's guild routes, through the guard (they spend no lookup budget)."""
+
+    def list_guild_invites(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse: ...
+    def guild_with_counts(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse: ...
+    def guild_events(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse: ...
+
+
+def mirror_listing(
+    store: MirrorStore,
+    guild_id: str,
+    payload: Any,
+    listed_at: float,
+    now: float,
+    deadline: Deadline,
+) -> int:
+    """Write a guild's listing (``GET /guilds/{id}/invites``, read from ``listed_at``) into
+    the mirror; how many invites it holds. A rule run's listing serves this too."""
+    if not isinstance(payload, list):
+        raise DiscordError(detail="the guild invite listing is not a list")
+    invites = [m for item in payload if isinstance(item, dict) and (m := mirrored(item, guild_id))]
+    store.refresh(guild_id, invites, now, listed_at=listed_at, deadline=deadline)
+    obs.count("GuildListRefresh")
+    # A count per refresh; the dashboard shows its maximum as the mirror's size.
+    obs.count("MirroredInvites", len(invites))
+    return len(invites)
+
+
+class GuildMode:
+    def __init__(
+        self,
+        *,
+        store: MirrorStore,
+        discord: GuildSource,
+        leases: FetchLeases,
+        policy: GuildModePolicy,
+        cache_policy: CachePolicy,
+        lease_seconds: float,
+        call_seconds: float,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._store = store
+        self._discord = discord
+        self._leases = leases
+        self._policy = policy
+        self._cache_policy = cache_policy
+        self._lease_seconds = lease_seconds
+        self._call_seconds = call_seconds  # a Discord call's share of the lookup's time
+        self._clock = clock
+        self._sleep = sleep
+
+    def answer(self, query: InviteQuery, deadline: Deadline) -> CacheEntry | None:
+        """The lookup's answer from the mirror (an invite, or unknown until the lists may
+        be read again); None when the code is to be looked up per code instead."""
+        try:
+            return self._answer(query, deadline)
+        except TableUnavailable:
+            obs.count("CacheError")  # per code, under the budget and the shares
+            return None
+
+    def _answer(self, query: InviteQuery, deadline: Deadline) -> CacheEntry | None:
+        now = self._clock()
+        listed = self._store.get(query.code, now, deadline=deadline)
+        state = self._store.state(deadline=deadline)
+        if listed is None:
+            if state.vanity_guild(query.code) is not None:
+                return None
+            listed, state = self._look_again(query.code, state, deadline)
+        if listed is None:
+            now = self._clock()
+            if state.vanity_guild(query.code) is not None or self._any_unreadable(state, now):
+                return None
+            obs.count("MirrorUnlisted")
+            return unlisted_entry(
+                query.code, query.variant, now, self._policy.next_refresh(state, now)
+            )
+        return self._from_mirror(listed, state, query, deadline)
+
+    # -- a code no list has ------------------------------------------------------------
+    def _look_again(
+        self, code: str, state: MirrorState, deadline: Deadline
+    ) -> tuple[MirroredInvite | None, MirrorState]:
+        """Read the lists that may be read again, and the code once more: one refresh per
+        guild per ``min_refresh_seconds`` for the whole fleet, whatever is asked."""
+        now = self._clock()
+        due = [
+            guild_id
+            for guild_id in sorted(self._policy.guilds)
+            if not state.record(guild_id).unreadable(now)
+            and self._policy.list_due(
+                state.record(guild_id), now, within=self._policy.min_refresh_seconds
+            )
+        ]
+        if not due:
+            return None, state
+        held = [guild_id for guild_id in due if not self._refresh(guild_id, deadline)]
+        state = self._store.state(deadline=deadline)
+        listed = self._store.get(code, self._clock(), consistent=True, deadline=deadline)
+        before = {guild_id: state.record(guild_id).refreshed_at for guild_id in held}
+        wait_until = min(self._clock() + self._policy.wait_seconds, deadline.at)
+        while listed is None and held and self._clock() + POLL_SECONDS <= wait_until:
+            # Another instance reads these lists now: its result, briefly, not a read of ours.
+            self._sleep(POLL_SECONDS)
+            state = self._store.state(deadline=deadline)
+            held = [g for g in held if state.record(g).refreshed_at == before[g]]
+            listed = self._store.get(code, self._clock(), consistent=True, deadline=deadline)
+        return listed, state
+
+    def _refresh(self, guild_id: str, deadline: Deadline) -> bool:
+        """Read the guild's list into the mirror, unless another instance does it now
+        (False). The lease is kept ``min_refresh_seconds``: that is the fleet's pace."""
+        now = self._clock()
+        lease = self._leases.acquire(
+            guild_work(guild_id), "listing", now, self._lease_seconds, deadline=deadline
+        )
+        if not isinstance(lease, Lease):
+            return False
+        # Read or not, the next read of this list is ``min_refresh_seconds`` away: a failing
+        # Discord is asked no more often than a healthy one.
+        until = now + self._policy.min_refresh_seconds
+        try:
+            until = self._read_lists(guild_id, deadline)
+        finally:
+            self._settle(lease, until, deadline)
+        return True
+
+    def _read_lists(self, guild_id: str, deadline: Deadline) -> float:
+        call_deadline = deadline.within(self._call_seconds)
+        listed_at = self._clock()
+        try:
+            listing = self._discord.list_guild_invites(guild_id, deadline=call_deadline)
+        except DiscordMissingPermissions as exc:
+            until = listed_at + self._policy.unreadable_retry_seconds
+            self._store.mark_unreadable(guild_id, until, deadline=deadline)
+            obs.count("GuildListUnreadable")
+            obs.logger.warning(
+                "the bot cannot list this guild's invites: give it Manage Server "
+                "(docs/protections.md); its codes are looked up one by one meanwhile",
+                extra={"guild_id": guild_id, "detail": exc.detail},
+            )
+            return until
+        self._record_guild(guild_id, deadline)  # its vanity code, and counts while here
+        mirror_listing(self._store, guild_id, listing.payload, listed_at, self._clock(), deadline)
+        return listed_at + self._policy.min_refresh_seconds
+
+    def _record_guild(self, guild_id: str, deadline: Deadline) -> None:
+        try:
+            guild = self._discord.guild_with_counts(
+                guild_id, deadline=deadline.within(self._call_seconds)
+            ).payload
+        except InviteProxyError as exc:
+            # The listing stands without it; the vanity code and counts are read next time.
+            obs.logger.warning("guild not read", extra={"guild_id": guild_id, "error": exc.code})
+            return
+        if isinstance(guild, dict):
+            self._store.record_guild(
+                guild_id, counts_of(guild), vanity_of(guild), self._clock(), deadline=deadline
+            )
+
+    def _settle(self, lease: Lease, until: float, deadline: Deadline) -> None:
+        try:
+            self._leases.finish(lease, until, deadline=deadline)
+        except TableUnavailable:
+            obs.count("CacheError")  # the lease runs out by itself
+
+    @staticmethod
+    def _any_unreadable(state: MirrorState, now: float) -> bool:
+        return any(record.unreadable(now) for record in state.guilds.values())
+
+    # -- a listed code -----------------------------------------------------------------
+    def _from_mirror(
+        self, listed: MirroredInvite, state: MirrorState, query: InviteQuery, deadline: Deadline
+    ) -> CacheEntry | None:
+        now = self._clock()
+        guild_id = listed.guild_id
+        record = state.record(guild_id)
+        if guild_id not in self._policy.guilds or record.unreadable(now):
+            return None  # per code: its list is not what the fleet keeps now
+        if self._policy.list_due(record, now, within=self._policy.fresh_seconds):
+            # Kept true by a read per freshness window, whoever does it: an invite deleted
+            # on Discord itself leaves the mirror then.
+            relisted = self._relisted(listed, state, query, deadline)
+            if relisted is None:
+                return self._unlisted(query, deadline)
+            listed, record = relisted
+        guild = self._counts(guild_id, record, deadline) if query.with_counts else None
+        event = None
+        if query.guild_scheduled_event_id is not None:
+            events = self._events(guild_id, record, deadline)
+            event = event_in(events, query.guild_scheduled_event_id)
+        body = lookup_body(listed, guild=guild, event=event)
+        expiry = datetime.fromtimestamp(listed.expires_at, UTC) if listed.expires_at else None
+        obs.count("MirrorAnswer")
+        return invite_entry(
+            query.code, query.variant, body, expiry, self._clock(), self._cache_policy
+        )
+
+    def _relisted(
+        self, listed: MirroredInvite, state: MirrorState, query: InviteQuery, deadline: Deadline
+    ) -> tuple[MirroredInvite, GuildRecord] | None:
+        """The code as a new read of its guild's list shows it (None: gone from it), or as
+        it was when another instance reads the list now."""
+        if self._refresh(listed.guild_id, deadline):
+            state = self._store.state(deadline=deadline)
+            again = self._store.get(query.code, self._clock(), consistent=True, deadline=deadline)
+            if again is None:
+                return None
+            listed = again
+        return listed, state.record(listed.guild_id)
+
+    def _unlisted(self, query: InviteQuery, deadline: Deadline) -> CacheEntry:
+        now = self._clock()
+        until = self._policy.next_refresh(self._store.state(deadline=deadline), now)
+        return unlisted_entry(query.code, query.variant, now, until)
+
+    def _counts(self, guild_id: str, record: GuildRecord, deadline: Deadline) -> dict[str, int]:
+        if not self._due(record.counts_at):
+            return record.counts or {}
+
+        def read() -> None:
+            guild = self._discord.guild_with_counts(
+                guild_id, deadline=deadline.within(self._call_seconds)
+            ).payload
+            if isinstance(guild, dict):
+                self._store.record_guild(
+                    guild_id, counts_of(guild), vanity_of(guild), self._clock(), deadline=deadline
+                )
+
+        fresh = self._shared(
+            guild_id, "counts", read, have=record.counts is not None, deadline=deadline
+        )
+        return fresh.counts if fresh and fresh.counts is not None else record.counts or {}
+
+    def _events(
+        self, guild_id: str, record: GuildRecord, deadline: Deadline
+    ) -> list[dict[str, Any]]:
+        known = self._store.events(guild_id, deadline=deadline) if record.events_at else None
+        if known is not None and not self._due(record.events_at):
+            return known
+
+        def read() -> None:
+            events = self._discord.guild_events(
+                guild_id, deadline=deadline.within(self._call_seconds)
+            ).payload
+            if not isinstance(events, list):
+                raise DiscordError(detail="the guild's event list is not a list")
+            self._store.record_events(guild_id, events, self._clock(), deadline=deadline)
+
+        if self._shared(guild_id, "events", read, have=known is not None, deadline=deadline):
+            return self._store.events(guild_id, deadline=deadline) or []
+        return known or []
+
+    def _due(self, at: float | None) -> bool:
+        return at is None or self._clock() - at >= self._policy.fresh_seconds
+
+    def _shared(
+        self,
+        guild_id: str,
+        work: str,
+        read: Callable[[], None],
+        *,
+        have: bool,
+        deadline: Deadline,
+    ) -> GuildRecord | None:
+        """One instance reads a guild's counts or events per freshness window; the others
+        answer with what they have, or wait for it (at most ``wait_seconds``) when they
+        have nothing. The guild's record after a read, or None when this used its own."""
+        now = self._clock()
+        lease = self._leases.acquire(
+            guild_work(guild_id), work, now, self._lease_seconds, deadline=deadline
+        )
+        if isinstance(lease, Lease):
+            # Read or not, once per freshness window: a failing Discord is asked no more.
+            until = now + self._policy.fresh_seconds
+            try:
+                read()
+            finally:
+                self._settle(lease, until, deadline)
+            return self._store.state(deadline=deadline).record(guild_id)
+        if have:
+            return None
+        wait_until = min(now + self._policy.wait_seconds, deadline.at)
+        field = "counts_at" if work == "counts" else "events_at"
+        while self._clock() + POLL_SECONDS <= wait_until:
+            self._sleep(POLL_SECONDS)
+            record = self._store.state(deadline=deadline).record(guild_id)
+            if getattr(record, field) is not None:
+                return record
+        raise LookupInProgress(retry_after=1.0, detail=f"the guild's {work} are being read")
