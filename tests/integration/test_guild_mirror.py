@@ -77,3 +77,44 @@ def test_a_revocations_eviction_takes_the_code_out_of_the_mirror(
     DynamoDBInviteCache(dynamodb, table_name).evict("m0001", revoked_at=now)
     assert mirror.get("m0001", now) is None
     assert mirror.get("m0000", now) is not None
+
+
+def test_a_refresh_does_not_bring_back_what_a_revocation_overtook(
+    mirror: DynamoDBGuildMirror, dynamodb: Any, table_name: str
+) -> None:
+    listed_at = time.time()
+    # The listing left Discord with m0001 in it; the admin's DELETE then marks and evicts
+    # it before the refresh writes: the refresh finds the mark and takes its copy back.
+    DynamoDBInviteCache(dynamodb, table_name).evict("m0001", revoked_at=listed_at + 0.5)
+    done = mirror.refresh("1000", invites(3), listed_at + 1, listed_at=listed_at)
+    assert done.written == 2
+    assert mirror.get("m0001", listed_at + 1) is None
+    assert mirror.get("m0002", listed_at + 1) is not None
+    # An older revocation (before the listing was read) is not this listing's business.
+    later = mirror.refresh("1000", invites(3), listed_at + 3, listed_at=listed_at + 2)
+    assert later.written == 1
+    assert mirror.get("m0001", listed_at + 3) is not None
+
+
+def test_each_guilds_record_is_its_own(mirror: DynamoDBGuildMirror) -> None:
+    now = time.time()
+    assert mirror.state().guilds == {}
+    mirror.refresh("1000", invites(1), now, listed_at=now - 1)
+    mirror.record_guild("1000", {"approximate_member_count": 7}, "our-vanity", now)
+    mirror.mark_unreadable("2000", now + 600)
+    mirror.record_events("1000", [{"id": "5", "name": "Launch"}], now)
+    state = mirror.state()
+    ours, theirs = state.record("1000"), state.record("2000")
+    assert ours.refreshed_at == pytest.approx(now - 1)  # as old as the read, not the write
+    assert (ours.counts, ours.vanity) == ({"approximate_member_count": 7}, "our-vanity")
+    assert ours.counts_at == pytest.approx(now)
+    assert ours.events_at == pytest.approx(now)
+    assert not ours.unreadable(now)
+    assert theirs.unreadable(now)
+    assert not theirs.unreadable(now + 601)
+    assert state.vanity_guild("OUR-vanity") == "1000"
+    assert mirror.events("1000") == [{"id": "5", "name": "Launch"}]
+    assert mirror.events("2000") is None
+    mirror.record_guild("1000", {}, None, now + 1)  # the vanity code was given up
+    assert mirror.state().record("1000").vanity is None
+    assert mirror.state().record("1000").refreshed_at == pytest.approx(now - 1)

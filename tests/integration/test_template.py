@@ -80,6 +80,8 @@ def _secrets(template: Template, function: str) -> list[Any]:
 
 def test_each_function_gets_only_what_it_uses(template: Template) -> None:
     assert _table_actions(template, "ApiFunction") == [
+        "dynamodb:BatchGetItem",  # guild mode: a refresh checks what it wrote is not revoked
+        "dynamodb:BatchWriteItem",  # and writes what changed in a guild's list
         "dynamodb:ConditionCheckItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
@@ -90,7 +92,10 @@ def test_each_function_gets_only_what_it_uses(template: Template) -> None:
     # The CDN's origin secret only with the CDN: the proof a request came through it.
     assert _secrets(template, "ApiFunction") == ["DiscordTokenSecretArn", "CdnOriginSecret"]
     assert _table_actions(template, "RevokerFunction") == [
+        "dynamodb:BatchGetItem",  # a rule run's listing refreshes the guild's mirror
+        "dynamodb:BatchWriteItem",
         "dynamodb:DeleteItem",
+        "dynamodb:GetItem",  # the guild's digests, to write only what changed
         "dynamodb:PutItem",
         "dynamodb:Query",
         "dynamodb:UpdateItem",

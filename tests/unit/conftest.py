@@ -18,6 +18,7 @@ from tests.unit.fakes import (
     FakeDiscord,
     InMemoryCache,
     InMemoryFleetState,
+    InMemoryGuildMirror,
     InMemoryLeases,
     Table,
 )
@@ -32,6 +33,7 @@ class World:
     cache: InMemoryCache = field(init=False)
     fleet: InMemoryFleetState = field(init=False)
     discord: FakeDiscord = field(init=False)
+    mirror: InMemoryGuildMirror = field(init=False)
     lease_records: dict[Any, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -39,6 +41,7 @@ class World:
         self.cache = InMemoryCache(self.table)
         self.fleet = InMemoryFleetState(self.table)
         self.discord = FakeDiscord(self.clock)
+        self.mirror = InMemoryGuildMirror(self.table, self.cache)
 
     def api(self, **env: Any) -> tuple[InviteLookupService, InviteRevocationService]:
         settings = ApiSettings.from_env(
@@ -52,6 +55,7 @@ class World:
             leases=leases,
             fleet=self.fleet.view(),
             client=self.discord,
+            mirror=self.mirror,
             clock=self.clock,
             sleep=self.clock.sleep,
         )
@@ -76,6 +80,7 @@ class World:
             fleet=self.fleet.view(),
             client=self.discord,
             notifier=notifier,
+            mirror=self.mirror,
             clock=self.clock,
             sleep=self.clock.sleep,
         )

@@ -29,6 +29,7 @@ from invite_proxy.domain.errors import (
     UnknownInvite,
 )
 from invite_proxy.domain.fleet_state import Allowance, Block, BucketTake
+from invite_proxy.domain.guild_mirror import GuildRecord, MirroredInvite, MirrorState
 from invite_proxy.domain.leases import HeldElsewhere, Lease
 from invite_proxy.domain.payloads import DiscordResponse
 from invite_proxy.domain.rate_limits import BucketState, RateLimit
@@ -109,6 +110,7 @@ class InMemoryCache:
         self.unknown: dict[str, CacheEntry] = {}  # codes Discord said do not exist
         self.revoked: dict[str, _Revoked] = {}
         self.leases: InMemoryLeases | None = None  # eviction clears these too
+        self.mirror: InMemoryGuildMirror | None = None  # and the code's mirrored copy
 
     def get(
         self,
@@ -161,6 +163,8 @@ class InMemoryCache:
                 bodies.append(entry.body)
         if self.leases:
             self.leases.drop(code)
+        if self.mirror and self.mirror.listed.pop(code, None) is not None:
+            self.table.charge(1, deadline, essential=True)
         return bodies
 
     def shorten_ttl(self, code: str, ttl: int, *, deadline: Deadline = NO_DEADLINE) -> int:
@@ -328,6 +332,8 @@ class FakeDiscord:
     invites: dict[str, dict[str, Any]] = field(default_factory=dict)
     guilds: dict[str, list[str]] = field(default_factory=dict)  # guild id -> its invite codes
     vanity: dict[str, str] = field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # guild id -> its counts
+    events: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     faults: list[InviteProxyError] = field(default_factory=list)
     # Raised for every call to a route ("DELETE /invites/x"), or to every route of a method.
     refuse: dict[str, InviteProxyError] = field(default_factory=dict)
@@ -385,8 +391,13 @@ class FakeDiscord:
                 self.deleted.append(parts[1])
                 del self.invites[parts[1]]
             return self._answer(invite)
+        if len(parts) == 2:  # GET /guilds/{id}?with_counts=true
+            guild = {"id": parts[1], "vanity_url_code": self.vanity.get(parts[1])}
+            return self._answer(guild | self.counts.get(parts[1], {}))
         if parts[2] == "invites":
             return self._answer([self.invites[c] for c in self.guilds.get(parts[1], [])])
+        if parts[2] == "scheduled-events":
+            return self._answer(self.events.get(parts[1], []))
         return self._answer({"code": self.vanity.get(parts[1])})
 
     def _answer(self, payload: Any) -> DiscordResponse:
@@ -396,3 +407,102 @@ class FakeDiscord:
             payload=payload,
             rate_limit=self.rate_limit or RateLimit(),
         )
+
+
+class InMemoryGuildMirror:
+    """Guild mode's mirror: the adapter's contract, its calls charged to the table."""
+
+    def __init__(self, table: Table, cache: InMemoryCache) -> None:
+        self.table = table
+        self.cache = cache  # its revocation marks, which a refresh honours
+        cache.mirror = self
+        self.listed: dict[str, MirroredInvite] = {}
+        self.digests: dict[str, dict[str, str]] = {}
+        self.records: dict[str, GuildRecord] = {}
+        self.event_lists: dict[str, list[dict[str, Any]]] = {}
+        self.refreshes: list[str] = []
+
+    def get(
+        self,
+        code: str,
+        now: float,
+        *,
+        consistent: bool = False,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> MirroredInvite | None:
+        self.table.charge(1, deadline)
+        invite = self.listed.get(code)
+        if invite is None or (invite.expires_at is not None and invite.expires_at <= now):
+            return None
+        return invite
+
+    def state(self, *, deadline: Deadline = NO_DEADLINE) -> MirrorState:
+        self.table.charge(1, deadline)
+        return MirrorState(dict(self.records))
+
+    def refresh(
+        self,
+        guild_id: str,
+        invites: list[MirroredInvite],
+        now: float,
+        *,
+        listed_at: float | None = None,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> None:
+        listed_at = now if listed_at is None else listed_at
+        seen = self.digests.get(guild_id, {})
+        current = {i.code: i for i in invites}
+        changed = [i for i in invites if seen.get(i.code) != i.digest]
+        gone = [code for code in seen if code not in current]
+        self.table.charge(2 + (len(changed) + len(gone) + 24) // 25, deadline)
+        for invite in changed:
+            self.listed[invite.code] = invite
+        for code in gone:
+            self.listed.pop(code, None)
+        revoked = [
+            i.code for i in changed if (m := self.cache.revoked.get(i.code)) and m.at >= listed_at
+        ]
+        for code in revoked:
+            self.listed.pop(code, None)
+        self.digests[guild_id] = {c: i.digest for c, i in current.items() if c not in revoked}
+        self._set(guild_id, refreshed_at=listed_at)
+        self.refreshes.append(guild_id)
+
+    def record_guild(
+        self,
+        guild_id: str,
+        counts: dict[str, int],
+        vanity: str | None,
+        now: float,
+        *,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> None:
+        self._set(guild_id, counts=counts, counts_at=now, vanity=vanity, deadline=deadline)
+
+    def mark_unreadable(
+        self, guild_id: str, until: float, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        self._set(guild_id, unreadable_until=until, deadline=deadline)
+
+    def events(
+        self, guild_id: str, *, deadline: Deadline = NO_DEADLINE
+    ) -> list[dict[str, Any]] | None:
+        self.table.charge(1, deadline)
+        return self.event_lists.get(guild_id)
+
+    def record_events(
+        self,
+        guild_id: str,
+        events: list[dict[str, Any]],
+        now: float,
+        *,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> None:
+        self.table.charge(1, deadline)
+        self.event_lists[guild_id] = events
+        self._set(guild_id, events_at=now, deadline=deadline)
+
+    def _set(self, guild_id: str, deadline: Deadline = NO_DEADLINE, **fields: Any) -> None:
+        self.table.charge(1, deadline)
+        record = self.records.get(guild_id) or GuildRecord()
+        self.records[guild_id] = dataclasses.replace(record, **fields)

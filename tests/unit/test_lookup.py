@@ -111,13 +111,6 @@ def test_negative_caching_can_be_turned_off(world: World) -> None:
     assert calls(world) == 2
 
 
-def test_a_guild_not_allowed_reads_as_unknown_and_is_cached(world: World) -> None:
-    world.discord.add_invite("abc-123", guild_id="999")
-    lookups = world.lookups(ALLOWED_GUILD_IDS="1000")
-    assert lookups.lookup(PLAIN).found is False
-    assert lookups.lookup(PLAIN).cache_status is CacheStatus.HIT
-
-
 def test_a_body_that_is_no_invite_is_an_upstream_error(world: World) -> None:
     world.discord.invites["abc-123"] = {"not": "an invite"}
     with pytest.raises(DiscordError, match="not an invite"):

@@ -138,7 +138,9 @@ class GuildModePolicy:
     unreadable_retry_seconds: float = 600.0
 
     def list_due(self, record: GuildRecord, now: float, *, within: float) -> bool:
-        return record.refreshed_at is None or now - record.refreshed_at >= within
+        """Whether the guild's list is more than ``within`` old (its lease, settled at the
+        read plus the interval, is free then too)."""
+        return record.refreshed_at is None or now - record.refreshed_at > within
 
     def next_refresh(self, state: MirrorState, now: float) -> float:
         """When a code not listed now could be listed at the earliest: its 404 is not

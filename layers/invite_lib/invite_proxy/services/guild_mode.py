@@ -27,6 +27,7 @@ from invite_proxy.domain.errors import (
     DiscordMissingPermissions,
     InviteProxyError,
     LookupInProgress,
+    LookupRecentlyFailed,
     TableUnavailable,
 )
 from invite_proxy.domain.guild_mirror import (
@@ -41,7 +42,7 @@ from invite_proxy.domain.guild_mirror import (
     mirrored,
     vanity_of,
 )
-from invite_proxy.domain.leases import Lease
+from invite_proxy.domain.leases import HeldElsewhere, Lease
 
 if TYPE_CHECKING:
     from invite_proxy.domain.inputs import InviteQuery
@@ -177,7 +178,17 @@ class GuildMode:
         ]
         if not due:
             return None, state
-        held = [guild_id for guild_id in due if not self._refresh(guild_id, deadline)]
+        held = []
+        for guild_id in due:
+            other = self._refresh(guild_id, deadline)
+            if other is None:
+                continue
+            if other.failed is None:
+                held.append(guild_id)
+            elif state.record(guild_id).refreshed_at is None:
+                # Never read, and its last read just failed: not a 404 on a guess.
+                retry_after = max(other.until - self._clock(), 0.0)
+                raise LookupRecentlyFailed(retry_after=retry_after, detail=other.failed)
         state = self._store.state(deadline=deadline)
         listed = self._store.get(code, self._clock(), consistent=True, deadline=deadline)
         before = {guild_id: state.record(guild_id).refreshed_at for guild_id in held}
@@ -190,23 +201,25 @@ class GuildMode:
             listed = self._store.get(code, self._clock(), consistent=True, deadline=deadline)
         return listed, state
 
-    def _refresh(self, guild_id: str, deadline: Deadline) -> bool:
-        """Read the guild's list into the mirror, unless another instance does it now
-        (False). The lease is kept ``min_refresh_seconds``: that is the fleet's pace."""
+    def _refresh(self, guild_id: str, deadline: Deadline) -> HeldElsewhere | None:
+        """Read the guild's list into the mirror, unless another instance does it now, or
+        did and failed (its lease, returned). Read or not, the lease is kept the interval:
+        that is the fleet's pace, and a failing Discord is asked no more often."""
         now = self._clock()
         lease = self._leases.acquire(
             guild_work(guild_id), "listing", now, self._lease_seconds, deadline=deadline
         )
         if not isinstance(lease, Lease):
-            return False
-        # Read or not, the next read of this list is ``min_refresh_seconds`` away: a failing
-        # Discord is asked no more often than a healthy one.
-        until = now + self._policy.min_refresh_seconds
+            return lease
+        until, failed = now + self._policy.min_refresh_seconds, None
         try:
             until = self._read_lists(guild_id, deadline)
+        except InviteProxyError as exc:
+            failed = exc.code
+            raise
         finally:
-            self._settle(lease, until, deadline)
-        return True
+            self._settle(lease, until, deadline, failed=failed)
+        return None
 
     def _read_lists(self, guild_id: str, deadline: Deadline) -> float:
         call_deadline = deadline.within(self._call_seconds)
@@ -241,9 +254,11 @@ class GuildMode:
                 guild_id, counts_of(guild), vanity_of(guild), self._clock(), deadline=deadline
             )
 
-    def _settle(self, lease: Lease, until: float, deadline: Deadline) -> None:
+    def _settle(
+        self, lease: Lease, until: float, deadline: Deadline, *, failed: str | None = None
+    ) -> None:
         try:
-            self._leases.finish(lease, until, deadline=deadline)
+            self._leases.finish(lease, until, failed=failed, deadline=deadline)
         except TableUnavailable:
             obs.count("CacheError")  # the lease runs out by itself
 
@@ -284,7 +299,7 @@ class GuildMode:
     ) -> tuple[MirroredInvite, GuildRecord] | None:
         """The code as a new read of its guild's list shows it (None: gone from it), or as
         it was when another instance reads the list now."""
-        if self._refresh(listed.guild_id, deadline):
+        if self._refresh(listed.guild_id, deadline) is None:
             state = self._store.state(deadline=deadline)
             again = self._store.get(query.code, self._clock(), consistent=True, deadline=deadline)
             if again is None:

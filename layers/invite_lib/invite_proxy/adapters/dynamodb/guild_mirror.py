@@ -125,7 +125,8 @@ class DynamoDBGuildMirror(TableAdapter):
             ),
             deadline=deadline,
         )
-        self._set_record(guild_id, {"refreshed": {"N": repr(now)}}, deadline)
+        # The list is as old as its read: the next may start the interval after it.
+        self._set_record(guild_id, {"refreshed": {"N": repr(listed_at)}}, deadline)
         return Refresh(len(changed) - len(revoked), len(gone), len(invites) - len(changed))
 
     def state(self, *, deadline: Deadline = NO_DEADLINE) -> MirrorState:

@@ -1,0 +1,307 @@
+"""Guild mode over in-memory adapters: lookups answered from each guild's own list.
+
+The upstream bound is what these tests hold above all: however many codes are
+tried, the fleet's Discord calls for lookups are a few per guild per window.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from invite_proxy.domain.deadline import Deadline
+from invite_proxy.domain.errors import (
+    DiscordMissingPermissions,
+    DiscordServerError,
+    LookupRecentlyFailed,
+)
+from invite_proxy.domain.guild_mirror import guild_work
+from invite_proxy.domain.inputs import InviteQuery
+from invite_proxy.services.lookup import CacheStatus, LookupResult
+from tests.unit.conftest import World
+from tests.unit.fakes import LeaseRecord
+
+GUILD = "1000"
+OTHER = "2000"
+GUILD_MODE = {"ALLOWED_GUILD_IDS": GUILD, "GUILD_LIST_MIN_REFRESH_SECONDS": 10}
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def query(code: str, **params: str) -> InviteQuery:
+    return InviteQuery.parse(code, params or None)
+
+
+def routes(world: World) -> Counter[str]:
+    """The Discord calls made, by route: ``GET /guilds/{id}/invites`` and so on."""
+    named = Counter[str]()
+    for route in world.discord.calls:
+        parts = route.path.split("/")
+        if parts[1] == "guilds":
+            parts[2] = "{guild_id}"
+        named[f"{route.method} {'/'.join(parts)}"] += 1
+    return named
+
+
+def invite_calls(world: World) -> int:
+    return sum(1 for r in world.discord.calls if r.path.startswith("/invites/"))
+
+
+def listed(world: World, code: str, guild_id: str = GUILD, **fields: Any) -> dict[str, Any]:
+    metadata = {"created_at": iso(world.clock.now - 60), "max_age": 0, "uses": 1}
+    return world.discord.add_invite(code, guild_id, **(metadata | fields))
+
+
+@pytest.fixture
+def guilds(world: World) -> World:
+    listed(world, "ours-1")
+    listed(world, "ours-2")
+    world.discord.counts[GUILD] = {
+        "approximate_member_count": 120,
+        "approximate_presence_count": 30,
+    }
+    return world
+
+
+def test_a_listed_code_is_answered_from_the_list_in_a_lookups_shape(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE)
+    first = lookups.lookup(query("ours-1"))
+    assert first.found
+    assert first.cache_status is CacheStatus.MISS
+    body = json.loads(first.entry.body)
+    assert body["code"] == "ours-1"
+    assert not {"uses", "max_age", "created_at"} & set(body)  # the listing's own metadata
+    assert invite_calls(guilds) == 0  # no GET /invites/{code}: the list knew it
+    assert lookups.lookup(query("ours-2")).found
+    assert lookups.lookup(query("ours-1")).cache_status is CacheStatus.HIT
+    assert routes(guilds) == {
+        "GET /guilds/{guild_id}/invites": 1,
+        "GET /guilds/{guild_id}": 1,
+    }
+
+
+def test_a_flood_of_random_codes_costs_one_read_of_the_lists_per_interval(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE)
+    answers: list[LookupResult] = []
+    for second in range(60):  # a minute at 10 random codes a second
+        answers += [lookups.lookup(query(f"rnd{second:03d}x{n}")) for n in range(10)]
+        guilds.clock.advance(1)
+    assert not any(a.found for a in answers)
+    assert invite_calls(guilds) == 0
+    # One read of the lists per GUILD_LIST_MIN_REFRESH_SECONDS, however many codes.
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 6
+    assert all(a.fresh_for <= 10 for a in answers)  # no 404 is kept past the next read
+    assert not guilds.cache.unknown
+    assert not guilds.cache.entries
+
+
+def test_an_invite_made_now_is_served_once_the_lists_may_be_read_again(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE)
+    assert lookups.lookup(query("ours-1")).found
+    listed(guilds, "new-1")
+    early = lookups.lookup(query("new-1"))
+    assert not early.found
+    assert 0 < early.fresh_for <= 10
+    guilds.clock.advance(early.fresh_for + 0.1)  # as a browser would, obeying max-age
+    assert lookups.lookup(query("new-1")).found
+    assert invite_calls(guilds) == 0
+
+
+def test_counts_and_events_come_from_one_call_per_guild_per_window(guilds: World) -> None:
+    guilds.discord.events[GUILD] = [{"id": "555", "guild_id": GUILD, "name": "Launch"}]
+    lookups = guilds.lookups(**GUILD_MODE, CACHE_FRESH_SECONDS=60)
+    counted = json.loads(lookups.lookup(query("ours-1", with_counts="true")).entry.body)
+    assert (counted["approximate_member_count"], counted["approximate_presence_count"]) == (
+        120,
+        30,
+    )
+    assert "approximate_member_count" not in json.loads(lookups.lookup(query("ours-2")).entry.body)
+    event = json.loads(lookups.lookup(query("ours-1", guild_scheduled_event_id="0555")).entry.body)
+    assert event["guild_scheduled_event"]["name"] == "Launch"
+    for n in range(200):  # random event ids on a real code: no call each
+        other = lookups.lookup(query("ours-2", guild_scheduled_event_id=str(9000 + n)))
+        assert "guild_scheduled_event" not in json.loads(other.entry.body)
+    lookups.lookup(query("ours-2", with_counts="true"))
+    assert routes(guilds) == {
+        "GET /guilds/{guild_id}/invites": 1,
+        "GET /guilds/{guild_id}": 1,  # the counts read with the list serve the window
+        "GET /guilds/{guild_id}/scheduled-events": 1,
+    }
+    assert invite_calls(guilds) == 0
+    guilds.clock.advance(61)
+    lookups.lookup(query("ours-1", with_counts="true"))
+    assert routes(guilds)["GET /guilds/{guild_id}"] == 2
+
+
+def test_the_upstream_bound_holds_for_every_guild_whatever_is_asked(world: World) -> None:
+    guild_ids = [str(1000 + g) for g in range(3)]
+    for guild_id in guild_ids:
+        for n in range(5):
+            listed(world, f"g{guild_id}i{n}", guild_id)
+        world.discord.events[guild_id] = []
+    lookups = world.lookups(
+        ALLOWED_GUILD_IDS=",".join(guild_ids),
+        GUILD_LIST_MIN_REFRESH_SECONDS=10,
+        CACHE_FRESH_SECONDS=60,
+    )
+    for step in range(600):  # ten minutes: real codes in every variant, and random ones
+        guild_id = guild_ids[step % 3]
+        lookups.lookup(query(f"g{guild_id}i{step % 5}", with_counts="true"))
+        lookups.lookup(query(f"g{guild_id}i{step % 5}", guild_scheduled_event_id=str(step)))
+        lookups.lookup(query(f"random{step}"))
+        world.clock.advance(1)
+    # Per guild and freshness window W (60 s): W / GUILD_LIST_MIN_REFRESH_SECONDS listings and
+    # as many guild reads, one more guild read for counts, one events read: 14 a guild.
+    windows = 10
+    per_guild = Counter(r.path.split("/")[2] for r in world.discord.calls)
+    assert invite_calls(world) == 0
+    assert all(per_guild[g] <= 14 * windows for g in guild_ids), per_guild
+
+
+def test_a_vanity_code_is_looked_up_per_code(guilds: World) -> None:
+    guilds.discord.vanity[GUILD] = "our-vanity"
+    # Discord's listing never shows the vanity invite: only GET /invites/{code} knows it.
+    guilds.discord.invites["our-vanity"] = {"code": "our-vanity", "guild": {"id": GUILD}}
+    lookups = guilds.lookups(**GUILD_MODE)
+    result = lookups.lookup(query("Our-Vanity"))
+    assert result.found is False  # the fake's codes match in one case only
+    assert invite_calls(guilds) == 1  # but it was asked of Discord, as a vanity code is
+    assert lookups.lookup(query("our-vanity")).found
+    assert invite_calls(guilds) == 2
+
+
+def test_a_guild_whose_list_cannot_be_read_falls_back_to_per_code_lookups(
+    guilds: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    guilds.discord.refuse[f"GET /guilds/{GUILD}/invites"] = DiscordMissingPermissions(status=403)
+    listed(guilds, "theirs-1", OTHER)
+    caplog.set_level(logging.WARNING)
+    lookups = guilds.lookups(**GUILD_MODE)
+    assert lookups.lookup(query("ours-1")).found  # per code, under the budget
+    assert invite_calls(guilds) == 1
+    theirs = lookups.lookup(query("theirs-1"))  # per code, and not ours: as an unknown invite
+    assert not theirs.found
+    assert lookups.lookup(query("theirs-1")).cache_status is CacheStatus.HIT  # remembered
+    warnings = [r for r in caplog.records if "Manage Server" in r.getMessage()]
+    assert len(warnings) == 1  # one warning, not one a lookup
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 1
+    guilds.clock.advance(601)  # tried again after a while
+    del guilds.discord.refuse[f"GET /guilds/{GUILD}/invites"]
+    lookups.lookup(query("ours-2"))
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 2
+    calls_before = invite_calls(guilds)
+    guilds.clock.advance(61)
+    assert lookups.lookup(query("ours-1")).found
+    assert invite_calls(guilds) == calls_before  # from the list again
+
+
+def test_a_revoked_code_leaves_the_mirror_at_once(guilds: World) -> None:
+    lookups, revocations = guilds.api(**GUILD_MODE)
+    assert lookups.lookup(query("ours-1")).found
+    revocations.revoke_request("ours-1", None, actor="unit")
+    gone = lookups.lookup(query("ours-1"))
+    assert not gone.found
+    assert gone.fresh_for <= 10
+
+
+def test_a_listing_read_before_a_revocation_does_not_bring_it_back(guilds: World) -> None:
+    lookups, revocations = guilds.api(**GUILD_MODE)
+
+    def revoke_meanwhile(route: Any) -> None:
+        # The listing has left Discord with the code in it; now the admin revokes it.
+        revocations.revoke_request("ours-1", None, actor="unit")
+
+    guilds.discord.while_answering.append(revoke_meanwhile)
+    lookups.lookup(query("ours-2"))
+    assert "ours-1" not in guilds.mirror.listed
+    assert not lookups.lookup(query("ours-1")).found
+
+
+def test_an_invite_deleted_on_discord_itself_leaves_within_a_window(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE, CACHE_FRESH_SECONDS=60)
+    assert lookups.lookup(query("ours-1")).found
+    del guilds.discord.invites["ours-1"]
+    guilds.discord.guilds[GUILD].remove("ours-1")
+    guilds.clock.advance(61)
+    assert not lookups.lookup(query("ours-1")).found
+    assert invite_calls(guilds) == 0
+
+
+def test_an_expired_invite_is_never_served_from_the_list(world: World) -> None:
+    listed(world, "brief-1", max_age=120, created_at=iso(world.clock.now - 60))
+    lookups = world.lookups(**GUILD_MODE)
+    first = lookups.lookup(query("brief-1"))
+    assert first.found
+    assert first.fresh_for <= 60
+    world.clock.advance(61)
+    assert not lookups.lookup(query("brief-1")).found
+
+
+def test_a_rule_runs_listing_refreshes_the_mirror(guilds: World) -> None:
+    runner = guilds.runner(ALLOWED_GUILD_IDS=GUILD)
+    runner.run_event(
+        {"name": "dry", "guild_id": GUILD, "match": {"permanent": True}, "dry_run": True},
+        Deadline.from_remaining_ms(300_000, clock=guilds.clock),
+    )
+    assert set(guilds.mirror.listed) == {"ours-1", "ours-2"}
+    lookups = guilds.lookups(**GUILD_MODE)
+    assert lookups.lookup(query("ours-1")).found
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 1  # the rule run's, serving both
+
+
+def test_a_lookup_waits_on_anothers_refresh_no_longer_than_the_bound(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE, COALESCE_WAIT_SECONDS=1)
+    # Another instance is reading the list now, and takes its time.
+    guilds.lease_records[(guild_work(GUILD), "listing")] = LeaseRecord(
+        "elsewhere", guilds.clock.now + 30
+    )
+    started = guilds.clock.now
+    result = lookups.lookup(query("nowhere-1"))
+    assert not result.found
+    assert guilds.clock.now - started <= 1.0
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 0
+
+
+def test_a_refresh_another_finishes_is_used_at_once(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE, COALESCE_WAIT_SECONDS=2)
+    other = guilds.lookups(**GUILD_MODE)
+    guilds.lease_records[(guild_work(GUILD), "listing")] = LeaseRecord(
+        "elsewhere", guilds.clock.now + 30
+    )
+
+    def the_other_instance_reads_the_list() -> None:
+        del guilds.lease_records[(guild_work(GUILD), "listing")]
+        other.lookup(query("ours-2"))
+
+    guilds.clock.meanwhile.append(the_other_instance_reads_the_list)
+    started = guilds.clock.now
+    assert lookups.lookup(query("ours-1")).found
+    assert guilds.clock.now - started < 0.5
+
+
+def test_a_failing_discord_is_asked_for_the_list_once_per_interval(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE)
+    guilds.discord.refuse[f"GET /guilds/{GUILD}/invites"] = DiscordServerError(status=500)
+    with pytest.raises(DiscordServerError):
+        lookups.lookup(query("ours-1"))
+    for _ in range(99):  # the others answer from that failure, at once, for the interval
+        started = guilds.clock.now
+        with pytest.raises(LookupRecentlyFailed):
+            lookups.lookup(query("ours-1"))
+        assert guilds.clock.now == started
+        guilds.clock.advance(0.1)
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 1
+
+
+def test_with_the_table_down_lookups_go_per_code(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE)
+    guilds.table.down = True
+    assert lookups.lookup(query("ours-1")).found
+    assert invite_calls(guilds) == 1  # per code, under the instance's share of the budget
