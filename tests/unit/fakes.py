@@ -484,6 +484,11 @@ class InMemoryGuildMirror:
     ) -> None:
         self._set(guild_id, unreadable_until=until, deadline=deadline)
 
+    def mark_vanity_read(
+        self, guild_id: str, now: float, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        self._set(guild_id, vanity_at=now, deadline=deadline)
+
     def events(
         self, guild_id: str, *, deadline: Deadline = NO_DEADLINE
     ) -> list[dict[str, Any]] | None:

@@ -165,15 +165,27 @@ def test_the_upstream_bound_holds_for_every_guild_whatever_is_asked(world: World
     assert all(per_guild[g] <= 14 * windows for g in guild_ids), per_guild
 
 
-def test_a_vanity_code_is_looked_up_per_code(guilds: World) -> None:
+def test_the_vanity_code_is_mirrored_from_its_own_lookup_once_a_window(guilds: World) -> None:
     guilds.discord.vanity[GUILD] = "our-vanity"
     # Discord's listing never shows the vanity invite: only GET /invites/{code} knows it.
     guilds.discord.invites["our-vanity"] = {"code": "our-vanity", "guild": {"id": GUILD}}
-    lookups = guilds.lookups(**GUILD_MODE)
-    result = lookups.lookup(query("Our-Vanity"))
-    assert result.found is False  # the fake's codes match in one case only
-    assert invite_calls(guilds) == 1  # but it was asked of Discord, as a vanity code is
+    lookups = guilds.lookups(**GUILD_MODE, CACHE_FRESH_SECONDS=60)
     assert lookups.lookup(query("our-vanity")).found
+    assert invite_calls(guilds) == 1
+    # Any spelling, any variant, any event id: from the mirror, no call each.
+    spelled = lookups.lookup(query("OUR-Vanity", with_counts="true"))
+    assert json.loads(spelled.entry.body)["code"] == "our-vanity"
+    for n in range(50):
+        assert lookups.lookup(query("our-vanity", guild_scheduled_event_id=str(n + 1))).found
+    assert invite_calls(guilds) == 1
+    # A rule run's listing (which never shows it) keeps it.
+    guilds.runner(ALLOWED_GUILD_IDS=GUILD).run_event(
+        {"name": "dry", "guild_id": GUILD, "match": {"permanent": True}, "dry_run": True},
+        Deadline.from_remaining_ms(300_000, clock=guilds.clock),
+    )
+    assert "our-vanity" in guilds.mirror.listed
+    guilds.clock.advance(61)  # read again with the next list, once a window
+    lookups.lookup(query("nowhere-1"))
     assert invite_calls(guilds) == 2
 
 

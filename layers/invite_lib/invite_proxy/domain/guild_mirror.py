@@ -99,6 +99,7 @@ class GuildRecord:
     counts: dict[str, int] | None = None  # the guild's approximate counts
     counts_at: float | None = None  # when they were read
     events_at: float | None = None  # when its scheduled events were read
+    vanity_at: float | None = None  # when its vanity invite was last looked up
 
     def unreadable(self, now: float) -> bool:
         return self.unreadable_until is not None and now < self.unreadable_until

@@ -15,7 +15,7 @@ read (the bot lacks Manage Server), and any code while the table is down.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +29,7 @@ from invite_proxy.domain.errors import (
     LookupInProgress,
     LookupRecentlyFailed,
     TableUnavailable,
+    UnknownInvite,
 )
 from invite_proxy.domain.guild_mirror import (
     GuildModePolicy,
@@ -45,6 +46,7 @@ from invite_proxy.domain.guild_mirror import (
 from invite_proxy.domain.leases import HeldElsewhere, Lease
 
 if TYPE_CHECKING:
+    from invite_proxy.domain.guard import Caller
     from invite_proxy.domain.inputs import InviteQuery
     from invite_proxy.domain.payloads import DiscordResponse
     from invite_proxy.services.lookup import FetchLeases
@@ -76,6 +78,7 @@ class MirrorStore(Protocol):
         deadline: Deadline = ...,
     ) -> None: ...
     def mark_unreadable(self, guild_id: str, until: float, *, deadline: Deadline = ...) -> None: ...
+    def mark_vanity_read(self, guild_id: str, now: float, *, deadline: Deadline = ...) -> None: ...
     def events(self, guild_id: str, *, deadline: Deadline = ...) -> list[dict[str, Any]] | None: ...
     def record_events(
         self, guild_id: str, events: list[dict[str, Any]], now: float, *, deadline: Deadline = ...
@@ -83,7 +86,18 @@ class MirrorStore(Protocol):
 
 
 class GuildSource(Protocol):
-    """Discord's guild routes, through the guard (they spend no lookup budget)."""
+    """Discord's guild routes, through the guard (they spend no lookup budget), and the
+    vanity invite's lookup (which does)."""
+
+    def lookup_invite(
+        self,
+        code: str,
+        params: Mapping[str, str],
+        *,
+        deadline: Deadline,
+        call_deadline: Deadline,
+        caller: Caller = None,
+    ) -> DiscordResponse: ...
 
     def list_guild_invites(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse: ...
     def guild_with_counts(self, guild_id: str, *, deadline: Deadline) -> DiscordResponse: ...
@@ -97,12 +111,22 @@ def mirror_listing(
     listed_at: float,
     now: float,
     deadline: Deadline,
+    *,
+    vanity: MirroredInvite | None = None,
 ) -> int:
     """Write a guild's listing (``GET /guilds/{id}/invites``, read from ``listed_at``) into
-    the mirror; how many invites it holds. A rule run's listing serves this too."""
+    the mirror; how many invites it holds. A rule run's listing serves this too.
+
+    The vanity invite is never in a listing: it is mirrored from its own lookup
+    (``vanity``), or the copy already mirrored is kept."""
     if not isinstance(payload, list):
         raise DiscordError(detail="the guild invite listing is not a list")
     invites = [m for item in payload if isinstance(item, dict) and (m := mirrored(item, guild_id))]
+    if vanity is None:
+        code = store.state(deadline=deadline).record(guild_id).vanity
+        vanity = store.get(code, now, consistent=True, deadline=deadline) if code else None
+    if vanity is not None and all(invite.code != vanity.code for invite in invites):
+        invites.append(vanity)
     store.refresh(guild_id, invites, now, listed_at=listed_at, deadline=deadline)
     obs.count("GuildListRefresh")
     # A count per refresh; the dashboard shows its maximum as the mirror's size.
@@ -148,9 +172,10 @@ class GuildMode:
         listed = self._store.get(query.code, now, deadline=deadline)
         state = self._store.state(deadline=deadline)
         if listed is None:
-            if state.vanity_guild(query.code) is not None:
-                return None
+            listed = self._vanity(query.code, state, deadline)
+        if listed is None:
             listed, state = self._look_again(query.code, state, deadline)
+            listed = listed or self._vanity(query.code, state, deadline)
         if listed is None:
             now = self._clock()
             if state.vanity_guild(query.code) is not None or self._any_unreadable(state, now):
@@ -160,6 +185,15 @@ class GuildMode:
                 query.code, query.variant, now, self._policy.next_refresh(state, now)
             )
         return self._from_mirror(listed, state, query, deadline)
+
+    def _vanity(self, code: str, state: MirrorState, deadline: Deadline) -> MirroredInvite | None:
+        """A guild's vanity code asked in another case (Discord matches it in any): its
+        mirrored copy, under the code as the guild spells it."""
+        guild_id = state.vanity_guild(code)
+        vanity = state.record(guild_id).vanity if guild_id else None
+        if vanity is None or vanity == code:
+            return None
+        return self._store.get(vanity, self._clock(), deadline=deadline)
 
     # -- a code no list has ------------------------------------------------------------
     def _look_again(
@@ -236,11 +270,20 @@ class GuildMode:
                 extra={"guild_id": guild_id, "detail": exc.detail},
             )
             return until
-        self._record_guild(guild_id, deadline)  # its vanity code, and counts while here
-        mirror_listing(self._store, guild_id, listing.payload, listed_at, self._clock(), deadline)
+        guild = self._read_guild(guild_id, deadline)  # its vanity code, and counts while here
+        vanity = self._vanity_invite(guild_id, vanity_of(guild) if guild else None, deadline)
+        mirror_listing(
+            self._store,
+            guild_id,
+            listing.payload,
+            listed_at,
+            self._clock(),
+            deadline,
+            vanity=vanity,
+        )
         return listed_at + self._policy.min_refresh_seconds
 
-    def _record_guild(self, guild_id: str, deadline: Deadline) -> None:
+    def _read_guild(self, guild_id: str, deadline: Deadline) -> dict[str, Any] | None:
         try:
             guild = self._discord.guild_with_counts(
                 guild_id, deadline=deadline.within(self._call_seconds)
@@ -248,11 +291,40 @@ class GuildMode:
         except InviteProxyError as exc:
             # The listing stands without it; the vanity code and counts are read next time.
             obs.logger.warning("guild not read", extra={"guild_id": guild_id, "error": exc.code})
-            return
-        if isinstance(guild, dict):
-            self._store.record_guild(
-                guild_id, counts_of(guild), vanity_of(guild), self._clock(), deadline=deadline
+            return None
+        if not isinstance(guild, dict):
+            return None
+        self._store.record_guild(
+            guild_id, counts_of(guild), vanity_of(guild), self._clock(), deadline=deadline
+        )
+        return guild
+
+    def _vanity_invite(
+        self, guild_id: str, code: str | None, deadline: Deadline
+    ) -> MirroredInvite | None:
+        """The vanity invite, mirrored from its own lookup once per freshness window, so
+        that neither its variants nor its spellings cost a call each."""
+        if code is None:
+            return None
+        now = self._clock()
+        kept = self._store.get(code, now, consistent=True, deadline=deadline)
+        read_at = self._store.state(deadline=deadline).record(guild_id).vanity_at
+        if kept is not None and not self._due(read_at):
+            return kept
+        try:
+            response = self._discord.lookup_invite(
+                code, {}, deadline=deadline, call_deadline=deadline.within(self._call_seconds)
             )
+        except UnknownInvite:
+            return None
+        except InviteProxyError as exc:
+            obs.logger.warning("vanity invite not read", extra={"error": exc.code})
+            return kept  # as it was; read again with the next list
+        invite = (
+            mirrored(response.payload, guild_id) if isinstance(response.payload, dict) else None
+        )
+        self._store.mark_vanity_read(guild_id, now, deadline=deadline)
+        return invite
 
     def _settle(
         self, lease: Lease, until: float, deadline: Deadline, *, failed: str | None = None

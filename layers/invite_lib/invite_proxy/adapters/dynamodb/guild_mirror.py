@@ -170,6 +170,12 @@ class DynamoDBGuildMirror(TableAdapter):
         """The guild's listing was refused: its codes are looked up one by one until then."""
         self._set_record(guild_id, {"unreadable": {"N": repr(until)}}, deadline)
 
+    def mark_vanity_read(
+        self, guild_id: str, now: float, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        """The vanity invite was looked up (it is never in a listing) and mirrored."""
+        self._set_record(guild_id, {"vanity_at": {"N": repr(now)}}, deadline)
+
     def events(
         self, guild_id: str, *, deadline: Deadline = NO_DEADLINE
     ) -> list[dict[str, Any]] | None:
@@ -289,6 +295,7 @@ def _record(fields: dict[str, dict[str, Any]]) -> GuildRecord:
         counts={name: int(n["N"]) for name, n in counts.items()} if counts else None,
         counts_at=number("counts_at"),
         events_at=number("events_at"),
+        vanity_at=number("vanity_at"),
     )
 
 
