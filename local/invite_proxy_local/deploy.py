@@ -63,6 +63,10 @@ def deploy(env: Mapping[str, str], build_dir: Path, extra: Sequence[str]) -> int
         command += ["--config-file", str(config)]
     else:
         print(f"First deploy: sam asks for each parameter and saves the answers in {config}.")
+        print(
+            "The first, AllowedGuildIds, is the ids of the servers the proxy serves (guild"
+            " mode); docs/deploy.md says how to find them."
+        )
         command += ["--guided", "--config-file", str(config)]
     return _run([*command, *extra], env)
 
