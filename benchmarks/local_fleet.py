@@ -6,10 +6,14 @@ Each process is one Lambda instance (its own memory, one request at a time), as
 
 from __future__ import annotations
 
+import http.client
+import math
+import queue
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from discord_emulator import DiscordEmulator, EmulatorState
 from invite_proxy_local.dynamodb import ensure_table, start_moto_server
@@ -22,6 +26,39 @@ from tests.e2e.local_processes import Process, clean_env
 class LocalFleet:
     urls: list[str]
     emulator: DiscordEmulator
+    endpoint: str  # the moto server's
+    table: str
+    idle: queue.Queue[str] = field(default_factory=queue.Queue)
+
+    def __post_init__(self) -> None:
+        for url in self.urls:
+            self.idle.put(url)
+
+    def get(self, source: str, path: str) -> tuple[int, dict[str, str], float]:
+        """One lookup (``/invites/<path>``) from ``source``, sent to an idle instance, as
+        API Gateway hands a request to an idle Lambda instance: (status, headers, ms)."""
+        instance = self.idle.get()
+        started = time.monotonic()
+        try:
+            host, port = instance.removeprefix("http://").split(":")
+            conn = http.client.HTTPConnection(
+                host, int(port), timeout=30, source_address=(source, 0)
+            )
+            try:
+                conn.request("GET", f"/invites/{path}")
+                response = conn.getresponse()
+                response.read()
+                status, headers = response.status, dict(response.getheaders())
+            finally:
+                conn.close()
+        finally:
+            self.idle.put(instance)
+        return status, headers, (time.monotonic() - started) * 1000
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)] if ordered else 0.0
 
 
 @contextmanager
@@ -46,7 +83,8 @@ def local_fleet(instances: int, *, rate_limit: int, name: str, **env: str) -> It
         for process in processes:
             process.wait_for("CORS:")
             process.keep_reading()
-        yield LocalFleet([f"http://127.0.0.1:{port}" for port in ports], emulator)
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        yield LocalFleet(urls, emulator, endpoint, table)
     finally:
         for process in processes:
             process.stop()

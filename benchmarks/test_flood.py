@@ -16,10 +16,7 @@ the flood's requests and the others' (flood_answer_ms_*, flood_legit_answer_ms_*
 
 from __future__ import annotations
 
-import http.client
-import math
 import os
-import queue
 import random
 import secrets
 import statistics
@@ -27,14 +24,12 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from benchmarks.local_fleet import local_fleet
+from benchmarks.local_fleet import LocalFleet, local_fleet, percentile
 from benchmarks.results import add, record
-from discord_emulator import DiscordEmulator
 
 SECONDS = float(os.environ.get("FLOOD_SECONDS", "60"))
 RATE = float(os.environ.get("FLOOD_RATE", "10"))  # the flooder's requests a second
@@ -45,47 +40,18 @@ FLOODER = "127.0.0.2"
 ROUTE = "GET /invites/{code}"
 
 
-@dataclass
-class Run:
-    urls: list[str]
-    emulator: DiscordEmulator
-    idle: queue.Queue[str] = field(default_factory=queue.Queue)
-
-
 @pytest.fixture(scope="module")
-def run() -> Iterator[Run]:
+def run() -> Iterator[LocalFleet]:
     with local_fleet(INSTANCES, rate_limit=10, name="flood") as fleet:
-        flood_run = Run(fleet.urls, fleet.emulator)
-        for url in flood_run.urls:
-            flood_run.idle.put(url)
-        yield flood_run
+        yield fleet
 
 
-def get(run: Run, source: str, code: str) -> tuple[int, float]:
-    """One lookup from ``source``, sent to an idle instance: (status, milliseconds)."""
-    instance = run.idle.get()
-    started = time.monotonic()
-    try:
-        host, port = instance.removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=30, source_address=(source, 0))
-        try:
-            conn.request("GET", f"/invites/{code}")
-            response = conn.getresponse()
-            response.read()
-            status = response.status
-        finally:
-            conn.close()
-    finally:
-        run.idle.put(instance)
-    return status, (time.monotonic() - started) * 1000
+def get(run: LocalFleet, source: str, code: str) -> tuple[int, float]:
+    status, _, ms = run.get(source, code)
+    return status, ms
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)] if ordered else 0.0
-
-
-def test_a_flood_from_one_caller(benchmark: Any, run: Run) -> None:
+def test_a_flood_from_one_caller(benchmark: Any, run: LocalFleet) -> None:
     rng = random.Random(20261204)
     guild = run.emulator.state.add_guild("Flooded")
     before = [f"real-{n:03}" for n in range(CALLERS * 3)]

@@ -33,6 +33,15 @@ KEYS = {
     "flood_answer_ms_p99",
     "flood_legit_answer_ms_p50",
     "flood_legit_answer_ms_p99",
+    "guild_flood_legit_success_ratio",
+    "guild_flood_new_invite_seconds",
+    "guild_flood_upstream_ratio",
+    "guild_flood_answer_ms_p50",
+    "guild_flood_answer_ms_p99",
+    "guild_flood_legit_answer_ms_p50",
+    "guild_flood_legit_answer_ms_p99",
+    "guild_refresh_1000_ms",
+    "guild_refresh_1000_unchanged_ms",
     "layer_zip_bytes",
     "api_zip_bytes",
 }
@@ -57,6 +66,8 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         SWEEP_ROUNDS="2",
         FLOOD_SECONDS="3",
         FLOOD_RATE="2",  # within its share: the smoke waits for no refill
+        GUILD_INVITES="50",
+        GUILD_FLOOD_INTERVAL="1",
     )
     run = subprocess.run(
         [
