@@ -109,6 +109,7 @@ class InMemoryCache:
         self.entries: dict[tuple[str, str], CacheEntry] = {}
         self.unknown: dict[str, CacheEntry] = {}  # codes Discord said do not exist
         self.revoked: dict[str, _Revoked] = {}
+        self.foreign_events: dict[tuple[str, str], float] = {}  # an event not the guild's
         self.leases: InMemoryLeases | None = None  # eviction clears these too
         self.mirror: InMemoryGuildMirror | None = None  # and the code's mirrored copy
 
@@ -144,6 +145,18 @@ class InMemoryCache:
         if entry.kind is EntryKind.UNKNOWN:
             self.unknown[entry.code] = entry
         return True
+
+    def foreign_event(
+        self, code: str, event_id: str, now: float, *, deadline: Deadline = NO_DEADLINE
+    ) -> bool:
+        self.table.charge(1, deadline)
+        return self.foreign_events.get((code, event_id), 0.0) > now
+
+    def remember_foreign_event(
+        self, code: str, event_id: str, until: float, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        self.table.charge(1, deadline)
+        self.foreign_events[(code, event_id)] = until
 
     def variants_of(self, code: str) -> list[str]:
         return [variant for (c, variant) in self.entries if c == code]

@@ -310,3 +310,25 @@ def test_a_failing_table_does_not_fail_lookups(world: World) -> None:
     assert lookups.lookup(PLAIN).cache_status is CacheStatus.MISS
     assert lookups.lookup(PLAIN).cache_status is CacheStatus.MISS
     assert calls(world) == 2
+
+
+def test_an_event_id_not_the_guilds_stays_learned_whatever_else_is_asked(world: World) -> None:
+    world.discord.add_invite("abc-123")
+    lookups = world.lookups(NEGATIVE_CACHE_SECONDS=60)
+    lookups.lookup(PLAIN)
+    asked = InviteQuery.parse("abc-123", {"with_counts": "1", "guild_scheduled_event_id": "77"})
+    assert lookups.lookup(asked).cache_status is CacheStatus.MISS  # Discord: not its event
+    assert calls(world) == 2
+    # The same event id with another variant: answered as the lookup without it (a hit).
+    again = lookups.lookup(InviteQuery.parse("abc-123", {"guild_scheduled_event_id": "0077"}))
+    assert again.cache_status is CacheStatus.HIT
+    assert again.entry.body == lookups.lookup(PLAIN).entry.body
+    assert calls(world) == 2
+    world.clock.advance(61)  # learned for the negative-cache time, then asked again
+    lookups.lookup(InviteQuery.parse("abc-123", {"guild_scheduled_event_id": "77"}))
+    assert calls(world) == 3
+
+
+def test_an_event_id_is_a_number_one_key_however_it_is_written() -> None:
+    spelled = [InviteQuery.parse("abc-123", {"guild_scheduled_event_id": e}) for e in ("5", "005")]
+    assert spelled[0].variant == spelled[1].variant == "counts=0#event=5"

@@ -129,7 +129,13 @@ class InviteQuery:
             problems.append(f"guild_scheduled_event_id: {SNOWFLAKE_RULE}")
         if problems:
             raise InvalidInput("Invalid " + "; ".join(problems) + ".")
+        if event_id is not None:
+            event_id = str(int(event_id))  # a number to Discord: 0123 is 123, one cache key
         return cls(code, bool(with_counts), event_id)
+
+    def without_event(self) -> InviteQuery:
+        """The same lookup with no event: what Discord answers for an event not the guild's."""
+        return InviteQuery(self.code, self.with_counts, None)
 
     @property
     def variant(self) -> str:

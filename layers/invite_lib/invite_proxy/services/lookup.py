@@ -77,6 +77,12 @@ class InviteCache(Protocol):
     def put(
         self, entry: CacheEntry, *, fetch_started: float | None = None, deadline: Deadline = ...
     ) -> bool: ...
+    def foreign_event(
+        self, code: str, event_id: str, now: float, *, deadline: Deadline = ...
+    ) -> bool: ...
+    def remember_foreign_event(
+        self, code: str, event_id: str, until: float, *, deadline: Deadline = ...
+    ) -> None: ...
 
 
 class FetchLeases(Protocol):
@@ -175,6 +181,10 @@ class InviteLookupService:
             mirrored = self._from_mirror(self._guild_mode, query, cached, deadline)
             if mirrored is not None:
                 return mirrored
+        if self._foreign_event(query, now, deadline):
+            # Learned lately: Discord answers this event id as if none were asked.
+            obs.count("ForeignEventRemembered")
+            return self.lookup(query.without_event(), deadline=deadline, caller=caller)
         claim = self._claim(query, now, deadline)
         wait_until = min(now + self._coalescing.wait_seconds, lookup_deadline.at)
         while isinstance(claim, HeldElsewhere):
@@ -326,6 +336,9 @@ class InviteLookupService:
         except ValidationError:
             obs.count_by("UpstreamError", "ErrorKind", DiscordError.code)
             raise DiscordError(status=response.status, detail="body is not an invite") from None
+        event_id = query.guild_scheduled_event_id
+        if event_id is not None and "guild_scheduled_event" not in response.payload:
+            self._remember_foreign_event(query.code, event_id, now, fetch.deadline)
         allowed = self._allowed_guilds
         if allowed is not None and guild_of(response.payload) not in allowed:
             # Not ours to resolve: answered and cached exactly like an unknown invite.
@@ -345,6 +358,29 @@ class InviteLookupService:
         except TableUnavailable as exc:
             self._cache_failed(exc)
             return None
+
+    def _foreign_event(self, query: InviteQuery, now: float, deadline: Deadline) -> bool:
+        event_id = query.guild_scheduled_event_id
+        if event_id is None or self._policy.negative_seconds == 0:
+            return False
+        try:
+            return self._cache.foreign_event(query.code, event_id, now, deadline=deadline)
+        except TableUnavailable as exc:
+            self._cache_failed(exc)
+            return False
+
+    def _remember_foreign_event(
+        self, code: str, event_id: str, now: float, deadline: Deadline
+    ) -> None:
+        """An event id that is not the guild's stays learned for the negative-cache time,
+        whatever else is asked with it: a lookup of it again is a lookup without it."""
+        if self._policy.negative_seconds == 0:
+            return
+        try:
+            until = now + self._policy.negative_seconds
+            self._cache.remember_foreign_event(code, event_id, until, deadline=deadline)
+        except TableUnavailable as exc:
+            self._cache_failed(exc)
 
     def _write(self, entry: CacheEntry, deadline: Deadline, *, fetch_started: float) -> bool:
         """Store a fetched entry; whether it was stored."""

@@ -63,6 +63,34 @@ class DynamoDBInviteCache(TableAdapter):
                 return None if entry is None or entry.is_expired(now) else entry
         return None
 
+    def foreign_event(
+        self, code: str, event_id: str, now: float, *, deadline: Deadline = NO_DEADLINE
+    ) -> bool:
+        """Whether the event id was found not to be the invite's guild's, lately."""
+        response = self._calls.call(
+            "GetItem",
+            partial(
+                self._client.get_item,
+                TableName=self._table,
+                Key=keys.foreign_event_key(code, event_id),
+            ),
+            deadline=deadline,
+        )
+        item = response.get("Item")
+        return item is not None and int(item[keys.TTL_ATTRIBUTE]["N"]) > now
+
+    def remember_foreign_event(
+        self, code: str, event_id: str, until: float, *, deadline: Deadline = NO_DEADLINE
+    ) -> None:
+        item = keys.foreign_event_key(code, event_id) | {
+            keys.TTL_ATTRIBUTE: {"N": str(math.ceil(until))}
+        }
+        self._calls.call(
+            "PutItem",
+            partial(self._client.put_item, TableName=self._table, Item=item),
+            deadline=deadline,
+        )
+
     def put(
         self,
         entry: CacheEntry,

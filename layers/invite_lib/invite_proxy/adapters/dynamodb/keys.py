@@ -5,6 +5,8 @@
                            sk = "revoked"             when the code was last revoked
                            sk = "unknown"             Discord said no such invite, whatever
                                                       the variant asked (cache.py)
+                           sk = "event#<id>"          an event id found not to be the invite's
+                                                      guild's, whatever else asked (cache.py)
                            sk = "listed"              the invite as its guild's listing shows
                                                       it (guild_mirror.py)
     pk = "invite#guild:<id>"  sk = "lease#<work>"     who reads the guild's list, counts or
@@ -65,6 +67,10 @@ def revoked_key(code: str) -> Key:
 
 def unknown_key(code: str) -> Key:
     return key(invite_partition(code), UNKNOWN_SORT_KEY)
+
+
+def foreign_event_key(code: str, event_id: str) -> Key:
+    return key(invite_partition(code), f"event#{event_id}")
 
 
 def listed_key(code: str) -> Key:
