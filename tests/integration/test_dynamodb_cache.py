@@ -203,3 +203,16 @@ def test_an_eviction_never_runs_past_the_deadline(
         ExpressionAttributeValues={":pk": {"S": keys.invite_partition("slow")}},
     )["Items"]
     assert len(left) == 3  # the copies it did not reach are there: the caller must report them
+
+
+def test_an_event_found_not_the_guilds_is_remembered_until_its_time(
+    cache: DynamoDBInviteCache,
+) -> None:
+    now = time.time()
+    assert not cache.foreign_event("ev-code", "77", now)
+    cache.remember_foreign_event("ev-code", "77", now + 60)
+    assert cache.foreign_event("ev-code", "77", now)
+    assert not cache.foreign_event("ev-code", "78", now)
+    assert not cache.foreign_event("ev-code", "77", now + 61)  # DynamoDB's TTL is lazy
+    cache.evict("ev-code", revoked_at=now)  # a revocation forgets it with the rest
+    assert not cache.foreign_event("ev-code", "77", now)
