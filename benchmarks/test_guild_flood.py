@@ -136,6 +136,9 @@ def test_a_flood_in_guild_mode(benchmark: Any, run: LocalFleet) -> None:
         "flood_statuses": {s: flood_statuses.count(s) for s in set(flood_statuses)},
         "legit_lookups": len(legit),
         "upstream_calls": len(upstream),
+        "by_route": {
+            r: sum(1 for u in upstream if u.route == r) for r in {u.route for u in upstream}
+        },
         "bound": bound(spans[0]),
         "invites_asked": [r.path for r in invites_asked],
         "event": event.id,

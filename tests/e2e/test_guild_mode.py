@@ -31,7 +31,7 @@ INTERVAL = 2  # GUILD_LIST_MIN_REFRESH_SECONDS here: a short test, the same rule
 
 
 def routes(emulator: DiscordEmulator) -> Counter[str]:
-    return Counter(r.route for r in emulator.state.requests)
+    return Counter(r.route or "" for r in emulator.state.requests)
 
 
 def guild_mode(start_api: Callable[..., LocalRun], guild: Guild, **env: str) -> LocalRun:
