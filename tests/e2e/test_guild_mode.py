@@ -152,3 +152,25 @@ def test_a_guild_the_bot_may_not_list_is_looked_up_per_code(
     assert len(warnings) == 1
     blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     assert sum(b.get("GuildListUnreadable", [0])[0] for b in blobs) == 1
+
+
+def test_with_the_table_down_an_instance_answers_from_its_own_read_of_the_list(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    from invite_proxy_local.dynamodb import start_moto_server
+
+    server, endpoint = start_moto_server()
+    run = guild_mode(
+        start_api,
+        guild,
+        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
+        CACHE_TABLE_NAME="outage-table",
+        TABLE_CIRCUIT_SECONDS="60",  # one failure, then the table is skipped: a quick test
+    )
+    server.stop()  # type: ignore[attr-defined]  # from now on, connections are refused
+    codes = [emulator.state.add_invite(guild, code=f"gm-out-{n}").code for n in range(5)]
+    answers = [requests.get(f"{run.url}/invites/{code}", timeout=15) for code in codes]
+    answers += [requests.get(f"{run.url}/invites/rnd{n}x", timeout=15) for n in range(20)]
+    assert [a.status_code for a in answers] == [200] * 5 + [404] * 20
+    calls = routes(emulator)
+    assert (calls[INVITE], calls[LISTING]) == (0, 1)  # one read of the list, by the instance

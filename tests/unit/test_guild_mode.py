@@ -318,8 +318,30 @@ def test_a_failing_discord_is_asked_for_the_list_once_per_interval(guilds: World
     assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 1
 
 
-def test_with_the_table_down_lookups_go_per_code(guilds: World) -> None:
+def test_with_the_table_down_an_instance_reads_the_lists_itself(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE)
+    other = guilds.lookups(**GUILD_MODE)
+    guilds.table.down = True
+    for n in range(100):  # real codes, and a flood of random ones, on two instances
+        assert lookups.lookup(query("ours-1")).found
+        assert other.lookup(query("ours-2", with_counts="true")).found
+        assert not lookups.lookup(query(f"rnd{n}")).found
+        guilds.clock.advance(0.3)
+    assert invite_calls(guilds) == 0  # never a lookup per code
+    # Each instance reads the list itself, once per interval: 30 s, 2 instances.
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] <= 2 * (30 / 10 + 1)
+    guilds.table.down = False
+    listed(guilds, "new-1")
+    guilds.clock.advance(11)
+    assert lookups.lookup(query("new-1")).found  # the table's mirror again
+
+
+def test_with_the_table_down_a_failed_read_is_not_a_guess(guilds: World) -> None:
     lookups = guilds.lookups(**GUILD_MODE)
     guilds.table.down = True
-    assert lookups.lookup(query("ours-1")).found
-    assert invite_calls(guilds) == 1  # per code, under the instance's share of the budget
+    guilds.discord.refuse[f"GET /guilds/{GUILD}/invites"] = DiscordServerError(status=500)
+    with pytest.raises(DiscordServerError):
+        lookups.lookup(query("ours-1"))
+    with pytest.raises(LookupRecentlyFailed):
+        lookups.lookup(query("ours-1"))
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 1

@@ -189,25 +189,32 @@ def guild_mode(
     guilds = settings.allowed_guilds
     if guilds is None or mirror is None:
         return None
+    from invite_proxy.adapters.guild_mirror_memory import InstanceGuildMirror, InstanceLeases
     from invite_proxy.domain.guild_mirror import GuildModePolicy
     from invite_proxy.services.guild_mode import GuildMode
 
-    return GuildMode(
-        store=mirror,
-        discord=discord,
-        leases=leases,
-        policy=GuildModePolicy(
-            guilds=guilds,
-            min_refresh_seconds=settings.guild_list_min_refresh_seconds,
-            fresh_seconds=settings.cache_fresh_seconds,
-            wait_seconds=settings.coalesce_wait_seconds,
-        ),
-        cache_policy=settings.cache_policy,
-        lease_seconds=settings.lease_seconds,
-        call_seconds=settings.lookup_deadline_seconds,
-        clock=clock,
-        sleep=sleep,
-    )
+    def over(store: MirrorStore, on: FetchLeases, alone: GuildMode | None) -> GuildMode:
+        return GuildMode(
+            store=store,
+            discord=discord,
+            leases=on,
+            policy=GuildModePolicy(
+                guilds=guilds,
+                min_refresh_seconds=settings.guild_list_min_refresh_seconds,
+                fresh_seconds=settings.cache_fresh_seconds,
+                wait_seconds=settings.coalesce_wait_seconds,
+            ),
+            cache_policy=settings.cache_policy,
+            lease_seconds=settings.lease_seconds,
+            call_seconds=settings.lookup_deadline_seconds,
+            alone=alone,
+            clock=clock,
+            sleep=sleep,
+        )
+
+    # While the table is down, the instance keeps the lists itself (as the guard keeps
+    # its own share of the fleet's state): no lookup per code.
+    return over(mirror, leases, over(InstanceGuildMirror(), InstanceLeases(), None))
 
 
 def revocation_service(

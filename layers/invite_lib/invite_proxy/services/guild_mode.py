@@ -145,9 +145,12 @@ class GuildMode:
         cache_policy: CachePolicy,
         lease_seconds: float,
         call_seconds: float,
+        alone: GuildMode | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        # ``alone``: the same, over this instance's own memory, while the table is down.
+        self._alone = alone
         self._store = store
         self._discord = discord
         self._leases = leases
@@ -164,8 +167,11 @@ class GuildMode:
         try:
             return self._answer(query, deadline)
         except TableUnavailable:
-            obs.count("CacheError")  # per code, under the budget and the shares
-            return None
+            obs.count("CacheError")
+            if self._alone is None:
+                return None  # per code, under the budget and the shares
+            # The instance reads the lists itself, once per interval: no call per code.
+            return self._alone.answer(query, deadline)
 
     def _answer(self, query: InviteQuery, deadline: Deadline) -> CacheEntry | None:
         now = self._clock()
@@ -442,14 +448,19 @@ class GuildMode:
         )
         if isinstance(lease, Lease):
             # Read or not, once per freshness window: a failing Discord is asked no more.
-            until = now + self._policy.fresh_seconds
+            until, failed = now + self._policy.fresh_seconds, None
             try:
                 read()
+            except InviteProxyError as exc:
+                failed = exc.code
+                raise
             finally:
-                self._settle(lease, until, deadline)
+                self._settle(lease, until, deadline, failed=failed)
             return self._store.state(deadline=deadline).record(guild_id)
         if have:
             return None
+        if lease.failed is not None:  # the last read failed: not a wait for nothing
+            raise LookupRecentlyFailed(retry_after=max(lease.until - now, 0.0), detail=lease.failed)
         wait_until = min(now + self._policy.wait_seconds, deadline.at)
         field = "counts_at" if work == "counts" else "events_at"
         while self._clock() + POLL_SECONDS <= wait_until:
