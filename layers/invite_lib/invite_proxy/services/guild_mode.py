@@ -368,8 +368,11 @@ class GuildMode:
         body = lookup_body(listed, guild=guild, event=event)
         expiry = datetime.fromtimestamp(listed.expires_at, UTC) if listed.expires_at else None
         obs.count("MirrorAnswer")
+        # An event id not the guild's is answered, and kept, as the lookup without it: a
+        # flood of random event ids writes nothing.
+        answered = query if event is not None else query.without_event()
         return invite_entry(
-            query.code, query.variant, body, expiry, self._clock(), self._cache_policy
+            query.code, answered.variant, body, expiry, self._clock(), self._cache_policy
         )
 
     def _relisted(

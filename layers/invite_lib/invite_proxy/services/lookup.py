@@ -227,8 +227,10 @@ class InviteLookupService:
             raise
         if entry is None:
             return None
-        if entry.kind is EntryKind.INVITE:
+        if entry.kind is EntryKind.INVITE and entry.variant == query.variant:
             # Kept as the variant's answer for its freshness: the next lookup is one read.
+            # (An event id not the guild's is answered as the lookup without it, unkept:
+            # random ones write nothing.)
             self._write(entry, deadline, fetch_started=now)
         # A code no list has is never stored: the next read of the lists may have it.
         return self._result(entry, CacheStatus.MISS, self._clock())
