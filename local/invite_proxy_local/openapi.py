@@ -268,8 +268,10 @@ def _get_operation() -> dict[str, Any]:
     unknown = responses[404]
     unknown["headers"].update({"X-Cache": X_CACHE, "Cache-Control": LOOKUP_CACHE_CONTROL})
     unknown["description"] = (
-        "Not Found: `unknown_invite`. Discord does not know the code (or it is outside "
-        "ALLOWED_GUILD_IDS); remembered for NEGATIVE_CACHE_SECONDS, so this is cacheable."
+        "Not Found: `unknown_invite`. Discord does not know the code; remembered for "
+        "NEGATIVE_CACHE_SECONDS, so this is cacheable. In guild mode (ALLOWED_GUILD_IDS), "
+        "no allowed guild lists the code: cacheable only until the lists may be read "
+        "again (`max-age`, at most GUILD_LIST_MIN_REFRESH_SECONDS)."
     )
     responses[200] = {
         "description": "The invite exactly as Discord returned it, unknown fields included.",
@@ -290,8 +292,9 @@ def _get_operation() -> dict[str, Any]:
         "summary": "Look up an invite",
         "description": (
             "Answered from the proxy's DynamoDB cache while its copy is fresh, and from "
-            "Discord otherwise. Public: no token. Browsers may call it from the allowed "
-            "origins (CORS)."
+            "Discord otherwise: in guild mode (ALLOWED_GUILD_IDS) from each allowed guild's "
+            "own invite list, never a call per code. Public: no token. Browsers may call it "
+            "from the allowed origins (CORS)."
         ),
         "tags": ["invites"],
         "parameters": [
