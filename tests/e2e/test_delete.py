@@ -43,13 +43,15 @@ def cached_variants(dynamodb: Any, table_name: str, code: str) -> list[str]:
 
 
 def cached_items(dynamodb: Any, table_name: str, code: str) -> list[str]:
-    """Every item kept for a code (variants and fetch leases), but the revoked marker."""
+    """Every item kept for a code (variants and fetch leases), but the revoked marker and
+    what was learned of event ids (true after a revocation too)."""
     items = dynamodb.query(
         TableName=table_name,
         KeyConditionExpression="pk = :pk",
         ExpressionAttributeValues={":pk": {"S": f"invite#{code}"}},
     )["Items"]
-    return sorted(item["sk"]["S"] for item in items if item["sk"]["S"] != "revoked")
+    kept = [item["sk"]["S"] for item in items]
+    return sorted(sk for sk in kept if sk != "revoked" and not sk.startswith("event#"))
 
 
 def audit_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:

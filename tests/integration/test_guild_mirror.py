@@ -118,3 +118,17 @@ def test_each_guilds_record_is_its_own(mirror: DynamoDBGuildMirror) -> None:
     mirror.record_guild("1000", {}, None, now + 1)  # the vanity code was given up
     assert mirror.state().record("1000").vanity is None
     assert mirror.state().record("1000").refreshed_at == pytest.approx(now - 1)
+
+
+def test_a_code_evicted_but_still_listed_is_written_again_by_the_next_read(
+    mirror: DynamoDBGuildMirror, dynamodb: Any, table_name: str
+) -> None:
+    # A DELETE that Discord refused still evicts; the invite is still on Discord, so the
+    # next list shows it with the same digest: the eviction forgot that digest.
+    now = time.time()
+    mirror.refresh("1000", invites(2), now, listed_at=now)
+    DynamoDBInviteCache(dynamodb, table_name).evict("m0001", revoked_at=now + 1)
+    assert mirror.get("m0001", now + 2) is None
+    again = mirror.refresh("1000", invites(2), now + 3, listed_at=now + 2)
+    assert (again.written, again.unchanged) == (1, 1)
+    assert mirror.get("m0001", now + 3) is not None

@@ -176,8 +176,11 @@ class InMemoryCache:
                 bodies.append(entry.body)
         if self.leases:
             self.leases.drop(code)
-        if self.mirror and self.mirror.listed.pop(code, None) is not None:
-            self.table.charge(1, deadline, essential=True)
+        listed = self.mirror.listed.pop(code, None) if self.mirror else None
+        if self.mirror and listed is not None:
+            # The adapter: the mirrored copy's delete, and its digest's.
+            self.table.charge(2, deadline, essential=True)
+            self.mirror.digests.get(listed.guild_id, {}).pop(code, None)
         return bodies
 
     def shorten_ttl(self, code: str, ttl: int, *, deadline: Deadline = NO_DEADLINE) -> int:

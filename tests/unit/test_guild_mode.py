@@ -347,3 +347,56 @@ def test_with_the_table_down_a_failed_read_is_not_a_guess(guilds: World) -> None
     with pytest.raises(LookupRecentlyFailed):
         lookups.lookup(query("ours-1"))
     assert routes(guilds)["GET /guilds/{guild_id}/invites"] == 1
+
+
+def test_an_invite_a_failed_delete_left_on_discord_comes_back_with_the_next_list(
+    guilds: World,
+) -> None:
+    lookups, revocations = guilds.api(**GUILD_MODE)
+    assert lookups.lookup(query("ours-1")).found
+    guilds.discord.refuse["DELETE"] = DiscordServerError(status=500)
+    with pytest.raises(DiscordServerError):
+        revocations.revoke_request("ours-1", None, actor="unit")
+    assert not lookups.lookup(query("ours-1")).found  # evicted, whatever Discord said
+    guilds.clock.advance(11)
+    lookups.lookup(query("nowhere-1"))  # the lists are read again
+    assert lookups.lookup(query("ours-1")).found  # Discord still lists it: served again
+
+
+def test_an_answer_from_the_list_is_as_fresh_as_the_list(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE, CACHE_FRESH_SECONDS=60)
+    lookups.lookup(query("ours-1"))
+    read_at = guilds.mirror.records[GUILD].refreshed_at
+    guilds.clock.advance(5)
+    answer = lookups.lookup(query("ours-2"))
+    assert answer.entry.fetched_at == read_at
+    assert answer.fresh_for == 55
+
+
+def test_a_revocation_after_the_list_was_read_keeps_its_answer_out_of_the_cache(
+    guilds: World,
+) -> None:
+    lookups = guilds.lookups(**GUILD_MODE)
+    lookups.lookup(query("ours-1"))
+    # A revocation marked the code after the list was read, and this lookup reads the
+    # mirrored copy before the revocation's eviction deletes it: served once, never kept.
+    guilds.cache.revoked["ours-2"] = _revoked_at(guilds.clock.now + 0.5)
+    guilds.clock.advance(1)
+    assert lookups.lookup(query("ours-2")).found
+    assert ("ours-2", query("ours-2").variant) not in guilds.cache.entries
+
+
+def test_a_vanity_code_that_fails_is_asked_once_a_window(guilds: World) -> None:
+    guilds.discord.vanity[GUILD] = "gone-vanity"  # Discord answers its lookup 404
+    lookups = guilds.lookups(**GUILD_MODE, CACHE_FRESH_SECONDS=60)
+    for _ in range(600):  # ten minutes of random codes: a list read every 10 s
+        lookups.lookup(query("nowhere-1"))
+        guilds.clock.advance(1)
+    assert routes(guilds)["GET /guilds/{guild_id}/invites"] >= 50
+    assert invite_calls(guilds) <= 10
+
+
+def _revoked_at(at: float) -> Any:
+    from tests.unit.fakes import _Revoked
+
+    return _Revoked(at)

@@ -62,8 +62,9 @@ RESERVE_VARIANTS = 4
 
 def eviction_calls(variants: int) -> int:
     """DynamoDB calls one eviction makes for a code cached in ``variants`` variants, at worst:
-    the revoked mark, one page of the query, and a delete for each variant and its lease."""
-    return 2 + 2 * variants
+    the revoked mark, one page of the query, a delete for each variant and its lease, and
+    in guild mode the mirrored copy's delete and its digest's."""
+    return 4 + 2 * variants
 
 
 # Kept back from a DELETE's Discord call for what must follow it: the guard's record of

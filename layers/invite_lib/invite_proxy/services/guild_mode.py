@@ -163,7 +163,11 @@ class GuildMode:
 
     def answer(self, query: InviteQuery, deadline: Deadline) -> CacheEntry | None:
         """The lookup's answer from the mirror (an invite, or unknown until the lists may
-        be read again); None when the code is to be looked up per code instead."""
+        be read again); None when the code is to be looked up per code instead.
+
+        All of it, a read of the lists included, ends within the lookup's own deadline
+        (``LOOKUP_DEADLINE_SECONDS``), which the refresh's lease outlasts."""
+        deadline = deadline.within(self._call_seconds)
         try:
             return self._answer(query, deadline)
         except TableUnavailable:
@@ -219,10 +223,11 @@ class GuildMode:
         if not due:
             return None, state
         held = []
+        before = {guild_id: state.record(guild_id).refreshed_at for guild_id in due}
         for guild_id in due:
             other = self._refresh(guild_id, deadline)
-            if other is None:
-                continue
+            if other is None or other.failed == DiscordMissingPermissions.code:
+                continue  # read now, or found unreadable (its codes go per code)
             if other.failed is None:
                 held.append(guild_id)
             elif state.record(guild_id).refreshed_at is None:
@@ -231,7 +236,6 @@ class GuildMode:
                 raise LookupRecentlyFailed(retry_after=retry_after, detail=other.failed)
         state = self._store.state(deadline=deadline)
         listed = self._store.get(code, self._clock(), consistent=True, deadline=deadline)
-        before = {guild_id: state.record(guild_id).refreshed_at for guild_id in held}
         wait_until = min(self._clock() + self._policy.wait_seconds, deadline.at)
         while listed is None and held and self._clock() + POLL_SECONDS <= wait_until:
             # Another instance reads these lists now: its result, briefly, not a read of ours.
@@ -253,15 +257,20 @@ class GuildMode:
             return lease
         until, failed = now + self._policy.min_refresh_seconds, None
         try:
-            until = self._read_lists(guild_id, deadline)
+            until, failed = self._read_lists(guild_id, deadline)
         except InviteProxyError as exc:
             failed = exc.code
+            raise
+        except Exception:
+            failed = "internal_error"  # a bug, not Discord: others are told, not kept waiting
             raise
         finally:
             self._settle(lease, until, deadline, failed=failed)
         return None
 
-    def _read_lists(self, guild_id: str, deadline: Deadline) -> float:
+    def _read_lists(self, guild_id: str, deadline: Deadline) -> tuple[float, str | None]:
+        """Read the guild's list (and the guild, and its vanity invite when due) into the
+        store: (until when the lease holds, why the list could not be read)."""
         call_deadline = deadline.within(self._call_seconds)
         listed_at = self._clock()
         try:
@@ -275,7 +284,7 @@ class GuildMode:
                 "(docs/protections.md); its codes are looked up one by one meanwhile",
                 extra={"guild_id": guild_id, "detail": exc.detail},
             )
-            return until
+            return until, exc.code
         guild = self._read_guild(guild_id, deadline)  # its vanity code, and counts while here
         vanity = self._vanity_invite(guild_id, vanity_of(guild) if guild else None, deadline)
         mirror_listing(
@@ -287,7 +296,7 @@ class GuildMode:
             deadline,
             vanity=vanity,
         )
-        return listed_at + self._policy.min_refresh_seconds
+        return listed_at + self._policy.min_refresh_seconds, None
 
     def _read_guild(self, guild_id: str, deadline: Deadline) -> dict[str, Any] | None:
         try:
@@ -315,8 +324,11 @@ class GuildMode:
         now = self._clock()
         kept = self._store.get(code, now, consistent=True, deadline=deadline)
         read_at = self._store.state(deadline=deadline).record(guild_id).vanity_at
-        if kept is not None and not self._due(read_at):
-            return kept
+        if not self._due(read_at):
+            return kept  # looked up this window (found or not)
+        # Asked once per window whatever it answers: a vanity code that fails is not
+        # asked again with every list read.
+        self._store.mark_vanity_read(guild_id, now, deadline=deadline)
         try:
             response = self._discord.lookup_invite(
                 code, {}, deadline=deadline, call_deadline=deadline.within(self._call_seconds)
@@ -325,12 +337,9 @@ class GuildMode:
             return None
         except InviteProxyError as exc:
             obs.logger.warning("vanity invite not read", extra={"error": exc.code})
-            return kept  # as it was; read again with the next list
-        invite = (
-            mirrored(response.payload, guild_id) if isinstance(response.payload, dict) else None
-        )
-        self._store.mark_vanity_read(guild_id, now, deadline=deadline)
-        return invite
+            return kept  # as it was; read again in a window
+        payload = response.payload
+        return mirrored(payload, guild_id) if isinstance(payload, dict) else None
 
     def _settle(
         self, lease: Lease, until: float, deadline: Deadline, *, failed: str | None = None
@@ -371,8 +380,16 @@ class GuildMode:
         # An event id not the guild's is answered, and kept, as the lookup without it: a
         # flood of random event ids writes nothing.
         answered = query if event is not None else query.without_event()
+        # As fresh as its source, the list (or the vanity invite's own lookup) as it was
+        # read: a revocation since then keeps this answer out of the cache.
+        read_at = record.vanity_at if listed.code == record.vanity else record.refreshed_at
         return invite_entry(
-            query.code, answered.variant, body, expiry, self._clock(), self._cache_policy
+            query.code,
+            answered.variant,
+            body,
+            expiry,
+            min(read_at or self._clock(), self._clock()),
+            self._cache_policy,
         )
 
     def _relisted(
@@ -450,13 +467,17 @@ class GuildMode:
             guild_work(guild_id), work, now, self._lease_seconds, deadline=deadline
         )
         if isinstance(lease, Lease):
-            # Read or not, once per freshness window: a failing Discord is asked no more.
+            # Once per freshness window; a failed read is tried again after the interval,
+            # as a list is, and the copy there is serves meanwhile.
             until, failed = now + self._policy.fresh_seconds, None
             try:
                 read()
             except InviteProxyError as exc:
-                failed = exc.code
-                raise
+                until, failed = now + self._policy.min_refresh_seconds, exc.code
+                if not have:
+                    raise
+                obs.logger.warning(f"guild {work} not read", extra={"error": exc.code})
+                return None
             finally:
                 self._settle(lease, until, deadline, failed=failed)
             return self._store.state(deadline=deadline).record(guild_id)

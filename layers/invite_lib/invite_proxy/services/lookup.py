@@ -218,7 +218,6 @@ class InviteLookupService:
         deadline: Deadline,
     ) -> LookupResult | None:
         """Guild mode's answer, from the guilds' own lists; None: look it up per code."""
-        now = self._clock()
         try:
             entry = guild_mode.answer(query, deadline)
         except InviteProxyError as exc:
@@ -231,7 +230,7 @@ class InviteLookupService:
             # Kept as the variant's answer for its freshness: the next lookup is one read.
             # (An event id not the guild's is answered as the lookup without it, unkept:
             # random ones write nothing.)
-            self._write(entry, deadline, fetch_started=now)
+            self._write(entry, deadline, fetch_started=entry.fetched_at)
         # A code no list has is never stored: the next read of the lists may have it.
         return self._result(entry, CacheStatus.MISS, self._clock())
 

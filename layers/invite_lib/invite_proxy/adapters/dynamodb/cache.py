@@ -152,14 +152,33 @@ class DynamoDBInviteCache(TableAdapter):
             essential=True,
             deadline=deadline,
         )
-        for item in self._items(code, "#sk, #kind, #body", deadline, essential=True):
-            if item["sk"]["S"] == keys.REVOKED_SORT_KEY:
-                continue
+        for item in self._items(code, "#sk, #kind, #body, #guild", deadline, essential=True):
+            sk = item["sk"]["S"]
+            if sk == keys.REVOKED_SORT_KEY or sk.startswith(keys.FOREIGN_EVENT_PREFIX):
+                continue  # what was learned of an event id harms nothing: left to its TTL
+            if sk == keys.LISTED_SORT_KEY and "guild_id" in item:
+                # Its guild's next list read writes it again if Discord still lists it (a
+                # DELETE that failed): the digest that would say "unchanged" goes first.
+                self._forget_digest(code, item["guild_id"]["S"], deadline)
             # Variants and fetch leases alike: a lease must not outlive what it guarded.
             self._delete(code, item["sk"]["S"], deadline, essential=True)
             if item.get("kind", {}).get("S") == EntryKind.INVITE.value and "body" in item:
                 bodies.append(item["body"]["S"])
         return bodies
+
+    def _forget_digest(self, code: str, guild_id: str, deadline: Deadline) -> None:
+        self._calls.write_if(
+            f"forgetting {code!r} in its guild's listing",
+            partial(
+                self._client.update_item,
+                TableName=self._table,
+                Key=keys.guild_listing_key(guild_id),
+                UpdateExpression="REMOVE digests.#code",
+                ConditionExpression="attribute_exists(pk)",  # never a listing made of nothing
+                ExpressionAttributeNames={"#code": code},
+            ),
+            deadline=deadline,
+        )
 
     def shorten_ttl(self, code: str, ttl: int, *, deadline: Deadline = NO_DEADLINE) -> int:
         """Bring every cached variant's TTL forward to ``ttl`` (never later); return how many.
@@ -201,7 +220,7 @@ class DynamoDBInviteCache(TableAdapter):
     def _items(
         self, code: str, projection: str, deadline: Deadline, *, essential: bool = False
     ) -> Iterator[dict[str, Any]]:
-        names = {"#sk": "sk", "#kind": "kind", "#body": "body"}
+        names = {"#sk": "sk", "#kind": "kind", "#body": "body", "#guild": "guild_id"}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",

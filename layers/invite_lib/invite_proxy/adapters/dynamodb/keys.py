@@ -36,6 +36,7 @@ LEASE_PREFIX = "lease#"
 REVOKED_SORT_KEY = "revoked"
 UNKNOWN_SORT_KEY = "unknown"
 LISTED_SORT_KEY = "listed"
+FOREIGN_EVENT_PREFIX = "event#"
 
 BLOCKED = "fleet#blocked"
 INVALID = "fleet#invalid"
@@ -70,7 +71,7 @@ def unknown_key(code: str) -> Key:
 
 
 def foreign_event_key(code: str, event_id: str) -> Key:
-    return key(invite_partition(code), f"event#{event_id}")
+    return key(invite_partition(code), FOREIGN_EVENT_PREFIX + event_id)
 
 
 def listed_key(code: str) -> Key:
