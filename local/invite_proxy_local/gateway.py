@@ -48,7 +48,7 @@ class LambdaContext:
 
     function_name: str
     memory_limit_in_mb: int
-    timeout_seconds: int
+    timeout_seconds: float  # whole seconds on Lambda; a test may want a fraction
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     function_version: str = "$LATEST"
     started: float = field(default_factory=time.monotonic)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import time
 import uuid
@@ -107,7 +106,7 @@ class Row:
     keep: tuple[Check, ...]  # nothing is lost
     discord: tuple[Fault, ...] = ()
     env: Callable[[Ctx], dict[str, str]] = lambda _: {}
-    timeout: int = TIMEOUT  # the invocation's
+    timeout: float = TIMEOUT  # the invocation's
     # Run first, with the loaded function: what came before the fault.
     before: Callable[[Ctx, Invoke], None] = lambda *_: None
     summary: tuple[tuple[str, object], ...] = ()  # a rule run's: fields it must say
@@ -594,12 +593,10 @@ ROWS = [
         # Beyond the reserve and the time kept to answer and report, time for a lookup, a
         # DELETE (1 s each) and half of the next: the second DELETE would start with less
         # than the reserve left.
-        timeout=math.floor(
-            RevokerSettings.from_env(_SWEEP_SETTINGS).step_seconds
-            + ANSWER_RESERVE_SECONDS
-            + REPORTING_SECONDS
-            + 3.5
-        ),
+        timeout=RevokerSettings.from_env(_SWEEP_SETTINGS).step_seconds
+        + ANSWER_RESERVE_SECONDS
+        + REPORTING_SECONDS
+        + 2.5,
     ),
     _deadline_mid_delete("the deadline reached mid-DELETE", 0.0),
     _deadline_mid_delete("the deadline reached mid-DELETE, over a slow table (60 ms a call)", 0.06),
