@@ -40,6 +40,28 @@ def get_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response
     return http_responses.lookup_response(result, headers.get("if-none-match"))
 
 
+def get_invite_as_discord(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
+    """The same lookup, answered as Discord's own route answers it (edges/discord_face.py)."""
+    from invite_proxy.edges import discord_face
+
+    try:
+        query = discord_face.query_of(code, event.get("queryStringParameters"))
+        result = services.lookups.lookup(
+            query, deadline=deadline, caller=lambda: services.callers.of(event, deadline)
+        )
+    except InviteProxyError as exc:
+        logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
+        count("ErrorResponse")
+        return discord_face.error_response(exc)
+    except Exception:
+        logger.exception("unhandled error")
+        count("ErrorResponse")
+        return discord_face.error_response(InviteProxyError())  # Discord's 500, no internals
+    logger.info("lookup complete")
+    headers = event.get("headers") or {}
+    return discord_face.invite_response(result, headers.get("if-none-match"))
+
+
 def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     authorizer = event.get("requestContext", {}).get("authorizer") or {}
     admin = (authorizer.get("lambda") or {}).get("admin")
@@ -58,6 +80,8 @@ def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Respo
 # The routes template.yaml gives this function; the OpenAPI generator reads them here.
 ROUTES: dict[str, Callable[[dict[str, Any], str, Deadline], Response]] = {
     "GET /invites/{code}": get_invite,
+    # Discord's own path, for Discord's client libraries pointed at the proxy.
+    "GET /api/v10/invites/{code}": get_invite_as_discord,
     "DELETE /invites/{code}": delete_invite,
 }
 

@@ -35,6 +35,7 @@ from invite_proxy.domain.inputs import (
     INVITE_CODE_PATTERN,
     SNOWFLAKE_PATTERN,
 )
+from invite_proxy.edges import discord_face
 from invite_proxy.edges.http_responses import status_for
 from invite_proxy.services.lookup import CacheStatus
 from invite_proxy_local.template import REPO_ROOT, Template
@@ -50,6 +51,7 @@ API_FUNCTION = "ApiFunction"
 ROUTE_ERRORS: dict[str, tuple[type[e.InviteProxyError], ...]] = {
     "GET": (
         e.InvalidInput,
+        discord_face.InvalidFormBody,  # the Discord face's 400, naming each parameter
         e.UnknownInvite,
         e.DiscordRateLimited,
         e.DiscordBlocked,
@@ -464,6 +466,34 @@ def _schemas() -> dict[str, Any]:
                 }
             },
         },
+        "DiscordError": {
+            "type": "object",
+            "description": "Discord's error body: `code` is Discord's (10006: unknown invite; "
+            "0: no code of its own).",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+        },
+        "DiscordFormError": {
+            "type": "object",
+            "description": "Discord's 50035: `errors` names each parameter it could not read.",
+            "required": ["code", "message", "errors"],
+            "properties": {
+                "code": {"const": 50035},
+                "message": {"type": "string"},
+                "errors": {"type": "object"},
+            },
+        },
+        "DiscordRateLimit": {
+            "type": "object",
+            "description": "Discord's 429: wait `retry_after` seconds; never `global` here.",
+            "required": ["message", "retry_after", "global"],
+            "properties": {
+                "message": {"type": "string"},
+                "retry_after": {"type": "number"},
+                "global": {"const": False},
+                "code": {"type": "integer"},
+            },
+        },
         "GatewayMessage": {
             "type": "object",
             "description": "API Gateway's own answer, before any function ran.",
@@ -473,7 +503,78 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-OPERATIONS = {"GET": _get_operation, "DELETE": _delete_operation}
+def _discord_get_operation() -> dict[str, Any]:
+    """Discord's own route: its statuses are what edges/discord_face.py answers for each
+    error the lookup raises, in Discord's bodies."""
+    by_status: dict[int, tuple[str, dict[str, Any]]] = {}
+    for error in ROUTE_ERRORS["GET"]:
+        status = discord_face.error_response(_instance(error)).status_code
+        by_status[status] = _DISCORD_RESPONSES.get(status, _DISCORD_RESPONSES[0])
+    by_status[500] = _DISCORD_RESPONSES[0]  # any unexpected failure
+    responses: dict[int, dict[str, Any]] = {}
+    for status, (schema, headers) in sorted(by_status.items()):
+        content_schema: dict[str, Any] = {"$ref": f"#/components/schemas/{schema}"}
+        header_objects: dict[str, Any] = {"Cache-Control": CACHE_CONTROL_NO_STORE} | headers
+        if status in GATEWAY_MESSAGES:
+            content_schema = {
+                "anyOf": [content_schema, {"$ref": "#/components/schemas/GatewayMessage"}]
+            }
+            header_objects = {
+                name: dict(header, required=False) for name, header in header_objects.items()
+            }
+        responses[status] = {
+            "description": f"{REASONS[status]}, in Discord's own body.",
+            "headers": header_objects,
+            "content": {"application/json": {"schema": content_schema}},
+        }
+    found = _get_operation()["responses"]
+    responses[200], responses[304] = found["200"], found["304"]
+    # A lookup's 404 carries its cache headers; a code that cannot be one is no-store.
+    responses[404]["headers"] = {
+        "Cache-Control": {"required": True, "schema": {"type": "string"}},
+        "X-Cache": dict(found["404"]["headers"]["X-Cache"], required=False),
+    }
+    return {
+        "operationId": "getInviteAsDiscord",
+        "summary": "Look up an invite, as Discord's own route answers",
+        "description": (
+            "The same lookup as `GET /invites/{code}` (the same cache, guard and "
+            "protections), answered as Discord's `GET /api/v10/invites/{code}` does, so "
+            "Discord's client libraries pointed at the proxy's base URL (`<api>/api/v10`) "
+            "resolve invites with no token: Discord's error bodies (10006 for an unknown "
+            "invite, 50035 for a query it cannot read, a code that cannot be one included), "
+            'and every "not now" (a rate limit, a caller\'s spent share, the lookup '
+            "budget, a fetch under way) as Discord's 429 with `retry_after`."
+        ),
+        "tags": ["discord"],
+        "parameters": [
+            {**CODE_PARAMETER, "schema": {"type": "string"}},
+            *_get_operation()["parameters"][1:],
+        ],
+        "responses": _ordered(responses),
+    }
+
+
+_RETRY_AFTER_HEADER = {"description": "Seconds to wait", "schema": {"type": "integer"}}
+# By status: the schema of Discord's body, and the headers it comes with (0: the rest).
+_DISCORD_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
+    0: ("DiscordError", {}),
+    400: ("DiscordFormError", {}),
+    404: ("DiscordError", {}),
+    429: (
+        "DiscordRateLimit",
+        {
+            "Retry-After": dict(_RETRY_AFTER_HEADER, required=True),
+            "Via": {"description": "The proxy, by name", "schema": {"type": "string"}},
+        },
+    ),
+}
+
+OPERATIONS = {
+    "GET /invites/{code}": _get_operation,
+    "DELETE /invites/{code}": _delete_operation,
+    "GET /api/v10/invites/{code}": _discord_get_operation,
+}
 
 
 def build(template: Template | None = None) -> dict[str, Any]:
@@ -482,7 +583,8 @@ def build(template: Template | None = None) -> dict[str, Any]:
     cors = template.http_api_cors()
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
-        paths.setdefault(route.path, {})[route.method.lower()] = OPERATIONS[route.method]()
+        operation = OPERATIONS[f"{route.method} {route.path}"]
+        paths.setdefault(route.path, {})[route.method.lower()] = operation()
     exposed = ", ".join(f"`{h}`" for h in cors.expose_headers) if cors else "none"
     return {
         "openapi": "3.1.0",
@@ -501,6 +603,7 @@ def build(template: Template | None = None) -> dict[str, Any]:
         "tags": [
             {"name": "invites", "description": "Public invite lookups."},
             {"name": "admin", "description": "Needs an admin token."},
+            {"name": "discord", "description": "Discord's own routes, for its libraries."},
         ],
         "paths": paths,
         "components": {
@@ -531,7 +634,7 @@ def check_routes(template: Template) -> list[AppRoute]:
             f"{sorted(registered)}"
         )
     for route in declared.values():
-        if route.method not in OPERATIONS:
+        if f"{route.method} {route.path}" not in OPERATIONS:
             raise RoutesDisagree(f"no OpenAPI operation is written for {route.route_key}")
         wants_auth = route.method == "DELETE"
         if (route.authorizer is not None) != wants_auth:

@@ -113,6 +113,7 @@ def test_routes_and_who_may_call_them(template: Template) -> None:
     assert {r.route_key: r.authorizer for r in template.routes()} == {
         "GET /invites/{code}": None,  # public
         "DELETE /invites/{code}": "AdminToken",
+        "GET /api/v10/invites/{code}": None,  # the same lookup, answered as Discord does
         # Only with ApiDocs=enabled (see test_api_docs_exist_only_when_the_parameter_asks).
         "GET /openapi.json": None,
         "GET /docs": None,
@@ -559,12 +560,16 @@ def test_api_docs_exist_only_when_the_parameter_asks(
     default = _deployed(translated, template)
     assert not {k for k in default if k.startswith("ApiDocs")}
     paths = default["InviteApi"]["Properties"]["Body"]["paths"]
-    assert {p for p, ops in paths.items() if ops} == {"/invites/{code}"}
+    assert {p for p, ops in paths.items() if ops} == {"/invites/{code}", "/api/v10/invites/{code}"}
 
     enabled = _deployed(translated, template, ApiDocs="enabled")
     assert enabled["ApiDocsFunction"]["Type"] == "AWS::Lambda::Function"
     paths = enabled["InviteApi"]["Properties"]["Body"]["paths"]
-    assert {p for p, ops in paths.items() if ops} == {"/invites/{code}", *docs_routes}
+    assert {p for p, ops in paths.items() if ops} == {
+        "/invites/{code}",
+        "/api/v10/invites/{code}",
+        *docs_routes,
+    }
     for path in docs_routes:
         assert set(paths[path]) == {"get"}
         assert "security" not in paths[path]["get"]
