@@ -62,6 +62,23 @@ def get_invite_as_discord(event: dict[str, Any], code: str, deadline: Deadline) 
     return discord_face.invite_response(result, headers.get("if-none-match"))
 
 
+def get_invite_badge(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
+    """The invite's counts as a shields.io endpoint badge (edges/badges.py)."""
+    from invite_proxy.edges import badges
+
+    try:
+        query = InviteQuery.parse(code, {"with_counts": "true"})
+        result = services.lookups.lookup(
+            query, deadline=deadline, caller=lambda: services.callers.of(event, deadline)
+        )
+    except InviteProxyError as exc:
+        logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
+        count("ErrorResponse")
+        return badges.error_badge(exc)
+    logger.info("lookup complete")
+    return badges.badge_response(result)
+
+
 def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     authorizer = event.get("requestContext", {}).get("authorizer") or {}
     admin = (authorizer.get("lambda") or {}).get("admin")
@@ -80,6 +97,7 @@ def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Respo
 # The routes template.yaml gives this function; the OpenAPI generator reads them here.
 ROUTES: dict[str, Callable[[dict[str, Any], str, Deadline], Response]] = {
     "GET /invites/{code}": get_invite,
+    "GET /invites/{code}/badge.json": get_invite_badge,
     # Discord's own path, for Discord's client libraries pointed at the proxy.
     "GET /api/v10/invites/{code}": get_invite_as_discord,
     "DELETE /invites/{code}": delete_invite,

@@ -466,6 +466,21 @@ def _schemas() -> dict[str, Any]:
                 }
             },
         },
+        "Badge": {
+            "type": "object",
+            "description": "shields.io's endpoint badge, schemaVersion 1.",
+            "required": ["schemaVersion", "label", "message", "color"],
+            "properties": {
+                "schemaVersion": {"const": 1},
+                "label": {"type": "string"},
+                "message": {"type": "string"},
+                "color": {"type": "string"},
+                "namedLogo": {"type": "string"},
+                "logoColor": {"type": "string"},
+                "isError": {"type": "boolean"},
+                "cacheSeconds": {"type": "integer", "minimum": 0},
+            },
+        },
         "DiscordError": {
             "type": "object",
             "description": "Discord's error body: `code` is Discord's (10006: unknown invite; "
@@ -570,8 +585,35 @@ _DISCORD_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+
+def _badge_operation() -> dict[str, Any]:
+    found = _get_operation()["responses"]
+    return {
+        "operationId": "getInviteBadge",
+        "summary": "An invite as a shields.io endpoint badge",
+        "description": (
+            "The same lookup as `GET /invites/{code}?with_counts=true`, in shields.io's "
+            "endpoint format: `https://img.shields.io/endpoint?url=<this URL>`. Always a "
+            "200 shields.io can read: an unknown invite is an `invalid invite` badge, and "
+            "a moment the proxy cannot say is an `unavailable` badge with no-store."
+        ),
+        "tags": ["invites"],
+        "parameters": [{**CODE_PARAMETER, "schema": {"type": "string"}}],
+        "responses": {
+            "200": {
+                "description": "The badge. `cacheSeconds` is the proxy's freshness.",
+                "headers": {"Cache-Control": {"schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Badge"}}},
+            },
+            "429": found["429"] if "429" in found else _gateway_response(429, "throttled."),
+            "500": found["500"],
+        },
+    }
+
+
 OPERATIONS = {
     "GET /invites/{code}": _get_operation,
+    "GET /invites/{code}/badge.json": _badge_operation,
     "DELETE /invites/{code}": _delete_operation,
     "GET /api/v10/invites/{code}": _discord_get_operation,
 }

@@ -114,6 +114,7 @@ def test_routes_and_who_may_call_them(template: Template) -> None:
         "GET /invites/{code}": None,  # public
         "DELETE /invites/{code}": "AdminToken",
         "GET /api/v10/invites/{code}": None,  # the same lookup, answered as Discord does
+        "GET /invites/{code}/badge.json": None,  # the same lookup, as a shields.io badge
         # Only with ApiDocs=enabled (see test_api_docs_exist_only_when_the_parameter_asks).
         "GET /openapi.json": None,
         "GET /docs": None,
@@ -560,7 +561,11 @@ def test_api_docs_exist_only_when_the_parameter_asks(
     default = _deployed(translated, template)
     assert not {k for k in default if k.startswith("ApiDocs")}
     paths = default["InviteApi"]["Properties"]["Body"]["paths"]
-    assert {p for p, ops in paths.items() if ops} == {"/invites/{code}", "/api/v10/invites/{code}"}
+    assert {p for p, ops in paths.items() if ops} == {
+        "/invites/{code}",
+        "/api/v10/invites/{code}",
+        "/invites/{code}/badge.json",
+    }
 
     enabled = _deployed(translated, template, ApiDocs="enabled")
     assert enabled["ApiDocsFunction"]["Type"] == "AWS::Lambda::Function"
@@ -568,6 +573,7 @@ def test_api_docs_exist_only_when_the_parameter_asks(
     assert {p for p, ops in paths.items() if ops} == {
         "/invites/{code}",
         "/api/v10/invites/{code}",
+        "/invites/{code}/badge.json",
         *docs_routes,
     }
     for path in docs_routes:
