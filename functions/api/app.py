@@ -79,6 +79,24 @@ def get_invite_badge(event: dict[str, Any], code: str, deadline: Deadline) -> Re
     return badges.badge_response(result)
 
 
+def get_guild_invite(event: dict[str, Any], _: str, deadline: Deadline) -> Response:
+    """A guild's lasting invite (guild mode): the same invite object a lookup of its code
+    gives, so a card by guild outlives the invites that come and go."""
+    from invite_proxy.domain.inputs import GuildCardQuery
+
+    guild_id = str((event.get("pathParameters") or {}).get("guild_id", ""))
+    query = GuildCardQuery.parse(guild_id, event.get("queryStringParameters"))
+    result = services.lookups.guild_invite(
+        query.guild_id,
+        with_counts=query.with_counts,
+        deadline=deadline,
+        caller=lambda: services.callers.of(event, deadline),
+    )
+    logger.info("lookup complete")
+    headers = event.get("headers") or {}
+    return http_responses.lookup_response(result, headers.get("if-none-match"))
+
+
 def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     authorizer = event.get("requestContext", {}).get("authorizer") or {}
     admin = (authorizer.get("lambda") or {}).get("admin")
@@ -98,6 +116,7 @@ def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Respo
 ROUTES: dict[str, Callable[[dict[str, Any], str, Deadline], Response]] = {
     "GET /invites/{code}": get_invite,
     "GET /invites/{code}/badge.json": get_invite_badge,
+    "GET /guilds/{guild_id}/invite": get_guild_invite,
     # Discord's own path, for Discord's client libraries pointed at the proxy.
     "GET /api/v10/invites/{code}": get_invite_as_discord,
     "DELETE /invites/{code}": delete_invite,

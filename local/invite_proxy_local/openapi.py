@@ -611,8 +611,42 @@ def _badge_operation() -> dict[str, Any]:
     }
 
 
+def _guild_invite_operation() -> dict[str, Any]:
+    lookup = _get_operation()
+    responses = dict(lookup["responses"])
+    responses["404"] = dict(
+        responses["404"],
+        description="Not Found: `unknown_invite`. The guild has no lasting invite, is not "
+        "one the proxy serves, or the proxy is not in guild mode.",
+    )
+    return {
+        "operationId": "getGuildInvite",
+        "summary": "A guild's lasting invite",
+        "description": (
+            "Guild mode: the invite a card of this guild shows, so that it outlives any "
+            "one invite: its vanity code, the code GUILD_INVITE_CODES names for it, or its "
+            "most used invite that never expires. Answered as `GET /invites/{code}` answers "
+            "a lookup of that code (the same object, cache and headers)."
+        ),
+        "tags": ["invites"],
+        "parameters": [
+            {
+                "name": "guild_id",
+                "in": "path",
+                "required": True,
+                "description": "The guild's id.",
+                "schema": SNOWFLAKE,
+            },
+            lookup["parameters"][1],  # with_counts
+            lookup["parameters"][-1],  # If-None-Match
+        ],
+        "responses": responses,
+    }
+
+
 OPERATIONS = {
     "GET /invites/{code}": _get_operation,
+    "GET /guilds/{guild_id}/invite": _guild_invite_operation,
     "GET /invites/{code}/badge.json": _badge_operation,
     "DELETE /invites/{code}": _delete_operation,
     "GET /api/v10/invites/{code}": _discord_get_operation,

@@ -174,3 +174,24 @@ def test_with_the_table_down_an_instance_answers_from_its_own_read_of_the_list(
     assert [a.status_code for a in answers] == [200] * 5 + [404] * 20
     calls = routes(emulator)
     assert (calls[INVITE], calls[LISTING]) == (0, 1)  # one read of the list, by the instance
+
+
+def test_a_guilds_lasting_invite_by_guild_id(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    emulator.state.add_invite(guild, code="gm-card-brief", max_age=3600)
+    emulator.state.add_invite(guild, code="gm-card-1", uses=2)
+    emulator.state.add_invite(guild, code="gm-card-2", uses=9)
+    other = emulator.state.add_guild("Not ours")
+    run = guild_mode(start_api, guild)
+    card = requests.get(f"{run.url}/guilds/{guild.id}/invite?with_counts=true", timeout=10)
+    body = card.json()
+    assert (card.status_code, body["code"]) == (200, "gm-card-2")  # the most used lasting one
+    assert body["approximate_member_count"] == guild.member_count
+    assert card.headers["ETag"]
+    assert card.headers["Cache-Control"].startswith("public, max-age=")
+    theirs = requests.get(f"{run.url}/guilds/{other.id}/invite", timeout=10)
+    assert (theirs.status_code, theirs.json()["error"]["code"]) == (404, "unknown_invite")
+    bad = requests.get(f"{run.url}/guilds/not-a-guild/invite", timeout=10)
+    assert bad.status_code == 400
+    assert routes(emulator)[INVITE] == 0  # from the guild's own list

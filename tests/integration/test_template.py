@@ -115,6 +115,7 @@ def test_routes_and_who_may_call_them(template: Template) -> None:
         "DELETE /invites/{code}": "AdminToken",
         "GET /api/v10/invites/{code}": None,  # the same lookup, answered as Discord does
         "GET /invites/{code}/badge.json": None,  # the same lookup, as a shields.io badge
+        "GET /guilds/{guild_id}/invite": None,  # a guild's lasting invite (guild mode)
         # Only with ApiDocs=enabled (see test_api_docs_exist_only_when_the_parameter_asks).
         "GET /openapi.json": None,
         "GET /docs": None,
@@ -565,6 +566,7 @@ def test_api_docs_exist_only_when_the_parameter_asks(
         "/invites/{code}",
         "/api/v10/invites/{code}",
         "/invites/{code}/badge.json",
+        "/guilds/{guild_id}/invite",
     }
 
     enabled = _deployed(translated, template, ApiDocs="enabled")
@@ -574,6 +576,7 @@ def test_api_docs_exist_only_when_the_parameter_asks(
         "/invites/{code}",
         "/api/v10/invites/{code}",
         "/invites/{code}/badge.json",
+        "/guilds/{guild_id}/invite",
         *docs_routes,
     }
     for path in docs_routes:

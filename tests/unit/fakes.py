@@ -463,6 +463,7 @@ class InMemoryGuildMirror:
         now: float,
         *,
         listed_at: float | None = None,
+        lasting: str | None = None,
         deadline: Deadline = NO_DEADLINE,
     ) -> None:
         listed_at = now if listed_at is None else listed_at
@@ -481,7 +482,7 @@ class InMemoryGuildMirror:
         for code in revoked:
             self.listed.pop(code, None)
         self.digests[guild_id] = {c: i.digest for c, i in current.items() if c not in revoked}
-        self._set(guild_id, refreshed_at=listed_at)
+        self._set(guild_id, refreshed_at=listed_at, lasting=lasting)
         self.refreshes.append(guild_id)
 
     def record_guild(

@@ -19,6 +19,7 @@ from invite_proxy.domain.errors import (
     DiscordMissingPermissions,
     DiscordServerError,
     LookupRecentlyFailed,
+    UnknownInvite,
 )
 from invite_proxy.domain.guild_mirror import guild_work
 from invite_proxy.domain.inputs import InviteQuery
@@ -400,3 +401,33 @@ def _revoked_at(at: float) -> Any:
     from tests.unit.fakes import _Revoked
 
     return _Revoked(at)
+
+
+def test_a_guilds_card_shows_its_vanity_its_chosen_or_its_most_used_lasting_invite(
+    world: World,
+) -> None:
+    listed(world, "brief-1", max_age=3600, uses=90)  # expires: never a card's
+    listed(world, "capped-1", max_uses=5, uses=4)  # runs out: never a card's
+    listed(world, "lasting-1", uses=3)
+    listed(world, "lasting-2", uses=7)
+    lookups = world.lookups(**GUILD_MODE)
+    card = lookups.guild_invite(GUILD, with_counts=True)
+    assert json.loads(card.entry.body)["code"] == "lasting-2"
+    chosen = world.lookups(**GUILD_MODE, GUILD_INVITE_CODES=f"{GUILD}=lasting-1")
+    assert json.loads(chosen.guild_invite(GUILD).entry.body)["code"] == "lasting-1"
+    world.discord.vanity[GUILD] = "our-vanity"
+    world.discord.invites["our-vanity"] = {"code": "our-vanity", "guild": {"id": GUILD}}
+    world.clock.advance(61)  # the next read of the list learns the vanity code
+    assert json.loads(chosen.guild_invite(GUILD).entry.body)["code"] == "our-vanity"
+    assert invite_calls(world) == 1  # the vanity's own lookup; the rest from the list
+
+
+def test_no_lasting_invite_or_no_guild_of_ours_is_an_unknown_invite(world: World) -> None:
+    listed(world, "brief-1", max_age=3600)
+    with pytest.raises(UnknownInvite):
+        world.lookups(**GUILD_MODE).guild_invite(GUILD)
+    with pytest.raises(UnknownInvite):
+        world.lookups(**GUILD_MODE).guild_invite(OTHER)
+    with pytest.raises(UnknownInvite):
+        world.lookups().guild_invite(GUILD)  # open mode: no guild's list is kept
+    assert routes(world)["GET /guilds/{guild_id}/invites"] == 1

@@ -48,13 +48,14 @@ class InstanceGuildMirror:
         now: float,
         *,
         listed_at: float | None = None,
+        lasting: str | None = None,
         deadline: Deadline = NO_DEADLINE,
     ) -> None:
         for code in self._codes.get(guild_id, set()) - {i.code for i in invites}:
             self._listed.pop(code, None)
         self._listed.update({invite.code: invite for invite in invites})
         self._codes[guild_id] = {invite.code for invite in invites}
-        self._set(guild_id, refreshed_at=now if listed_at is None else listed_at)
+        self._set(guild_id, refreshed_at=now if listed_at is None else listed_at, lasting=lasting)
 
     def record_guild(
         self,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -100,6 +100,7 @@ class GuildRecord:
     counts_at: float | None = None  # when they were read
     events_at: float | None = None  # when its scheduled events were read
     vanity_at: float | None = None  # when its vanity invite was last looked up
+    lasting: str | None = None  # its most used invite that never expires, as last listed
 
     def unreadable(self, now: float) -> bool:
         return self.unreadable_until is not None and now < self.unreadable_until
@@ -137,6 +138,8 @@ class GuildModePolicy:
     wait_seconds: float
     # A guild whose listing was refused is tried again after this long.
     unreadable_retry_seconds: float = 600.0
+    # The code the operator chose for a guild's card (GUILD_INVITE_CODES), by guild id.
+    chosen: dict[str, str] = field(default_factory=dict)
 
     def list_due(self, record: GuildRecord, now: float, *, within: float) -> bool:
         """Whether the guild's list is more than ``within`` old (its lease, settled at the
@@ -149,6 +152,27 @@ class GuildModePolicy:
         times = [state.record(g).refreshed_at for g in self.guilds]
         known = [t + self.min_refresh_seconds for t in times if t is not None]
         return max(now, min(known)) if len(known) == len(times) and known else now
+
+
+def lasting_code(listing: list[Any]) -> str | None:
+    """The invite a guild's card shows when no vanity code or chosen code says otherwise:
+    the most used that never expires (max_age 0) and is not temporary; the oldest wins a
+    tie, so the choice holds still while nothing changes."""
+    lasting = [
+        item
+        for item in listing
+        if isinstance(item, dict)
+        and isinstance(item.get("code"), str)
+        and item.get("max_age") == 0
+        and not item.get("temporary")
+        and not item.get("max_uses")
+    ]
+    if not lasting:
+        return None
+    best = min(
+        lasting, key=lambda i: (-int(i.get("uses") or 0), str(i.get("created_at")), i["code"])
+    )
+    return str(best["code"])
 
 
 def guild_work(guild_id: str) -> str:

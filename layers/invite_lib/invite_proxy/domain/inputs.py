@@ -151,6 +151,26 @@ class InviteQuery:
         return params
 
 
+@dataclass(frozen=True, slots=True)
+class GuildCardQuery:
+    """A guild's lasting invite, asked by guild id (guild mode)."""
+
+    guild_id: str
+    with_counts: bool = False
+
+    @classmethod
+    def parse(cls, guild_id: str, params: dict[str, str] | None) -> GuildCardQuery:
+        problems = []
+        if not _matches(_SNOWFLAKE, guild_id):
+            problems.append(f"guild_id: {SNOWFLAKE_RULE}")
+        with_counts = _query_bool((params or {}).get("with_counts", False))
+        if with_counts is None:
+            problems.append(f"with_counts: {BOOLEAN_RULE}")
+        if problems:
+            raise InvalidInput("Invalid " + "; ".join(problems) + ".")
+        return cls(str(int(guild_id)), bool(with_counts))
+
+
 _PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 

@@ -227,6 +227,16 @@ class ApiSettings(DiscordSettings):
     guild_list_min_refresh_seconds: float = number(
         "GUILD_LIST_MIN_REFRESH_SECONDS", 10.0, ge=1, le=3600
     )
+    # Guild mode: the code each guild's card shows, when not its vanity code nor its most
+    # used invite that never expires ("<guild id>=<code>,..."; docs/web.md).
+    guild_invite_codes: str | None = text(
+        "GUILD_INVITE_CODES",
+        None,
+        pattern=(
+            r"^[0-9]{1,20}=[A-Za-z0-9-]{2,32}(,[0-9]{1,20}=[A-Za-z0-9-]{2,32})*$",
+            "<guild id>=<invite code> pairs separated by commas",
+        ),
+    )
     upstream_retries: int = integer("UPSTREAM_RETRIES", 2, ge=0, le=5)
     lookup_deadline_seconds: float = number("LOOKUP_DEADLINE_SECONDS", 8.0, gt=0, le=28)
     # The fleet's lookups of uncached invites: this many at most, one back every 600/n s.
@@ -259,6 +269,11 @@ class ApiSettings(DiscordSettings):
             stale_if_error_seconds=self.stale_if_error_seconds,
             stale_while_revalidate_seconds=self.stale_while_revalidate_seconds,
         )
+
+    @property
+    def chosen_guild_invites(self) -> dict[str, str]:
+        pairs = (self.guild_invite_codes or "").split(",")
+        return dict(pair.split("=", 1) for pair in pairs if pair)
 
     @property
     def instance_lookup_budget(self) -> int:

@@ -203,6 +203,7 @@ def guild_mode(
                 min_refresh_seconds=settings.guild_list_min_refresh_seconds,
                 fresh_seconds=settings.cache_fresh_seconds,
                 wait_seconds=settings.coalesce_wait_seconds,
+                chosen=settings.chosen_guild_invites,
             ),
             cache_policy=settings.cache_policy,
             lease_seconds=settings.lease_seconds,

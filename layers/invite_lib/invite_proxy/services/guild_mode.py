@@ -39,6 +39,7 @@ from invite_proxy.domain.guild_mirror import (
     counts_of,
     event_in,
     guild_work,
+    lasting_code,
     lookup_body,
     mirrored,
     vanity_of,
@@ -66,6 +67,7 @@ class MirrorStore(Protocol):
         now: float,
         *,
         listed_at: float | None = None,
+        lasting: str | None = None,
         deadline: Deadline = ...,
     ) -> object: ...
     def record_guild(
@@ -127,7 +129,8 @@ def mirror_listing(
         vanity = store.get(code, now, consistent=True, deadline=deadline) if code else None
     if vanity is not None and all(invite.code != vanity.code for invite in invites):
         invites.append(vanity)
-    store.refresh(guild_id, invites, now, listed_at=listed_at, deadline=deadline)
+    lasting = lasting_code(payload)
+    store.refresh(guild_id, invites, now, listed_at=listed_at, lasting=lasting, deadline=deadline)
     obs.count("GuildListRefresh")
     # A count per refresh; the dashboard shows its maximum as the mirror's size.
     obs.count("MirroredInvites", len(invites))
@@ -204,6 +207,33 @@ class GuildMode:
         if vanity is None or vanity == code:
             return None
         return self._store.get(vanity, self._clock(), deadline=deadline)
+
+    def lasting_code(self, guild_id: str, deadline: Deadline) -> str | None:
+        """The code a guild's card shows, so that it outlives any one invite: its vanity
+        code, the operator's choice for it, or its most used invite that never expires
+        (as its list, read within a window, says). None: none, or not a guild served."""
+        if guild_id not in self._policy.guilds:
+            return None
+        deadline = deadline.within(self._call_seconds)
+        try:
+            record = self._fresh_record(guild_id, deadline)
+        except TableUnavailable:
+            obs.count("CacheError")
+            if self._alone is None:
+                return None
+            return self._alone.lasting_code(guild_id, deadline)
+        return record.vanity or self._policy.chosen.get(guild_id) or record.lasting
+
+    def _fresh_record(self, guild_id: str, deadline: Deadline) -> GuildRecord:
+        record = self._store.state(deadline=deadline).record(guild_id)
+        now = self._clock()
+        if record.unreadable(now) or not self._policy.list_due(
+            record, now, within=self._policy.fresh_seconds
+        ):
+            return record
+        if self._refresh(guild_id, deadline) is None:
+            return self._store.state(deadline=deadline).record(guild_id)
+        return record  # another instance reads it now: as it was
 
     # -- a code no list has ------------------------------------------------------------
     def _look_again(

@@ -210,6 +210,24 @@ class InviteLookupService:
         fetch = _Fetch(query, deadline, lookup_deadline, caller)
         return self._fetch_and_store(fetch, cached, claim)
 
+    def guild_invite(
+        self,
+        guild_id: str,
+        *,
+        with_counts: bool = False,
+        deadline: Deadline | None = None,
+        caller: Caller = None,
+    ) -> LookupResult:
+        """A guild's lasting invite (guild mode), as a lookup of its code answers it; an
+        unknown invite when the guild has none, or is not one the proxy serves."""
+        deadline = deadline or Deadline.never(self._clock)
+        code = None
+        if self._guild_mode is not None:
+            code = self._guild_mode.lasting_code(guild_id, deadline)
+        if code is None:
+            raise UnknownInvite(detail=f"guild {guild_id} has no lasting invite here")
+        return self.lookup(InviteQuery(code, with_counts), deadline=deadline, caller=caller)
+
     def _from_mirror(
         self,
         guild_mode: GuildMode,

@@ -83,6 +83,7 @@ class DynamoDBGuildMirror(TableAdapter):
         now: float,
         *,
         listed_at: float | None = None,
+        lasting: str | None = None,
         deadline: Deadline = NO_DEADLINE,
     ) -> Refresh:
         """Make the mirror the guild's listing, read from ``listed_at`` (``now`` by
@@ -126,7 +127,10 @@ class DynamoDBGuildMirror(TableAdapter):
             deadline=deadline,
         )
         # The list is as old as its read: the next may start the interval after it.
-        self._set_record(guild_id, {"refreshed": {"N": repr(listed_at)}}, deadline)
+        lasting_value = {"S": lasting} if lasting else {"NULL": True}
+        self._set_record(
+            guild_id, {"refreshed": {"N": repr(listed_at)}, "lasting": lasting_value}, deadline
+        )
         return Refresh(len(changed) - len(revoked), len(gone), len(invites) - len(changed))
 
     def state(self, *, deadline: Deadline = NO_DEADLINE) -> MirrorState:
@@ -296,6 +300,7 @@ def _record(fields: dict[str, dict[str, Any]]) -> GuildRecord:
         counts_at=number("counts_at"),
         events_at=number("events_at"),
         vanity_at=number("vanity_at"),
+        lasting=fields.get("lasting", {}).get("S"),
     )
 
 
