@@ -97,6 +97,28 @@ def get_guild_invite(event: dict[str, Any], _: str, deadline: Deadline) -> Respo
     return http_responses.lookup_response(result, headers.get("if-none-match"))
 
 
+def get_guild_badge(event: dict[str, Any], _: str, deadline: Deadline) -> Response:
+    """A guild's lasting invite as a shields.io endpoint badge (guild mode)."""
+    from invite_proxy.domain.inputs import GuildCardQuery
+    from invite_proxy.edges import badges
+
+    guild_id = str((event.get("pathParameters") or {}).get("guild_id", ""))
+    try:
+        query = GuildCardQuery.parse(guild_id, None)
+        result = services.lookups.guild_invite(
+            query.guild_id,
+            with_counts=True,
+            deadline=deadline,
+            caller=lambda: services.callers.of(event, deadline),
+        )
+    except InviteProxyError as exc:
+        logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
+        count("ErrorResponse")
+        return badges.error_badge(exc)
+    logger.info("lookup complete")
+    return badges.badge_response(result)
+
+
 def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     authorizer = event.get("requestContext", {}).get("authorizer") or {}
     admin = (authorizer.get("lambda") or {}).get("admin")
@@ -117,6 +139,7 @@ ROUTES: dict[str, Callable[[dict[str, Any], str, Deadline], Response]] = {
     "GET /invites/{code}": get_invite,
     "GET /invites/{code}/badge.json": get_invite_badge,
     "GET /guilds/{guild_id}/invite": get_guild_invite,
+    "GET /guilds/{guild_id}/badge.json": get_guild_badge,
     # Discord's own path, for Discord's client libraries pointed at the proxy.
     "GET /api/v10/invites/{code}": get_invite_as_discord,
     "DELETE /invites/{code}": delete_invite,

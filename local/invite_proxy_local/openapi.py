@@ -617,7 +617,12 @@ def _guild_invite_operation() -> dict[str, Any]:
     responses["404"] = dict(
         responses["404"],
         description="Not Found: `unknown_invite`. The guild has no lasting invite, is not "
-        "one the proxy serves, or the proxy is not in guild mode.",
+        "one the proxy serves, or the proxy is not in guild mode (`no-store`); or its "
+        "invite's lookup found none (that lookup's cache headers).",
+        headers={
+            "Cache-Control": {"required": True, "schema": {"type": "string"}},
+            "X-Cache": dict(responses["404"]["headers"]["X-Cache"], required=False),
+        },
     )
     return {
         "operationId": "getGuildInvite",
@@ -644,8 +649,25 @@ def _guild_invite_operation() -> dict[str, Any]:
     }
 
 
+def _guild_badge_operation() -> dict[str, Any]:
+    badge = _badge_operation()
+    return dict(
+        badge,
+        operationId="getGuildBadge",
+        summary="A guild's lasting invite as a shields.io endpoint badge",
+        description=(
+            "Guild mode: the badge of `GET /guilds/{guild_id}/invite`'s invite, so a "
+            "README's badge outlives any one invite. A guild with none is an `invalid "
+            "invite` badge."
+        ),
+        # Any guild id: one that cannot be a snowflake is an `invalid invite` badge too.
+        parameters=[{**_guild_invite_operation()["parameters"][0], "schema": {"type": "string"}}],
+    )
+
+
 OPERATIONS = {
     "GET /invites/{code}": _get_operation,
+    "GET /guilds/{guild_id}/badge.json": _guild_badge_operation,
     "GET /guilds/{guild_id}/invite": _guild_invite_operation,
     "GET /invites/{code}/badge.json": _badge_operation,
     "DELETE /invites/{code}": _delete_operation,

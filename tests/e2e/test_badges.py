@@ -52,6 +52,18 @@ def test_every_answer_is_a_badge_shields_can_show(
     assert later.headers["Cache-Control"] == "no-store"
 
 
+def test_a_guilds_badge_is_its_lasting_invites(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    emulator.state.add_invite(guild, code="badge-guild-1", uses=3)
+    run = start_api(ALLOWED_GUILD_IDS=guild.id)
+    badge = requests.get(f"{run.url}/guilds/{guild.id}/badge.json", timeout=10).json()
+    assert badge["message"] == f"{guild.member_count} members, {guild.presence_count} online"
+    other = emulator.state.add_guild("Not ours")
+    none = requests.get(f"{run.url}/guilds/{other.id}/badge.json", timeout=10)
+    assert (none.status_code, none.json()["message"]) == (200, "invalid invite")
+
+
 def test_counts_read_at_a_glance() -> None:
     assert message_of({"approximate_member_count": 1234, "approximate_presence_count": 56}) == (
         "1.2k members, 56 online"

@@ -116,6 +116,7 @@ def test_routes_and_who_may_call_them(template: Template) -> None:
         "GET /api/v10/invites/{code}": None,  # the same lookup, answered as Discord does
         "GET /invites/{code}/badge.json": None,  # the same lookup, as a shields.io badge
         "GET /guilds/{guild_id}/invite": None,  # a guild's lasting invite (guild mode)
+        "GET /guilds/{guild_id}/badge.json": None,  # and its badge
         # Only with ApiDocs=enabled (see test_api_docs_exist_only_when_the_parameter_asks).
         "GET /openapi.json": None,
         "GET /docs": None,
@@ -567,6 +568,7 @@ def test_api_docs_exist_only_when_the_parameter_asks(
         "/api/v10/invites/{code}",
         "/invites/{code}/badge.json",
         "/guilds/{guild_id}/invite",
+        "/guilds/{guild_id}/badge.json",
     }
 
     enabled = _deployed(translated, template, ApiDocs="enabled")
@@ -577,6 +579,7 @@ def test_api_docs_exist_only_when_the_parameter_asks(
         "/api/v10/invites/{code}",
         "/invites/{code}/badge.json",
         "/guilds/{guild_id}/invite",
+        "/guilds/{guild_id}/badge.json",
         *docs_routes,
     }
     for path in docs_routes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from invite_proxy.domain.errors import InvalidInput, InviteProxyError
+from invite_proxy.domain.errors import InvalidInput, InviteProxyError, UnknownInvite
 from invite_proxy.edges.http_responses import Response
 from invite_proxy.services.lookup import LookupResult
 
@@ -62,6 +62,8 @@ def badge_response(result: LookupResult) -> Response:
 
 def error_badge(exc: InviteProxyError) -> Response:
     """What shields.io can show when the proxy cannot say now: never kept by a cache."""
-    message = "invalid invite" if isinstance(exc, InvalidInput) else "unavailable"
-    body = _badge(message, "lightgrey", isError=True)
+    if isinstance(exc, InvalidInput | UnknownInvite):
+        # Nothing to show (a guild with no lasting invite, a code that cannot be one).
+        return Response(200, _badge("invalid invite", "lightgrey", isError=True), {})
+    body = _badge("unavailable", "lightgrey", isError=True)
     return Response(200, body, {"Cache-Control": "no-store"})
