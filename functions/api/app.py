@@ -24,6 +24,7 @@ from invite_proxy.edges.http_responses import Response
 from invite_proxy.edges.settings import ApiSettings
 from invite_proxy.edges.wiring import api_services
 from invite_proxy.observability import count, logger, metrics
+from invite_proxy.services.lookup import LookupResult
 
 settings = ApiSettings.from_env()
 services = api_services(settings)
@@ -44,19 +45,10 @@ def get_invite_as_discord(event: dict[str, Any], code: str, deadline: Deadline) 
     """The same lookup, answered as Discord's own route answers it (edges/discord_face.py)."""
     from invite_proxy.edges import discord_face
 
-    try:
-        query = discord_face.query_of(code, event.get("queryStringParameters"))
-        result = services.lookups.lookup(
-            query, deadline=deadline, caller=lambda: services.callers.of(event, deadline)
-        )
-    except InviteProxyError as exc:
-        logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
-        count("ErrorResponse")
-        return discord_face.error_response(exc)
-    except Exception:
-        logger.exception("unhandled error")
-        count("ErrorResponse")
-        return discord_face.error_response(InviteProxyError())  # Discord's 500, no internals
+    query = discord_face.query_of(code, event.get("queryStringParameters"))
+    result = services.lookups.lookup(
+        query, deadline=deadline, caller=lambda: services.callers.of(event, deadline)
+    )
     logger.info("lookup complete")
     headers = event.get("headers") or {}
     return discord_face.invite_response(result, headers.get("if-none-match"))
@@ -66,57 +58,42 @@ def get_invite_badge(event: dict[str, Any], code: str, deadline: Deadline) -> Re
     """The invite's counts as a shields.io endpoint badge (edges/badges.py)."""
     from invite_proxy.edges import badges
 
-    try:
-        query = InviteQuery.parse(code, {"with_counts": "true"})
-        result = services.lookups.lookup(
-            query, deadline=deadline, caller=lambda: services.callers.of(event, deadline)
-        )
-    except InviteProxyError as exc:
-        logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
-        count("ErrorResponse")
-        return badges.error_badge(exc)
+    query = InviteQuery.parse(code, {"with_counts": "true"})
+    result = services.lookups.lookup(
+        query, deadline=deadline, caller=lambda: services.callers.of(event, deadline)
+    )
     logger.info("lookup complete")
     return badges.badge_response(result)
 
 
-def get_guild_invite(event: dict[str, Any], _: str, deadline: Deadline) -> Response:
-    """A guild's lasting invite (guild mode): the same invite object a lookup of its code
-    gives, so a card by guild outlives the invites that come and go."""
+def _guild_invite(event: dict[str, Any], deadline: Deadline, *, counts: bool) -> LookupResult:
     from invite_proxy.domain.inputs import GuildCardQuery
 
     guild_id = str((event.get("pathParameters") or {}).get("guild_id", ""))
     query = GuildCardQuery.parse(guild_id, event.get("queryStringParameters"))
     result = services.lookups.guild_invite(
         query.guild_id,
-        with_counts=query.with_counts,
+        with_counts=counts or query.with_counts,
         deadline=deadline,
         caller=lambda: services.callers.of(event, deadline),
     )
     logger.info("lookup complete")
+    return result
+
+
+def get_guild_invite(event: dict[str, Any], _: str, deadline: Deadline) -> Response:
+    """A guild's lasting invite (guild mode): the same invite object a lookup of its code
+    gives, so a card by guild outlives the invites that come and go."""
+    result = _guild_invite(event, deadline, counts=False)
     headers = event.get("headers") or {}
     return http_responses.lookup_response(result, headers.get("if-none-match"))
 
 
 def get_guild_badge(event: dict[str, Any], _: str, deadline: Deadline) -> Response:
     """A guild's lasting invite as a shields.io endpoint badge (guild mode)."""
-    from invite_proxy.domain.inputs import GuildCardQuery
     from invite_proxy.edges import badges
 
-    guild_id = str((event.get("pathParameters") or {}).get("guild_id", ""))
-    try:
-        query = GuildCardQuery.parse(guild_id, None)
-        result = services.lookups.guild_invite(
-            query.guild_id,
-            with_counts=True,
-            deadline=deadline,
-            caller=lambda: services.callers.of(event, deadline),
-        )
-    except InviteProxyError as exc:
-        logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
-        count("ErrorResponse")
-        return badges.error_badge(exc)
-    logger.info("lookup complete")
-    return badges.badge_response(result)
+    return badges.badge_response(_guild_invite(event, deadline, counts=True))
 
 
 def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
@@ -146,6 +123,27 @@ ROUTES: dict[str, Callable[[dict[str, Any], str, Deadline], Response]] = {
 }
 
 
+def _as_discord(exc: InviteProxyError) -> Response:
+    from invite_proxy.edges import discord_face
+
+    return discord_face.error_response(exc)
+
+
+def _as_badge(exc: InviteProxyError) -> Response:
+    from invite_proxy.edges import badges
+
+    return badges.error_badge(exc)
+
+
+# How a route shows a failure, when not as the proxy's own error envelope: to a Discord
+# library as Discord would, to shields.io as a badge it can show.
+FAILURES: dict[str, Callable[[InviteProxyError], Response]] = {
+    "GET /api/v10/invites/{code}": _as_discord,
+    "GET /invites/{code}/badge.json": _as_badge,
+    "GET /guilds/{guild_id}/badge.json": _as_badge,
+}
+
+
 def answer(event: dict[str, Any], deadline: Deadline) -> Response:
     route_key = str(event.get("routeKey", ""))
     route = ROUTES.get(route_key)
@@ -158,11 +156,13 @@ def answer(event: dict[str, Any], deadline: Deadline) -> Response:
     except InviteProxyError as exc:
         logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
         count("ErrorResponse")
-        return http_responses.error_response(exc)
+        return FAILURES.get(route_key, http_responses.error_response)(exc)
     except Exception:
         # Logged with its stack trace for operators; callers never see internals.
         logger.exception("unhandled error")
         count("ErrorResponse")
+        if route_key in FAILURES:
+            return FAILURES[route_key](InviteProxyError())  # its 500, with no internals
         return http_responses.plain_error(500, "internal_error", "Internal error.")
 
 
