@@ -28,6 +28,8 @@ INVALID_STATUSES = frozenset({401, 403, 429})
 
 _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ("GET", re.compile(r"^/invites/(?P<code>[^/]+)$"), "GET /invites/{code}"),
+    ("GET", re.compile(r"^/users/@me$"), "GET /users/@me"),
+    ("GET", re.compile(r"^/oauth2/applications/@me$"), "GET /oauth2/applications/@me"),
     ("DELETE", re.compile(r"^/invites/(?P<code>[^/]+)$"), "DELETE /invites/{code}"),
     ("GET", re.compile(r"^/guilds/(?P<guild_id>[^/]+)/invites$"), "GET /guilds/{guild_id}/invites"),
     (
@@ -48,6 +50,27 @@ _ROUTES: tuple[tuple[str, re.Pattern[str], str], ...] = (
     ),
 )
 # Webhooks take no bot token; everything else is the bot's.
+BOT_USER = {
+    "id": "1100000000000000001",
+    "username": "emulator-bot",
+    "discriminator": "0",
+    "global_name": None,
+    "avatar": None,
+    "bot": True,
+    "flags": 0,
+}
+BOT_APPLICATION = {
+    "id": BOT_USER["id"],
+    "name": "emulator-app",
+    "description": "",
+    "icon": None,
+    "bot_public": False,
+    "bot_require_code_grant": False,
+    "owner": BOT_USER | {"id": "1100000000000000002", "username": "owner", "bot": False},
+    "team": None,
+    "verify_key": "0" * 64,
+    "flags": 0,
+}
 _UNAUTHENTICATED = frozenset({"POST /webhooks/{webhook_id}/{webhook_token}"})
 
 Answer = tuple[int, Any]
@@ -182,6 +205,11 @@ class _Handler(BaseHTTPRequestHandler):
             return self._invite_route(state, params["code"], query)
         if route == "DELETE /invites/{code}":
             return self._delete_invite(state, params["code"], recorded.headers)
+        if route in ("GET /users/@me", "GET /oauth2/applications/@me"):
+            # What a library's login asks: the bot itself, and its application.
+            if not recorded.headers.get("authorization"):
+                return discord_error(401, 0, "401: Unauthorized")
+            return 200, BOT_USER if route == "GET /users/@me" else BOT_APPLICATION
         if route == "POST /webhooks/{webhook_id}/{webhook_token}":
             return self._execute_webhook(state, recorded.body)
         guild = state.guilds.get(params["guild_id"])

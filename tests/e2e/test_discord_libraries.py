@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import discord
 import hikari
 import pytest
 import requests
@@ -18,6 +19,7 @@ import requests
 from discord_emulator import DiscordEmulator
 from discord_emulator.state import Guild
 from invite_proxy_local.runner import LocalRun
+from tests.conftest import BOT_TOKEN
 
 
 async def _hikari_fetch(base: str, code: str, *, max_rate_limit: float = 300) -> hikari.Invite:
@@ -84,3 +86,43 @@ def test_a_bad_query_is_discords_invalid_form_body(start_api: Callable[..., Loca
     assert (answer.status_code, body["code"], body["message"]) == (400, 50035, "Invalid Form Body")
     assert body["errors"]["with_counts"]["_errors"][0]["code"] == "BOOLEAN_TYPE_COERCE"
     assert body["errors"]["guild_scheduled_event_id"]["_errors"][0]["code"] == "NUMBER_TYPE_COERCE"
+
+
+async def _discord_py_fetch(discord_base: str, proxy_base: str, code: str) -> discord.Invite:
+    """A discord.py bot, logged in to Discord, looking invites up through the proxy.
+
+    discord.py has no base-URL option and makes no call before its login (which reads
+    the bot's own user with its token), so this is how a bot uses the proxy: it logs in
+    to Discord, then sends its invite lookups to the proxy's base URL.
+    """
+    client = discord.Client(intents=discord.Intents.none(), max_ratelimit_timeout=30)
+    original = discord.http.Route.BASE
+    try:
+        discord.http.Route.BASE = discord_base
+        await client.login(BOT_TOKEN)
+        discord.http.Route.BASE = proxy_base
+        return await client.fetch_invite(code)
+    finally:
+        discord.http.Route.BASE = original
+        await client.close()
+
+
+def test_discord_py_resolves_an_invite_through_the_proxy(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    for code in ("lib-dpy-1", "lib-dpy-2"):
+        emulator.state.add_invite(guild, code=code)
+    run = start_api(LOOKUP_SHARE_PER_CALLER="2")
+    proxy = f"{run.url}/api/v10"
+    invite = asyncio.run(_discord_py_fetch(emulator.base_url, proxy, "lib-dpy-1"))
+    assert (invite.code, invite.approximate_member_count) == ("lib-dpy-1", guild.member_count)
+    with pytest.raises(discord.NotFound) as unknown:
+        asyncio.run(_discord_py_fetch(emulator.base_url, proxy, "no-such-invite"))
+    assert unknown.value.code == 10006
+    # The caller's share (2) is spent: the 429 says 300 s, longer than the bot waits, and
+    # discord.py raises its own RateLimited (a 429 without Via would be its HTTPException).
+    with pytest.raises(discord.RateLimited) as limited:
+        asyncio.run(_discord_py_fetch(emulator.base_url, proxy, "lib-dpy-2"))
+    assert limited.value.retry_after > 30
+    asked = [r.route for r in emulator.state.requests]
+    assert asked.count("GET /invites/{code}") == 2  # the first and the unknown, via the proxy
