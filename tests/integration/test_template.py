@@ -780,17 +780,21 @@ def test_the_cdn_caches_lookups_per_query_and_origin_and_passes_the_rest_through
         "Fn::Sub": "${InviteApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
     }
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
-    [lookups] = config["CacheBehaviors"]
+    lookups, guilds, discord_face = config["CacheBehaviors"]
     assert lookups["PathPattern"] == "/invites/*"
     assert lookups["CachedMethods"] == ["GET", "HEAD"]  # never DELETE or OPTIONS
     assert {"DELETE", "OPTIONS"} <= set(lookups["AllowedMethods"])
-    assert lookups["CachePolicyId"] == {"Ref": "CdnLookupCachePolicy"}
+    # A guild's card and badge, and the Discord-compatible face, are lookups too.
+    assert (guilds["PathPattern"], discord_face["PathPattern"]) == ("/guilds/*", "/api/v10/*")
+    for behaviour in (lookups, guilds, discord_face):
+        assert behaviour["CachePolicyId"] == {"Ref": "CdnLookupCachePolicy"}
+        assert behaviour["CachedMethods"] == ["GET", "HEAD"]
     # Everything else passes through uncached, with every viewer header but Host (API
     # Gateway needs its own): X-Audit-Log-Reason and the preflight's headers among them.
     caching_disabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
     all_viewer_but_host = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
     assert config["DefaultCacheBehavior"]["CachePolicyId"] == caching_disabled
-    for behaviour in (lookups, config["DefaultCacheBehavior"]):
+    for behaviour in (lookups, guilds, discord_face, config["DefaultCacheBehavior"]):
         assert behaviour["OriginRequestPolicyId"] == all_viewer_but_host
         assert behaviour["ViewerProtocolPolicy"] == "redirect-to-https"
     policy = on["CdnLookupCachePolicy"]["Properties"]["CachePolicyConfig"]
@@ -823,9 +827,8 @@ def test_behind_the_cdn_a_lookup_names_its_viewer_with_proof_it_came_through_it(
         "HeaderName": "X-Origin-Verify",
         "HeaderValue": {"Fn::Sub": "{{resolve:secretsmanager:${CdnOriginSecret}}}"},
     }
-    [lookups] = config["CacheBehaviors"]
     # Every behaviour sends the secret, so every behaviour names its viewer.
-    for behaviour in (lookups, config["DefaultCacheBehavior"]):
+    for behaviour in (*config["CacheBehaviors"], config["DefaultCacheBehavior"]):
         [association] = behaviour["FunctionAssociations"]
         assert association["EventType"] == "viewer-request"
     code = on["CdnViewerAddressFunction"]["Properties"]["FunctionCode"]

@@ -431,3 +431,11 @@ def test_no_lasting_invite_or_no_guild_of_ours_is_an_unknown_invite(world: World
     with pytest.raises(UnknownInvite):
         world.lookups().guild_invite(GUILD)  # open mode: no guild's list is kept
     assert routes(world)["GET /guilds/{guild_id}/invites"] == 1
+
+
+def test_a_guilds_card_is_served_as_it_was_while_discord_fails(guilds: World) -> None:
+    lookups = guilds.lookups(**GUILD_MODE, CACHE_FRESH_SECONDS=60)
+    assert json.loads(lookups.guild_invite(GUILD).entry.body)["code"] in {"ours-1", "ours-2"}
+    guilds.clock.advance(61)  # the list is due again, and Discord fails to list it
+    guilds.discord.refuse[f"GET /guilds/{GUILD}/invites"] = DiscordServerError(status=500)
+    assert lookups.guild_invite(GUILD).found  # the card's code as last read

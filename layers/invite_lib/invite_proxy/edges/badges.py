@@ -37,9 +37,10 @@ def _count(value: Any) -> str:
     """1234 as 1.2k, 12345678 as 12.3M: a badge is read at a glance."""
     if not isinstance(value, int):
         return "?"
-    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
-        if value >= size:
-            return f"{value / size:.1f}".removesuffix(".0") + suffix
+    if value >= 999_950:  # rounds to 1.0M or more: never "1000k"
+        return f"{value / 1_000_000:.1f}".removesuffix(".0") + "M"
+    if value >= 1_000:
+        return f"{value / 1_000:.1f}".removesuffix(".0") + "k"
     return str(value)
 
 

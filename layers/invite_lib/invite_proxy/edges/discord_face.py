@@ -22,7 +22,6 @@ from invite_proxy.domain.errors import (
     InvalidInput,
     InviteProxyError,
     LookupInProgress,
-    LookupRecentlyFailed,
     UnknownInvite,
 )
 from invite_proxy.domain.inputs import InviteQuery
@@ -102,10 +101,9 @@ def error_response(exc: InviteProxyError) -> Response:
     if isinstance(exc, InvalidInput):
         errors = exc.errors if isinstance(exc, InvalidFormBody) else {}
         return Response(400, _body(INVALID_FORM_BODY, "Invalid Form Body", errors=errors), headers)
-    if isinstance(exc, _NOT_NOW) or (
-        isinstance(exc, LookupRecentlyFailed) and exc.retry_after is not None
-    ):
+    if isinstance(exc, _NOT_NOW):
         return rate_limited(exc.retry_after or 1.0)
+    # A fetch that failed a moment ago (Discord failing) is Discord's 503, not a rate limit.
     status = status_for(exc)
     if exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))

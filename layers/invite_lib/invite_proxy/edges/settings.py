@@ -192,7 +192,8 @@ class DiscordSettings(_Settings):
         """Guild mode's guilds; None: open mode (docs/protections.md)."""
         if not self.allowed_guild_ids:
             return None
-        return frozenset(self.allowed_guild_ids.split(","))
+        # A snowflake is a number: 0123 is 123, as a request's guild id is read.
+        return frozenset(str(int(guild_id)) for guild_id in self.allowed_guild_ids.split(","))
 
     @property
     def user_agent(self) -> str:
@@ -227,8 +228,8 @@ class ApiSettings(DiscordSettings):
     guild_list_min_refresh_seconds: float = number(
         "GUILD_LIST_MIN_REFRESH_SECONDS", 10.0, ge=1, le=3600
     )
-    # Guild mode: the code each guild's card shows, when not its vanity code nor its most
-    # used invite that never expires ("<guild id>=<code>,..."; docs/web.md).
+    # Guild mode: the code each guild's card shows, when it has no vanity code, before its
+    # most used invite that never expires ("<guild id>=<code>,..."; docs/api.md).
     guild_invite_codes: str | None = text(
         "GUILD_INVITE_CODES",
         None,
@@ -272,8 +273,8 @@ class ApiSettings(DiscordSettings):
 
     @property
     def chosen_guild_invites(self) -> dict[str, str]:
-        pairs = (self.guild_invite_codes or "").split(",")
-        return dict(pair.split("=", 1) for pair in pairs if pair)
+        pairs = [pair.split("=", 1) for pair in (self.guild_invite_codes or "").split(",") if pair]
+        return {str(int(guild_id)): code for guild_id, code in pairs}
 
     @property
     def instance_lookup_budget(self) -> int:

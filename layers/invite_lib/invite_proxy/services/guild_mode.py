@@ -227,13 +227,21 @@ class GuildMode:
     def _fresh_record(self, guild_id: str, deadline: Deadline) -> GuildRecord:
         record = self._store.state(deadline=deadline).record(guild_id)
         now = self._clock()
-        if record.unreadable(now) or not self._policy.list_due(
-            record, now, within=self._policy.fresh_seconds
-        ):
+        # Read within a window; or, with no card's code known yet (a record from before
+        # cards), within the interval.
+        within = self._policy.fresh_seconds
+        if record.lasting is None and record.vanity is None:
+            within = self._policy.min_refresh_seconds
+        if record.unreadable(now) or not self._policy.list_due(record, now, within=within):
             return record
-        if self._refresh(guild_id, deadline) is None:
-            return self._store.state(deadline=deadline).record(guild_id)
-        return record  # another instance reads it now: as it was
+        try:
+            if self._refresh(guild_id, deadline) is None:
+                return self._store.state(deadline=deadline).record(guild_id)
+        except InviteProxyError as exc:
+            if not exc.serve_stale or record.refreshed_at is None:
+                raise
+            obs.logger.warning("guild list not read", extra={"error": exc.code})
+        return record  # as it was: another instance reads it now, or Discord failed
 
     # -- a code no list has ------------------------------------------------------------
     def _look_again(
