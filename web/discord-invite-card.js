@@ -1,12 +1,12 @@
-// <discord-invite-card code="…" api="https://…" event="…">: a Discord invite, drawn like
-// Discord's own card, from the invite proxy. No dependencies, no build step; see docs/web.md
-// for its attributes, its `state`, the --invite-card-* properties and its ::part names.
+// <discord-invite-card code="…" (or guild="…") api="…" event="…">: an invite drawn like
+// Discord's own card, from the invite proxy. No dependencies, no build step; docs/web.md
+// has its attributes, `state`, --invite-card-* properties and ::part names.
 
 const CDN = "https://cdn.discordapp.com";
 const ICON_CSS_PX = 56;
 
-/** The CDN URL of a guild icon: an `a_` hash is animated (GIF; a still WebP when motion
- * is unwanted), and sizes are powers of two. */
+/** A guild icon's CDN URL: an `a_` hash is animated (GIF; a still WebP when motion is
+ * unwanted); sizes are powers of two. */
 export function iconUrl(guildId, hash, cssPixels = ICON_CSS_PX, ratio = 1, animate = true) {
   if (!hash) return null;
   const gif = animate && hash.startsWith("a_");
@@ -14,21 +14,21 @@ export function iconUrl(guildId, hash, cssPixels = ICON_CSS_PX, ratio = 1, anima
   return `${CDN}/icons/${path}.${gif ? "gif" : "webp"}?size=${iconSize(cssPixels * ratio)}`;
 }
 
-/** Retry-After in seconds, from either of its forms (seconds, or an HTTP date); 0 if none. */
+/** Retry-After in seconds, from either form (seconds, HTTP date); 0 if none. */
 export function retryAfterSeconds(value) {
   if (!value) return 0;
   const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
   return Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : 0;
 }
 
-/** The smallest power of two the CDN serves (16 to 4096) that covers `pixels`. */
+/** The least power of two the CDN serves (16-4096) covering `pixels`. */
 export function iconSize(pixels) {
   let size = 16;
   while (size < pixels && size < 4096) size *= 2;
   return size;
 }
 
-/** Discord's stand-in for a guild with no icon: the first letter of each word. */
+/** Discord's stand-in for no icon: each word's first letter. */
 export function initials(name) {
   return (name || "?")
     .split(/\s+/)
@@ -107,9 +107,9 @@ const MARKUP = `
   <p class="message" part="message" role="status"></p>
 </article>`;
 
-// What screen readers announce for each state, and the two lines the card shows.
+// What screen readers announce for each state, and the card's two lines.
 const MESSAGES = {
-  loading: "", // aria-busy says it; a page of cards should not announce each one loading
+  loading: "", // aria-busy says it: a page of cards should not announce each loading
   unknown: "This invite is invalid or has been revoked.",
   expired: "This invite has expired.",
   error: "The invite could not be loaded right now.",
@@ -121,7 +121,7 @@ const SHOWN = {
 };
 
 export class DiscordInviteCard extends HTMLElement {
-  static observedAttributes = ["code", "api", "event"];
+  static observedAttributes = ["code", "guild", "api", "event"];
 
   #root;
   #els = {};
@@ -155,7 +155,7 @@ export class DiscordInviteCard extends HTMLElement {
     if (this.isConnected && before !== after) this.#queue();
   }
 
-  // Attributes set together (or at upgrade) make one request.
+  // Attributes set together (or at upgrade): one request.
   #queue() {
     if (this.#queued) return;
     this.#queued = true;
@@ -167,14 +167,15 @@ export class DiscordInviteCard extends HTMLElement {
 
   get state() { return this.getAttribute("state"); }
 
-  /** Fetch the invite again (the browser's HTTP cache answers while the proxy says it may). */
+  /** Fetch again (the HTTP cache answers while the proxy says it may). */
   async load() {
     this.#stop();
     const code = (this.getAttribute("code") || "").trim();
+    const guild = (this.getAttribute("guild") || "").trim();
     const event = (this.getAttribute("event") || "").trim();
     this.#setState("loading");
-    this.#els.event.hidden = !event; // reserved now, so nothing moves when it arrives
-    if (!code) return this.#fail(null);
+    this.#els.event.hidden = !event; // reserved now: nothing moves when it arrives
+    if (!code && !guild) return this.#fail(null);
     const base = (this.getAttribute("api") || location.origin).replace(/\/+$/, "");
     const query = new URLSearchParams({ with_counts: "true" });
     if (event) query.set("guild_scheduled_event_id", event);
@@ -182,7 +183,9 @@ export class DiscordInviteCard extends HTMLElement {
     const current = () => controller === this.#controller && !controller.signal.aborted;
     let response, body;
     try {
-      response = await fetch(`${base}/invites/${encodeURIComponent(code)}?${query}`, {
+      // By guild: its lasting invite, whichever that is now.
+      const path = code ? `invites/${encodeURIComponent(code)}` : `guilds/${encodeURIComponent(guild)}/invite`;
+      response = await fetch(`${base}/${path}?${query}`, {
         signal: controller.signal,
         headers: { Accept: "application/json" },
       });
@@ -192,7 +195,7 @@ export class DiscordInviteCard extends HTMLElement {
       return;
     }
     if (!current()) return; // a newer load owns the card
-    // Only the proxy's own 404 means the invite is gone; a wrong `api` URL is an error.
+    // Only the proxy's own 404 means it is gone; a wrong `api` URL is an error.
     if (response.status === 404 && body?.error?.code === "unknown_invite") return this.#setState("unknown");
     if (!response.ok || !body) return this.#fail(response.headers.get("Retry-After"));
     try {
@@ -209,7 +212,7 @@ export class DiscordInviteCard extends HTMLElement {
     this.#timer = 0;
   }
 
-  // The loading skeleton: grey bars where the text will be.
+  // The loading skeleton.
   #fill(on) {
     for (const el of [this.#els.name, this.#els.counts, this.#els.where]) el.classList.toggle("fill", on);
   }
@@ -252,7 +255,7 @@ export class DiscordInviteCard extends HTMLElement {
         els.initials.textContent = "?";
       }
     }
-    // Focus that was in the card (on Retry, say) moves to what the card offers now.
+    // Focus in the card (on Retry, say) moves to what it offers now.
     if (hadFocus && state !== "loading") (state === "ready" ? els.join : state === "error" ? els.retry : els.card).focus();
   }
 
@@ -264,7 +267,7 @@ export class DiscordInviteCard extends HTMLElement {
     retry.textContent = "Try again";
     this.#setState("error", seconds ? `${MESSAGES.error} Try again in ${seconds} seconds.` : MESSAGES.error);
     if (!seconds) return;
-    // Honour Retry-After: the button waits as long as the proxy asked, and stays focusable.
+    // Retry-After: the button waits as the proxy asked, and stays focusable.
     this.#every(1, () => {
       const left = Math.ceil((this.#waitUntil - Date.now()) / 1000);
       if (left > 0) {

@@ -569,3 +569,36 @@ def test_the_api_docs_viewer_works_with_no_internet(site: Site, browser: Browser
     assert sorted(operations) == sorted(documented)  # every operation the document has
     assert outside == []
     context.close()
+
+
+def test_a_card_by_guild_shows_its_lasting_invite(
+    start_api: Callable[..., runner.LocalRun], emulator: DiscordEmulator, browser: Browser
+) -> None:
+    """guild="…" (guild mode): the card asks for the guild's lasting invite, so it keeps
+    working as invites come and go."""
+    seed_samples(emulator.state)
+    web_port = closed_port()
+    run = start_api(
+        WEB_PORT=str(web_port),
+        ALLOWED_ORIGINS=f"http://127.0.0.1:{web_port}",
+        ALLOWED_GUILD_IDS=SAMPLE_GUILD_ID,
+    )
+    guild = emulator.state.guilds[SAMPLE_GUILD_ID]
+    lasting = guild.vanity_url_code or emulator.state.add_invite(guild, uses=999).code
+    context = _context(browser)
+    page = context.new_page()
+    page.goto(f"{run.web_url}/?api={run.url}")
+    page.evaluate(
+        """([guild, api]) => {
+            const el = document.createElement("discord-invite-card");
+            el.id = "by-guild";
+            el.setAttribute("api", api);
+            el.setAttribute("guild", guild);
+            document.body.append(el);
+        }""",
+        [SAMPLE_GUILD_ID, run.url],
+    )
+    ready = wait_state(page, "by-guild", "ready")
+    assert ready["name"] == "Invite Proxy Demo"
+    assert ready["join"] == f"https://discord.gg/{lasting}"  # the vanity code comes first
+    context.close()
