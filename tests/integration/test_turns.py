@@ -41,16 +41,28 @@ def test_callers_waiting_for_a_bucket_take_their_turns_in_the_order_they_came(
         }
     )
     start = threading.Barrier(CALLERS)
+    # Each caller comes once the one before it has asked the bucket: the order they came
+    # in, whatever else loads the machine (a sleep alone can oversleep past the next).
+    asked = [threading.Event() for _ in range(CALLERS)]
+
+    class Arriving(DynamoDBFleetState):
+        def __init__(self, n: int) -> None:
+            super().__init__(dynamodb, table_name)
+            self._n = n
+
+        def take_bucket(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().take_bucket(*args, **kwargs)
+            finally:
+                asked[self._n].set()
 
     def caller(n: int) -> int:
-        """One instance, arriving ARRIVALS_APART after the one before it."""
-        road = guarded_discord(
-            settings,
-            discord_client(settings),
-            DynamoDBFleetState(dynamodb, table_name),
-        )
+        """One instance, arriving ARRIVALS_APART after the one before it asked."""
+        road = guarded_discord(settings, discord_client(settings), Arriving(n))
         start.wait()
-        time.sleep(n * ARRIVALS_APART)
+        if n:
+            asked[n - 1].wait(10)
+        time.sleep(ARRIVALS_APART)
         limit = Deadline(time.time() + 8.0)  # a lookup's deadline
         return road.lookup_invite(codes[n], {}, deadline=limit, call_deadline=limit).status
 
