@@ -9,9 +9,11 @@ from __future__ import annotations
 import http.client
 import math
 import queue
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -54,6 +56,37 @@ class LocalFleet:
         finally:
             self.idle.put(instance)
         return status, headers, (time.monotonic() - started) * 1000
+
+
+def during_a_flood(
+    flood_one: Callable[[int], None],
+    caller: Callable[[int, float], None],
+    *,
+    rate: float,
+    seconds: float,
+    callers: int,
+) -> float:
+    """Send ``flood_one(n)`` ``rate`` times a second (4 at once at most) for at least
+    ``seconds``, while ``callers`` others each run ``caller(n, started)``; when it started."""
+    stop = threading.Event()
+    started = time.time()
+
+    def flooder() -> None:
+        with ThreadPoolExecutor(4) as pool:
+            n = 0
+            while not stop.is_set():
+                pool.submit(flood_one, n)
+                n += 1
+                time.sleep(1 / rate)
+
+    flood_thread = threading.Thread(target=flooder)
+    flood_thread.start()
+    with ThreadPoolExecutor(callers) as pool:
+        list(pool.map(lambda n: caller(n, started), range(callers)))
+    time.sleep(max(0.0, started + seconds - time.time()))
+    stop.set()
+    flood_thread.join()
+    return started
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -20,15 +20,13 @@ import os
 import random
 import secrets
 import statistics
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from benchmarks.local_fleet import LocalFleet, local_fleet, percentile
+from benchmarks.local_fleet import LocalFleet, during_a_flood, local_fleet, percentile
 from benchmarks.results import add, record
 
 SECONDS = float(os.environ.get("FLOOD_SECONDS", "60"))
@@ -62,12 +60,6 @@ def test_a_flood_from_one_caller(benchmark: Any, run: LocalFleet) -> None:
     made_during: list[str] = []
     recovery: list[float] = []
 
-    def flooder(stop: threading.Event) -> None:
-        with ThreadPoolExecutor(4) as pool:
-            while not stop.is_set():
-                pool.submit(lambda: flood.append(get(run, FLOODER, secrets.token_hex(5))))
-                time.sleep(1 / RATE)
-
     def caller(n: int, start: float) -> None:
         mine = before[n * 3 : n * 3 + 3]
         for round_ in range(3):
@@ -79,15 +71,13 @@ def test_a_flood_from_one_caller(benchmark: Any, run: LocalFleet) -> None:
                 legit.append(get(run, f"127.0.0.{10 + n}", code))
 
     def scenario() -> None:
-        stop = threading.Event()
-        started = time.time()
-        flood_thread = threading.Thread(target=flooder, args=(stop,))
-        flood_thread.start()
-        with ThreadPoolExecutor(CALLERS) as pool:
-            list(pool.map(lambda n: caller(n, started), range(CALLERS)))
-        time.sleep(max(0.0, started + SECONDS - time.time()))
-        stop.set()
-        flood_thread.join()
+        during_a_flood(
+            lambda _: flood.append(get(run, FLOODER, secrets.token_hex(5))),
+            caller,
+            rate=RATE,
+            seconds=SECONDS,
+            callers=CALLERS,
+        )
         ended = time.time()
         while get(run, FLOODER, secrets.token_hex(5))[0] == 429:
             time.sleep(1.0)

@@ -21,15 +21,13 @@ from __future__ import annotations
 import os
 import secrets
 import statistics
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-from benchmarks.local_fleet import LocalFleet, local_fleet, percentile
+from benchmarks.local_fleet import LocalFleet, during_a_flood, local_fleet, percentile
 from benchmarks.results import add, record
 from invite_proxy.adapters.dynamodb.guild_mirror import DynamoDBGuildMirror
 from invite_proxy.domain.guild_mirror import mirrored
@@ -77,22 +75,14 @@ def test_a_flood_in_guild_mode(benchmark: Any, run: LocalFleet) -> None:
     legit: list[tuple[int, float]] = []
     new_invites: list[float] = []
 
-    def flooder(stop: threading.Event) -> None:
-        def one(n: int) -> None:
-            if n % 2:
-                path = f"rnd{secrets.token_hex(4)}"
-            else:
-                path = f"{real[0]}?guild_scheduled_event_id={secrets.randbelow(10**18)}"
-            status, _, ms = run.get(FLOODER, path)
-            flood.append(ms)
-            flood_statuses.append(status)
-
-        with ThreadPoolExecutor(4) as pool:
-            n = 0
-            while not stop.is_set():
-                pool.submit(one, n)
-                n += 1
-                time.sleep(1 / RATE)
+    def flood_one(n: int) -> None:
+        if n % 2:
+            path = f"rnd{secrets.token_hex(4)}"
+        else:
+            path = f"{real[0]}?guild_scheduled_event_id={secrets.randbelow(10**18)}"
+        status, _, ms = run.get(FLOODER, path)
+        flood.append(ms)
+        flood_statuses.append(status)
 
     def caller(n: int, start: float) -> None:
         source = f"127.0.0.{10 + n}"
@@ -116,15 +106,7 @@ def test_a_flood_in_guild_mode(benchmark: Any, run: LocalFleet) -> None:
     spans: list[float] = []
 
     def scenario() -> None:
-        stop = threading.Event()
-        started = time.time()
-        flood_thread = threading.Thread(target=flooder, args=(stop,))
-        flood_thread.start()
-        with ThreadPoolExecutor(CALLERS) as pool:
-            list(pool.map(lambda n: caller(n, started), range(CALLERS)))
-        time.sleep(max(0.0, started + SECONDS - time.time()))
-        stop.set()
-        flood_thread.join()
+        started = during_a_flood(flood_one, caller, rate=RATE, seconds=SECONDS, callers=CALLERS)
         spans.append(time.time() - started)
 
     benchmark.pedantic(scenario, rounds=1, iterations=1)

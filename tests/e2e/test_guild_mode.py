@@ -195,3 +195,46 @@ def test_a_guilds_lasting_invite_by_guild_id(
     bad = requests.get(f"{run.url}/guilds/not-a-guild/invite", timeout=10)
     assert bad.status_code == 400
     assert routes(emulator)[INVITE] == 0  # from the guild's own list
+
+
+def test_a_flood_on_the_card_badge_and_discord_routes_costs_what_lookups_cost(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator, guild: Guild
+) -> None:
+    """Guild mode: random guild ids, the guild's own card again and again, and random
+    codes on the Discord face and the badge: no call per code or guild, and the lists read
+    once per interval at most."""
+    emulator.state.add_invite(guild, code="gm-flood-card", uses=5)
+    run = guild_mode(start_api, guild)
+    paths = []
+    for n in range(40):
+        paths += [
+            f"/guilds/{secrets.randbelow(10**18)}/invite",
+            f"/guilds/{secrets.randbelow(10**18)}/badge.json",
+            f"/guilds/{guild.id}/invite?with_counts={n % 2}",
+            f"/api/v10/invites/rnd{secrets.token_hex(4)}",
+            f"/invites/rnd{secrets.token_hex(4)}/badge.json",
+        ]
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda p: requests.get(run.url + p, timeout=10), paths))
+    took = time.monotonic() - started
+    assert all(a.status_code < 500 for a in answers)
+    calls = routes(emulator)
+    assert calls[INVITE] == 0
+    assert calls[LISTING] <= took / INTERVAL + 1
+
+
+def test_in_open_mode_every_route_spends_the_one_share_of_its_caller(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    run = start_api(LOOKUP_SHARE_PER_CALLER="5")
+    paths = []
+    for _ in range(10):
+        paths += [
+            f"/invites/rnd{secrets.token_hex(4)}",
+            f"/api/v10/invites/rnd{secrets.token_hex(4)}",
+            f"/invites/rnd{secrets.token_hex(4)}/badge.json",
+        ]
+    for path in paths:
+        assert requests.get(run.url + path, timeout=10).status_code in (200, 404, 429)
+    assert routes(emulator)[INVITE] == 5  # its share, whichever route asked

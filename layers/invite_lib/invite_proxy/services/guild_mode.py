@@ -171,14 +171,7 @@ class GuildMode:
         All of it, a read of the lists included, ends within the lookup's own deadline
         (``LOOKUP_DEADLINE_SECONDS``), which the refresh's lease outlasts."""
         deadline = deadline.within(self._call_seconds)
-        try:
-            return self._answer(query, deadline)
-        except TableUnavailable:
-            obs.count("CacheError")
-            if self._alone is None:
-                return None  # per code, under the budget and the shares
-            # The instance reads the lists itself, once per interval: no call per code.
-            return self._alone.answer(query, deadline)
+        return self._table_or_own(lambda mode: mode._answer(query, deadline))
 
     def _answer(self, query: InviteQuery, deadline: Deadline) -> CacheEntry | None:
         now = self._clock()
@@ -215,14 +208,20 @@ class GuildMode:
         if guild_id not in self._policy.guilds:
             return None
         deadline = deadline.within(self._call_seconds)
+        record = self._table_or_own(lambda mode: mode._fresh_record(guild_id, deadline))
+        if record is None:
+            return None
+        return record.vanity or self._policy.chosen.get(guild_id) or record.lasting
+
+    def _table_or_own[T](self, work: Callable[[GuildMode], T]) -> T | None:
+        """``work`` over the table's lists; while the table is down, over the instance's
+        own (it reads them itself, once per interval: no call per code); None when it
+        has none (then per code, under the budget and the shares)."""
         try:
-            record = self._fresh_record(guild_id, deadline)
+            return work(self)
         except TableUnavailable:
             obs.count("CacheError")
-            if self._alone is None:
-                return None
-            return self._alone.lasting_code(guild_id, deadline)
-        return record.vanity or self._policy.chosen.get(guild_id) or record.lasting
+            return work(self._alone) if self._alone is not None else None
 
     def _fresh_record(self, guild_id: str, deadline: Deadline) -> GuildRecord:
         record = self._store.state(deadline=deadline).record(guild_id)

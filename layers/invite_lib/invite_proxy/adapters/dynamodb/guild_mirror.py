@@ -2,8 +2,8 @@
 
 Each mirrored invite is an item of its own beside the code's cached answers
 (``sk = "listed"``), so a lookup reads only its code's item, never a guild's
-whole list. The guild's item holds when its list was last read and one digest
-per invite, so a refresh writes only what changed since, and deletes what the
+whole list. The guild's item holds one digest per invite of its last list read,
+so a refresh writes only what changed since, and deletes what the
 listing no longer has. A revocation's eviction deletes a code's mirrored item
 with its cached answers (they share the code's partition). A guild holds at most
 1,000 invites: their digests are about 40 kB, far under DynamoDB's 400 kB an item.
@@ -73,8 +73,7 @@ class DynamoDBGuildMirror(TableAdapter):
 
     def refreshed_at(self, guild_id: str, *, deadline: Deadline = NO_DEADLINE) -> float | None:
         """When the guild's list was last read into the mirror; None: never."""
-        item = self._guild_item(guild_id, deadline)
-        return float(item["refreshed_at"]["N"]) if item else None
+        return self.state(deadline=deadline).record(guild_id).refreshed_at
 
     def refresh(
         self,
@@ -121,8 +120,7 @@ class DynamoDBGuildMirror(TableAdapter):
             partial(
                 self._client.put_item,
                 TableName=self._table,
-                Item=keys.guild_listing_key(guild_id)
-                | {"refreshed_at": {"N": repr(now)}, "digests": {"M": digests}},
+                Item=keys.guild_listing_key(guild_id) | {"digests": {"M": digests}},
             ),
             deadline=deadline,
         )

@@ -11,8 +11,8 @@
                                                       it (guild_mirror.py)
     pk = "invite#guild:<id>"  sk = "lease#<work>"     who reads the guild's list, counts or
                                                       events now (leases.py; no code has ':')
-    pk = "guild#<id>"      sk = "listing"             when the guild's list was read, and a
-                                                      digest per invite (guild_mirror.py)
+    pk = "guild#<id>"      sk = "listing"             a digest per invite of the guild's last
+                                                      list read (guild_mirror.py)
                            sk = "events"              its scheduled events (guild_mirror.py)
     pk = "guilds#mirror"   sk = "state"               every allowed guild's record: when its
                                                       list was read, its vanity code, counts
