@@ -95,6 +95,7 @@ def use_local_servers(moto_endpoint: str, table_name: str, emulator: DiscordEmul
         AWS_ENDPOINT_URL_DYNAMODB=moto_endpoint,
         CACHE_TABLE_NAME=table_name,
         DISCORD_API_BASE_URL=emulator.base_url,
+        DISCORD_CDN_URL=emulator.cdn_url,
         DISCORD_BOT_TOKEN=BOT_TOKEN,
     )
 

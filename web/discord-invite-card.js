@@ -2,16 +2,14 @@
 // Discord's own card, from the invite proxy. No dependencies, no build step; docs/web.md
 // has its attributes, `state`, --invite-card-* properties and ::part names.
 
-const CDN = "https://cdn.discordapp.com";
 const ICON_CSS_PX = 56;
 
-/** A guild icon's CDN URL: an `a_` hash is animated (GIF; a still WebP when motion is
- * unwanted); sizes are powers of two. */
-export function iconUrl(guildId, hash, cssPixels = ICON_CSS_PX, ratio = 1, animate = true) {
-  if (!hash) return null;
-  const gif = animate && hash.startsWith("a_");
-  const path = `${encodeURIComponent(guildId)}/${encodeURIComponent(hash)}`;
-  return `${CDN}/icons/${path}.${gif ? "gif" : "webp"}?size=${iconSize(cssPixels * ratio)}`;
+/** The guild's icon through the proxy, so visitors never ask Discord: a still PNG, or a
+ * GIF for an animated (`a_`) one unless motion is unwanted. */
+export function iconUrl(api, code, hash, animate = true) {
+  if (!hash || !code) return null;
+  const file = `${encodeURIComponent(hash)}.${animate && hash.startsWith("a_") ? "gif" : "png"}`;
+  return `${api}/invites/${encodeURIComponent(code)}/icons/${file}`;
 }
 
 /** Retry-After in seconds, from either form (seconds, HTTP date); 0 if none. */
@@ -19,13 +17,6 @@ export function retryAfterSeconds(value) {
   if (!value) return 0;
   const seconds = /^\d+$/.test(value.trim()) ? Number(value) : (Date.parse(value) - Date.now()) / 1000;
   return Number.isFinite(seconds) && seconds > 0 ? Math.ceil(seconds) : 0;
-}
-
-/** The least power of two the CDN serves (16-4096) covering `pixels`. */
-export function iconSize(pixels) {
-  let size = 16;
-  while (size < pixels && size < 4096) size *= 2;
-  return size;
 }
 
 /** Discord's stand-in for no icon: each word's first letter. */
@@ -167,6 +158,10 @@ export class DiscordInviteCard extends HTMLElement {
 
   get state() { return this.getAttribute("state"); }
 
+  #api() {
+    return (this.getAttribute("api") || location.origin).replace(/\/+$/, "");
+  }
+
   /** Fetch again (the HTTP cache answers while the proxy says it may). */
   async load() {
     this.#stop();
@@ -176,7 +171,7 @@ export class DiscordInviteCard extends HTMLElement {
     this.#setState("loading");
     this.#els.event.hidden = !event; // reserved now: nothing moves when it arrives
     if (!code && !guild) return this.#fail(null);
-    const base = (this.getAttribute("api") || location.origin).replace(/\/+$/, "");
+    const base = this.#api();
     const query = new URLSearchParams({ with_counts: "true" });
     if (event) query.set("guild_scheduled_event_id", event);
     const controller = (this.#controller = new AbortController());
@@ -290,7 +285,7 @@ export class DiscordInviteCard extends HTMLElement {
     els.name.textContent = name;
     els.initials.textContent = initials(name);
     const still = matchMedia("(prefers-reduced-motion: reduce)").matches;
-    const src = guild.id ? iconUrl(guild.id, guild.icon, ICON_CSS_PX, globalThis.devicePixelRatio || 1, !still) : null;
+    const src = iconUrl(this.#api(), invite.code ?? code, guild.icon, !still);
     els.initials.hidden = Boolean(src);
     els.img.hidden = !src;
     if (src) els.img.src = src;

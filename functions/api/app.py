@@ -1,15 +1,17 @@
-"""API function: GET and DELETE /invites/{code}. Wiring only; the work happens in invite_proxy.
+"""API function: invite lookups in every shape, and DELETE. Wiring only; the work happens in
+invite_proxy.
 
 DELETE sits behind the HttpApi's Lambda authorizer (functions/authorizer), which
 puts the admin token's name in the request context.
 
 Routing is by the event's own `routeKey`: API Gateway has already matched the
-route, so two routes need a dictionary, not Powertools' resolver, whose package
+route, so its routes need a dictionary, not Powertools' resolver, whose package
 costs every cold start about 80 ms (its `__init__` imports every resolver).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +19,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from invite_proxy.domain.deadline import Deadline
-from invite_proxy.domain.errors import AdminRequired, InviteProxyError
-from invite_proxy.domain.inputs import InviteQuery
+from invite_proxy.domain.errors import AdminRequired, InviteProxyError, UnknownInvite
+from invite_proxy.domain.inputs import InviteQuery, card_theme
 from invite_proxy.edges import http_responses
 from invite_proxy.edges.http_responses import Response
 from invite_proxy.edges.settings import ApiSettings
@@ -97,6 +99,52 @@ def get_guild_badge(event: dict[str, Any], _: str, deadline: Deadline) -> Respon
     return badges.badge_response(_guild_invite(event, deadline, counts=True))
 
 
+def get_invite_icon(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
+    """The icon of the invite's guild, through the proxy: a page's visitors never ask
+    Discord's CDN. Served only while the invite shows it (services/icons.py)."""
+    from invite_proxy.domain.icons import IconFile
+
+    file = IconFile.parse(str((event.get("pathParameters") or {}).get("file", "")))
+    result = looked_up(event, InviteQuery.parse(code, None), deadline)
+    if not result.found:
+        raise UnknownInvite()
+    data = services.icons().of_invite(json.loads(result.entry.body), file, deadline)
+    return http_responses.icon_response(data, file.media_type)
+
+
+def _card(result: LookupResult, theme: str, deadline: Deadline) -> Response:
+    """The image card, its icon embedded; drawn with the initials if the icon cannot be had."""
+    from invite_proxy.domain.icons import still_of
+    from invite_proxy.edges import svg_card
+
+    icon = None
+    invite = json.loads(result.entry.body) if result.found else {}
+    file = still_of(invite)
+    if file is not None:
+        try:
+            icon = services.icons().of_invite(invite, file, deadline)
+        except InviteProxyError as exc:
+            logger.info("card drawn without its icon", extra={"detail": exc.detail})
+    return svg_card.card_response(result, theme, icon)
+
+
+def get_invite_card(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
+    """The invite as one SVG image, for READMEs and pages that run no script."""
+    params = event.get("queryStringParameters") or {}
+    theme = card_theme(params)
+    event_id = params.get("guild_scheduled_event_id")
+    query = InviteQuery.parse(
+        code, {"with_counts": "true"} | ({"guild_scheduled_event_id": event_id} if event_id else {})
+    )
+    return _card(looked_up(event, query, deadline), theme, deadline)
+
+
+def get_guild_card(event: dict[str, Any], _: str, deadline: Deadline) -> Response:
+    """A guild's lasting invite as one SVG image (guild mode)."""
+    theme = card_theme(event.get("queryStringParameters"))
+    return _card(_guild_invite(event, deadline, counts=True), theme, deadline)
+
+
 def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     authorizer = event.get("requestContext", {}).get("authorizer") or {}
     admin = (authorizer.get("lambda") or {}).get("admin")
@@ -116,32 +164,45 @@ def delete_invite(event: dict[str, Any], code: str, deadline: Deadline) -> Respo
 ROUTES: dict[str, Callable[[dict[str, Any], str, Deadline], Response]] = {
     "GET /invites/{code}": get_invite,
     "GET /invites/{code}/badge.json": get_invite_badge,
+    "GET /invites/{code}/card.svg": get_invite_card,
+    "GET /invites/{code}/icons/{file}": get_invite_icon,
     "GET /guilds/{guild_id}/invite": get_guild_invite,
     "GET /guilds/{guild_id}/badge.json": get_guild_badge,
+    "GET /guilds/{guild_id}/card.svg": get_guild_card,
     # Discord's own path, for Discord's client libraries pointed at the proxy.
     "GET /api/v10/invites/{code}": get_invite_as_discord,
     "DELETE /invites/{code}": delete_invite,
 }
 
 
-def _as_discord(exc: InviteProxyError) -> Response:
+def _as_discord(exc: InviteProxyError, _: dict[str, Any]) -> Response:
     from invite_proxy.edges import discord_face
 
     return discord_face.error_response(exc)
 
 
-def _as_badge(exc: InviteProxyError) -> Response:
+def _as_badge(exc: InviteProxyError, _: dict[str, Any]) -> Response:
     from invite_proxy.edges import badges
 
     return badges.error_badge(exc)
 
 
+def _as_card(exc: InviteProxyError, event: dict[str, Any]) -> Response:
+    from invite_proxy.domain.inputs import CARD_THEMES
+    from invite_proxy.edges import svg_card
+
+    theme = (event.get("queryStringParameters") or {}).get("theme")
+    return svg_card.error_card(exc, theme if theme in CARD_THEMES else CARD_THEMES[0])
+
+
 # How a route shows a failure, when not as the proxy's own error envelope: to a Discord
-# library as Discord would, to shields.io as a badge it can show.
-FAILURES: dict[str, Callable[[InviteProxyError], Response]] = {
+# library as Discord would, to shields.io as a badge it can show, to an <img> as a card.
+FAILURES: dict[str, Callable[[InviteProxyError, dict[str, Any]], Response]] = {
     "GET /api/v10/invites/{code}": _as_discord,
     "GET /invites/{code}/badge.json": _as_badge,
     "GET /guilds/{guild_id}/badge.json": _as_badge,
+    "GET /invites/{code}/card.svg": _as_card,
+    "GET /guilds/{guild_id}/card.svg": _as_card,
 }
 
 
@@ -157,13 +218,14 @@ def answer(event: dict[str, Any], deadline: Deadline) -> Response:
     except InviteProxyError as exc:
         logger.info("request failed", extra={"error_code": exc.code, "detail": exc.detail})
         count("ErrorResponse")
-        return FAILURES.get(route_key, http_responses.error_response)(exc)
+        failure = FAILURES.get(route_key)
+        return failure(exc, event) if failure else http_responses.error_response(exc)
     except Exception:
         # Logged with its stack trace for operators; callers never see internals.
         logger.exception("unhandled error")
         count("ErrorResponse")
         if route_key in FAILURES:
-            return FAILURES[route_key](InviteProxyError())  # its 500, with no internals
+            return FAILURES[route_key](InviteProxyError(), event)  # its 500, no internals
         return http_responses.plain_error(500, "internal_error", "Internal error.")
 
 

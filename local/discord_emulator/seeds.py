@@ -10,6 +10,7 @@ SAMPLE_GUILD_ID = "1234567890123456789"
 # A second guild, with an (animated) icon and a scheduled event; the demo page names the event.
 EVENT_GUILD_ID = "1234567890123456790"
 SAMPLE_EVENT_ID = "1234567890123456800"
+SAMPLE_GUILD_IDS = (SAMPLE_GUILD_ID, EVENT_GUILD_ID)
 
 SAMPLE_INVITES = {
     "proxy-demo": "a permanent vanity invite (expires_at: null)",

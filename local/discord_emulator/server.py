@@ -1,4 +1,4 @@
-"""The emulator's HTTP server: real sockets, Discord's paths under /api/v10."""
+"""The emulator's HTTP server: real sockets, Discord's paths under /api/v10, its CDN's icons."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -71,6 +72,34 @@ BOT_APPLICATION = {
     "verify_key": "0" * 64,
     "flags": 0,
 }
+# Discord's CDN, on the same server: no token, no rate limits, only the icons guilds show.
+CDN_ROUTE = "CDN /icons/{guild_id}/{file}"
+_CDN_ICON = re.compile(
+    r"^/icons/(?P<guild_id>[0-9]+)/(?P<hash>(a_)?[0-9a-f]{32})\.(?P<format>png|gif|webp)$"
+)
+
+
+def icon_gif(hash_: str) -> bytes:
+    """A 1x1 GIF of the hash's colour (a browser stretches it): an animated icon's GIF."""
+    colour = bytes.fromhex(hash_.removeprefix("a_")[:6])
+    return (
+        b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + colour + b"\x00\x00\x00"
+        b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    )
+
+
+def icon_png(hash_: str, size: int) -> bytes:
+    """A square PNG, one colour from the hash: a real image, the same for the same icon."""
+    red, green, blue = bytes.fromhex(hash_.removeprefix("a_")[:6])
+    row = b"\x00" + bytes((red, green, blue)) * size
+    chunks = [(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0))]
+    chunks += [(b"IDAT", zlib.compress(row * size)), (b"IEND", b"")]
+    return b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        for kind, data in chunks
+    )
+
+
 _UNAUTHENTICATED = frozenset({"POST /webhooks/{webhook_id}/{webhook_token}"})
 
 Answer = tuple[int, Any]
@@ -134,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             recorded.body = self.rfile.read(length)
         state.record(recorded)
 
-        if state.banned():
+        if route != CDN_ROUTE and state.banned():  # a ban is discord.com's, not the CDN's
             ban_left = str(max(1, int(state.banned_until - state.now())))
             self._send_raw(
                 recorded, state.ban_status, BAN_PAGE, "text/html", {"Retry-After": ban_left}
@@ -143,6 +172,9 @@ class _Handler(BaseHTTPRequestHandler):
         fault = state.take_fault(route)
         if fault is not None:
             self._serve_fault(fault, recorded)
+            return
+        if route == CDN_ROUTE:
+            self._cdn_icon(state, recorded, parts.path, parts.query)
             return
         if route is None:
             self._send_json(recorded, *discord_error(404, 0, "404: Not Found"))
@@ -259,8 +291,29 @@ class _Handler(BaseHTTPRequestHandler):
             state.webhook_messages.append(message)
         return 204, None
 
+    def _cdn_icon(
+        self, state: EmulatorState, recorded: RecordedRequest, path: str, query: str
+    ) -> None:
+        """A guild's current icon, as Discord's CDN serves it (a 404 for any other)."""
+        match = _CDN_ICON.match(path)
+        guild = state.guilds.get(match["guild_id"]) if match else None
+        if match is None or guild is None or guild.icon != match["hash"]:
+            self._send_raw(recorded, 404, b"Not Found", "text/plain", None)
+            return
+        size_text = (parse_qs(query).get("size") or ["128"])[-1]
+        size = int(size_text) if size_text.isdigit() else 0
+        if size not in {2**n for n in range(4, 13)}:
+            self._send_raw(recorded, 400, b"Bad size", "text/plain", None)
+            return
+        if match["format"] == "gif":
+            self._send_raw(recorded, 200, icon_gif(match["hash"]), "image/gif", None)
+        else:  # a PNG for a still, WebP or not: what the proxy asks is a PNG
+            self._send_raw(recorded, 200, icon_png(match["hash"], size), "image/png", None)
+
     @staticmethod
     def _match(method: str, path: str) -> tuple[str | None, dict[str, str]]:
+        if method == "GET" and path.startswith("/icons/"):
+            return CDN_ROUTE, {}
         if not path.startswith(API_PREFIX + "/"):
             return None, {}
         # Discord decodes the path before routing, so %2F is a slash to it too.
@@ -360,6 +413,11 @@ class DiscordEmulator:
     def base_url(self) -> str:
         """What DISCORD_API_BASE_URL should be set to."""
         return f"http://127.0.0.1:{self.port}{API_PREFIX}"
+
+    @property
+    def cdn_url(self) -> str:
+        """What DISCORD_CDN_URL should be set to."""
+        return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> DiscordEmulator:
         self._thread.start()

@@ -260,13 +260,17 @@ def backends(env: MutableMapping[str, str], template: Template) -> Backends:
             discord_source, discord_url = "real", "https://discord.com/api/v10"
         else:
             from discord_emulator import DiscordEmulator
-            from discord_emulator.seeds import seed_samples
+            from discord_emulator.seeds import SAMPLE_GUILD_IDS, seed_samples
 
             emulator = DiscordEmulator().start()
             seed_samples(emulator.state)
             stops.append(emulator.stop)
             discord_source, discord_url = "emulator", emulator.base_url
             env["DISCORD_API_BASE_URL"] = discord_url
+            env["DISCORD_CDN_URL"] = emulator.cdn_url
+            # Guild mode over the sample guilds, so the demo page's card by guild has its
+            # lasting invite; ALLOWED_GUILD_IDS= (empty) runs open mode instead.
+            env.setdefault("ALLOWED_GUILD_IDS", ",".join(SAMPLE_GUILD_IDS))
             env["DISCORD_BOT_TOKEN"] = "local-emulator-" + secrets.token_hex(8)
         admin_token, admin_note = _admin_token(env)
     except BaseException:

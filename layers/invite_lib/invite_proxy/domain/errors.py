@@ -313,6 +313,22 @@ class LookupRecentlyFailed(InviteProxyError):
     serve_stale = True
 
 
+class UnknownIcon(InviteProxyError):
+    """Not the icon the invite's guild shows now (or the guild shows none)."""
+
+    code = "unknown_icon"
+    default_message = "This is not the icon of the invite's guild."
+
+
+class IconUnavailable(InviteProxyError):
+    """Discord's CDN did not give the icon (or gave what is not one): held a while."""
+
+    code = "icon_unavailable"
+    default_message = "The guild's icon could not be fetched from Discord; retry later."
+    default_retry_after = 60.0
+    retry_later = True
+
+
 class CacheEvictionFailed(InviteProxyError):
     """Discord answered, but cached copies of the invite may survive: the caller should retry."""
 

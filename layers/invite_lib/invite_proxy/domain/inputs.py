@@ -171,6 +171,17 @@ class GuildCardQuery:
         return cls(str(int(guild_id)), bool(with_counts))
 
 
+CARD_THEMES = ("dark", "light")  # the first is the default, as Discord's own card
+
+
+def card_theme(params: dict[str, str] | None) -> str:
+    """The image card's ``theme``: dark (the default) or light."""
+    theme = (params or {}).get("theme", CARD_THEMES[0])
+    if theme not in CARD_THEMES:
+        raise InvalidInput("Invalid theme: it is dark or light.")
+    return theme
+
+
 _PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 

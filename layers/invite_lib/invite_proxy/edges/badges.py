@@ -33,7 +33,7 @@ def _badge(message: str, color: str, **more: Any) -> str:
     return json.dumps(badge, ensure_ascii=False)
 
 
-def _count(value: Any) -> str:
+def compact_count(value: Any) -> str:
     """1234 as 1.2k, 12345678 as 12.3M: a badge is read at a glance."""
     if not isinstance(value, int):
         return "?"
@@ -46,8 +46,8 @@ def _count(value: Any) -> str:
 
 def message_of(invite: dict[str, Any]) -> str:
     """Members and online, as Discord counts them approximately."""
-    members = _count(invite.get("approximate_member_count"))
-    online = _count(invite.get("approximate_presence_count"))
+    members = compact_count(invite.get("approximate_member_count"))
+    online = compact_count(invite.get("approximate_presence_count"))
     return f"{members} members, {online} online"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from collections.abc import Mapping
@@ -20,11 +21,13 @@ from invite_proxy.domain.errors import (
     DiscordRateLimited,
     DiscordTimeout,
     DiscordUnavailable,
+    IconUnavailable,
     InvalidInput,
     InviteProxyError,
     LookupInProgress,
     LookupRecentlyFailed,
     PermissionDenied,
+    UnknownIcon,
     UnknownInvite,
 )
 from invite_proxy.services.lookup import CacheStatus, LookupResult
@@ -41,6 +44,7 @@ class Response:
     body: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = JSON
+    base64: bool = False  # the body is binary, base64-encoded as API Gateway takes it
 
     def for_api_gateway(self) -> dict[str, Any]:
         headers = dict(self.headers)
@@ -50,7 +54,7 @@ class Response:
             "statusCode": self.status_code,
             "headers": headers,
             "body": self.body,
-            "isBase64Encoded": False,
+            "isBase64Encoded": self.base64,
         }
 
 
@@ -60,6 +64,8 @@ _STATUS_BY_ERROR: tuple[tuple[type[InviteProxyError], int], ...] = (
     (PermissionDenied, 403),
     (AdminRequired, 403),
     (UnknownInvite, 404),
+    (UnknownIcon, 404),
+    (IconUnavailable, 502),
     (DiscordRateLimited, 429),
     (CallerShareExhausted, 429),
     (DiscordBlocked, 503),
@@ -147,3 +153,18 @@ def revocation_response(revocation: Revocation) -> Response:
         body=revocation.body,
         headers={"Cache-Control": "no-store"},
     )
+
+
+# A file named by its content's hash never changes: caches keep it a year, and ask nothing.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def icon_response(data: bytes, media_type: str) -> Response:
+    """A guild icon: an image, and nothing a browser could run or sniff into something else."""
+    headers = {
+        "Cache-Control": IMMUTABLE,
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'",
+    }
+    body = base64.b64encode(data).decode("ascii")
+    return Response(200, body, headers, content_type=media_type, base64=True)

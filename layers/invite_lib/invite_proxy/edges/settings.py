@@ -23,6 +23,7 @@ from invite_proxy.domain.cache_policy import CachePolicy
 
 VERSION = "0.1.0"
 DISCORD_API_BASE_URL = "https://discord.com/api/v10"
+DISCORD_CDN_URL = "https://cdn.discordapp.com"
 PROJECT_URL = "https://github.com/discord-invite-proxy/discord-invite-proxy"
 
 
@@ -237,6 +238,10 @@ class ApiSettings(DiscordSettings):
             r"^[0-9]{1,20}=[A-Za-z0-9-]{2,32}(,[0-9]{1,20}=[A-Za-z0-9-]{2,32})*$",
             "<guild id>=<invite code> pairs separated by commas",
         ),
+    )
+    # Where guild icons come from, for the icon route and the image cards (never the browser).
+    discord_cdn_url: str = text(
+        "DISCORD_CDN_URL", DISCORD_CDN_URL, pattern=(r"^https?://", "an http(s) URL")
     )
     upstream_retries: int = integer("UPSTREAM_RETRIES", 2, ge=0, le=5)
     lookup_deadline_seconds: float = number("LOOKUP_DEADLINE_SECONDS", 8.0, gt=0, le=28)

@@ -9,6 +9,7 @@ Lambda function's cold start pays for its own path alone.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     )
     from invite_proxy.edges.source_address import SourceAddress
     from invite_proxy.services.guild_mode import GuildMode, MirrorStore
+    from invite_proxy.services.icons import GuildIcons
     from invite_proxy.services.lookup import FetchLeases, InviteCache, InviteLookupService
     from invite_proxy.services.revocation import EvictingCache, InviteRevocationService
     from invite_proxy.services.rule_run import Notifier, RuleCache, RuleRunner
@@ -232,6 +234,7 @@ class ApiServices:
     lookups: InviteLookupService
     revocations: InviteRevocationService
     callers: SourceAddress  # who asked: the address a lookup's share is kept for
+    icons: Callable[[], GuildIcons]  # guild icons through the proxy, made when first asked
 
 
 def api_services(settings: ApiSettings) -> ApiServices:
@@ -252,7 +255,25 @@ def api_services(settings: ApiSettings) -> ApiServices:
         client=discord_client(settings),
         mirror=DynamoDBGuildMirror(table, settings.table_name, calls),
     )
-    return ApiServices(lookups, revocations, source_address(settings))
+    # Made at the first icon or image card: a lookup's cold start does not pay for it.
+    icons = functools.cache(lambda: guild_icons(settings, table, calls))
+    return ApiServices(lookups, revocations, source_address(settings), icons)
+
+
+def guild_icons(settings: ApiSettings, table: DynamoDBClient, calls: TableCalls) -> GuildIcons:
+    from invite_proxy.adapters.discord.cdn import DiscordCdn
+    from invite_proxy.adapters.dynamodb.icons import DynamoDBIcons
+    from invite_proxy.services.icons import GuildIcons
+
+    cdn = DiscordCdn(
+        base_url=settings.discord_cdn_url,
+        user_agent=settings.user_agent,
+        connect_timeout=settings.discord_connect_timeout,
+        read_timeout=settings.discord_read_timeout,
+    )
+    return GuildIcons(
+        store=DynamoDBIcons(table, settings.table_name, calls), cdn=cdn, clock=time.time
+    )
 
 
 def source_address(settings: ApiSettings) -> SourceAddress:

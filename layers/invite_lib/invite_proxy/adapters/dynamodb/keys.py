@@ -14,6 +14,8 @@
     pk = "guild#<id>"      sk = "listing"             a digest per invite of the guild's last
                                                       list read (guild_mirror.py)
                            sk = "events"              its scheduled events (guild_mirror.py)
+    pk = "icon#<guild id>" sk = "<hash>.<png|gif>"    a guild icon as Discord's CDN sent it
+                                                      (icons.py)
     pk = "guilds#mirror"   sk = "state"               every allowed guild's record: when its
                                                       list was read, its vanity code, counts
     pk = "fleet#blocked"   sk = "<scope>"             the fleet's state (fleet_state.py)
@@ -88,6 +90,10 @@ def guild_listing_key(guild_id: str) -> Key:
 
 def guild_events_key(guild_id: str) -> Key:
     return key(f"guild#{guild_id}", "events")
+
+
+def icon_key(guild_id: str, file_name: str) -> Key:
+    return key(f"icon#{guild_id}", file_name)
 
 
 def mirror_state_key() -> Key:
