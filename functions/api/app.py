@@ -132,10 +132,8 @@ def get_invite_card(event: dict[str, Any], code: str, deadline: Deadline) -> Res
     """The invite as one SVG image, for READMEs and pages that run no script."""
     params = event.get("queryStringParameters") or {}
     theme = card_theme(params)
-    event_id = params.get("guild_scheduled_event_id")
-    query = InviteQuery.parse(
-        code, {"with_counts": "true"} | ({"guild_scheduled_event_id": event_id} if event_id else {})
-    )
+    event = {k: v for k, v in params.items() if k == "guild_scheduled_event_id"}
+    query = InviteQuery.parse(code, {"with_counts": "true", **event})
     return _card(looked_up(event, query, deadline), theme, deadline)
 
 

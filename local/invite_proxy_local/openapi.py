@@ -66,6 +66,8 @@ ROUTE_ERRORS: dict[str, tuple[type[e.InviteProxyError], ...]] = {
         e.DiscordMissingPermissions,
         e.DiscordServerError,
         e.DiscordError,
+        e.UnknownIcon,  # the icon route's, for an icon the invite does not show
+        e.IconUnavailable,
     ),
     "DELETE": (
         e.InvalidInput,
@@ -665,7 +667,137 @@ def _guild_badge_operation() -> dict[str, Any]:
     )
 
 
+SVG_HEADERS = {
+    "Content-Security-Policy": {
+        "description": "`default-src 'none'; img-src data:`: opened directly, the image "
+        "runs nothing and loads nothing",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "X-Content-Type-Options": {"required": True, "schema": {"const": "nosniff"}},
+    "Cache-Control": {"required": True, "schema": {"type": "string"}},
+}
+SVG_CONTENT = {"image/svg+xml": {"schema": {"type": "string"}}}
+THEME_PARAMETER = {
+    "name": "theme",
+    "in": "query",
+    "required": False,
+    "description": "`dark` (the default, as Discord's own card) or `light`. Anything else is a 400.",
+    "schema": {"type": "string", "enum": ["dark", "light"], "default": "dark"},
+}
+
+
+def _card_responses() -> dict[str, Any]:
+    return {
+        "200": {
+            "description": "The card. An invite the proxy cannot find (unknown, expired, "
+            "revoked) is the `Invalid invite` card, kept as long as that answer is fresh; a "
+            "moment the proxy cannot say (Discord failing, a spent share) is the `Invite "
+            "unavailable` card with `no-store` (and `Retry-After` when there is one).",
+            "headers": SVG_HEADERS,
+            "content": SVG_CONTENT,
+        },
+        "400": {
+            "description": "A card saying what the request got wrong (a code that cannot be "
+            "one, an unknown theme), with `no-store`.",
+            "headers": SVG_HEADERS,
+            "content": SVG_CONTENT,
+        },
+        "429": _gateway_response(429, "throttled."),
+    }
+
+
+def _card_operation() -> dict[str, Any]:
+    lookup = _get_operation()
+    event = next(p for p in lookup["parameters"] if p["name"] == "guild_scheduled_event_id")
+    return {
+        "operationId": "getInviteCard",
+        "summary": "An invite as one SVG image, for READMEs and pages that run no script",
+        "description": (
+            "The card `<discord-invite-card>` draws, as one self-contained image: the "
+            "guild's icon embedded, its name, online and member counts, the channel, when "
+            "the invite expires (UTC), its scheduled event, and a Join label. Every name "
+            "is escaped and cut to its box. The same lookup as `GET /invites/{code}"
+            "?with_counts=true`, so the same cache, guard and protections; `Cache-Control` "
+            "follows the invite's freshness."
+        ),
+        "tags": ["invites"],
+        "parameters": [CODE_PARAMETER, THEME_PARAMETER, event],
+        "responses": _card_responses(),
+    }
+
+
+def _guild_card_operation() -> dict[str, Any]:
+    return {
+        "operationId": "getGuildCard",
+        "summary": "A guild's lasting invite as one SVG image",
+        "description": (
+            "Guild mode: the card of `GET /guilds/{guild_id}/invite`'s invite, so an "
+            "embedded image outlives any one invite. A guild with none is the `Invalid "
+            "invite` card."
+        ),
+        "tags": ["invites"],
+        "parameters": [_guild_invite_operation()["parameters"][0], THEME_PARAMETER],
+        "responses": _card_responses(),
+    }
+
+
+def _icon_operation() -> dict[str, Any]:
+    errors = _get_operation()["responses"]
+    image = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
+    return {
+        "operationId": "getInviteIcon",
+        "summary": "The icon of an invite's guild, through the proxy",
+        "description": (
+            "So that a page's visitors never ask Discord's CDN for it. Served only while "
+            "the invite shows this icon (the same lookup as `GET /invites/{code}`), fetched "
+            "from Discord's CDN once at 128 pixels, kept by its hash, and answered as "
+            "immutable: a new icon is a new hash, so a new URL. `<hash>.png` for any icon "
+            "(an animated one as a still), `<hash>.gif` for an animated one (`a_<hash>`)."
+        ),
+        "tags": ["invites"],
+        "parameters": [
+            CODE_PARAMETER,
+            {
+                "name": "file",
+                "in": "path",
+                "required": True,
+                "description": "`<hash>.png`, or `a_<hash>.gif`: the hash is the invite's "
+                "`guild.icon`. Anything else is a 400.",
+                "schema": {
+                    "type": "string",
+                    "pattern": r"^(a_[0-9a-f]{32}\.(png|gif)|[0-9a-f]{32}\.png)$",
+                },
+            },
+        ],
+        "responses": {
+            "200": {
+                "description": "The icon, `public, max-age=31536000, immutable`.",
+                "headers": {
+                    "Cache-Control": {"required": True, "schema": {"type": "string"}},
+                    "X-Content-Type-Options": {"schema": {"const": "nosniff"}},
+                },
+                "content": {"image/png": image, "image/gif": image},
+            },
+            **{status: errors[status] for status in errors if status not in ("200", "304")},
+            "404": {
+                "description": "Not Found: `unknown_invite` (no such invite), or "
+                "`unknown_icon` (not the icon its guild shows now), with `no-store`.",
+                "headers": {"Cache-Control": CACHE_CONTROL_NO_STORE},
+                "content": {
+                    "application/json": {
+                        "schema": _error_schema(["unknown_icon", "unknown_invite"])
+                    }
+                },
+            },
+        },
+    }
+
+
 OPERATIONS = {
+    "GET /invites/{code}/card.svg": _card_operation,
+    "GET /invites/{code}/icons/{file}": _icon_operation,
+    "GET /guilds/{guild_id}/card.svg": _guild_card_operation,
     "GET /invites/{code}": _get_operation,
     "GET /guilds/{guild_id}/badge.json": _guild_badge_operation,
     "GET /guilds/{guild_id}/invite": _guild_invite_operation,

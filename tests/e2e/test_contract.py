@@ -66,6 +66,9 @@ def test_template_app_and_document_name_the_same_routes(
         ("GET", "/invites/{code}/badge.json"),  # shields.io's endpoint badge
         ("GET", "/guilds/{guild_id}/invite"),  # a guild's lasting invite (guild mode)
         ("GET", "/guilds/{guild_id}/badge.json"),  # and its badge
+        ("GET", "/invites/{code}/card.svg"),  # the image card, for READMEs
+        ("GET", "/guilds/{guild_id}/card.svg"),  # and a guild's
+        ("GET", "/invites/{code}/icons/{file}"),  # a guild's icon, through the proxy
     }
     # The bearer scheme is on exactly the routes that have the admin authorizer.
     authorized = {(r.method, r.path) for r in template.routes() if r.authorizer is not None}
@@ -268,4 +271,4 @@ def test_the_local_run_keeps_to_the_contract_under_schemathesis(
         results = dict(zip(runs, pool.map(run, runs), strict=True))
     for name, result in results.items():
         assert result.returncode == 0, f"schemathesis {name}:\n{result.stdout}\n{result.stderr}"
-        assert "Tested: 6" in result.stdout, result.stdout
+        assert "Tested: 9" in result.stdout, result.stdout

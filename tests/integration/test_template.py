@@ -117,6 +117,9 @@ def test_routes_and_who_may_call_them(template: Template) -> None:
         "GET /invites/{code}/badge.json": None,  # the same lookup, as a shields.io badge
         "GET /guilds/{guild_id}/invite": None,  # a guild's lasting invite (guild mode)
         "GET /guilds/{guild_id}/badge.json": None,  # and its badge
+        "GET /invites/{code}/card.svg": None,  # the same lookup, as one SVG image
+        "GET /guilds/{guild_id}/card.svg": None,  # a guild's, as one SVG image
+        "GET /invites/{code}/icons/{file}": None,  # the icon the invite shows
         # Only with ApiDocs=enabled (see test_api_docs_exist_only_when_the_parameter_asks).
         "GET /openapi.json": None,
         "GET /docs": None,
@@ -569,6 +572,9 @@ def test_api_docs_exist_only_when_the_parameter_asks(
         "/invites/{code}/badge.json",
         "/guilds/{guild_id}/invite",
         "/guilds/{guild_id}/badge.json",
+        "/invites/{code}/card.svg",
+        "/guilds/{guild_id}/card.svg",
+        "/invites/{code}/icons/{file}",
     }
 
     enabled = _deployed(translated, template, ApiDocs="enabled")
@@ -580,6 +586,9 @@ def test_api_docs_exist_only_when_the_parameter_asks(
         "/invites/{code}/badge.json",
         "/guilds/{guild_id}/invite",
         "/guilds/{guild_id}/badge.json",
+        "/invites/{code}/card.svg",
+        "/guilds/{guild_id}/card.svg",
+        "/invites/{code}/icons/{file}",
         *docs_routes,
     }
     for path in docs_routes:
@@ -780,7 +789,12 @@ def test_the_cdn_caches_lookups_per_query_and_origin_and_passes_the_rest_through
         "Fn::Sub": "${InviteApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
     }
     assert origin["CustomOriginConfig"]["OriginProtocolPolicy"] == "https-only"
-    lookups, guilds, discord_face = config["CacheBehaviors"]
+    icons, lookups, guilds, discord_face = config["CacheBehaviors"]
+    # Icons first (CloudFront takes the first pattern that matches): named by their hash,
+    # they are kept as long as they say (a year), not a lookup's freshness.
+    assert icons["PathPattern"] == "/invites/*/icons/*"
+    assert icons["CachePolicyId"] == "658327ea-f89d-4fab-a63d-7e88639e58f6"  # CachingOptimized
+    assert icons["CachedMethods"] == ["GET", "HEAD"]
     assert lookups["PathPattern"] == "/invites/*"
     assert lookups["CachedMethods"] == ["GET", "HEAD"]  # never DELETE or OPTIONS
     assert {"DELETE", "OPTIONS"} <= set(lookups["AllowedMethods"])
