@@ -210,6 +210,7 @@ class Backends:
     admin_token: str | None
     admin_note: str
     stops: list[Callable[[], None]]
+    guilds: str = ""  # ALLOWED_GUILD_IDS: guild mode when set
 
     def describe(self, api_url: str | None = None) -> list[str]:
         """What a local run or invocation announces about where its calls go."""
@@ -233,6 +234,13 @@ class Backends:
             )
         else:
             lines.append(f"  Discord:  {self.discord_url} (DISCORD_API_BASE_URL)")
+        if self.guilds:
+            lines.append(
+                f"  Mode:     guild mode, guilds {self.guilds} (ALLOWED_GUILD_IDS; "
+                "set it empty for open mode)"
+            )
+        else:
+            lines.append("  Mode:     open mode, any invite (ALLOWED_GUILD_IDS names guilds)")
         return lines
 
 
@@ -287,6 +295,7 @@ def backends(env: MutableMapping[str, str], template: Template) -> Backends:
         admin_token=admin_token,
         admin_note=admin_note,
         stops=stops,
+        guilds=env.get("ALLOWED_GUILD_IDS", ""),
     )
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.seeds import EVENT_GUILD_ID, SAMPLE_EVENT_ID, SAMPLE_GUILD_ID, seed_samples
+from discord_emulator.server import CDN_ROUTE
 from invite_proxy_local import runner
 from invite_proxy_local.gateway import HttpResponse
 from tests.conftest import closed_port
@@ -39,16 +40,19 @@ if CHROMIUM is None:
     )
 
 from axe_playwright_python.sync_playwright import Axe  # noqa: E402
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright  # noqa: E402
+from playwright.sync_api import (  # noqa: E402
+    Browser,
+    BrowserContext,
+    Dialog,
+    Page,
+    Playwright,
+    sync_playwright,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "screenshots"
 TOKEN = "dip_browser-test-token-000000000000000000000000"
-CDN = "https://cdn.discordapp.com"
 DOCS_HOST = "invite-proxy.test"
-GIF = bytes.fromhex(
-    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
-)
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +84,9 @@ class Seen:
 
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
 
-    def of(self, method: str, path_prefix: str) -> list[dict[str, str]]:
-        return [h for m, t, h in self.requests if m == method and t.startswith(path_prefix)]
+    def of(self, method: str, path: str) -> list[dict[str, str]]:
+        """The headers of each request to ``path`` (whatever its query)."""
+        return [h for m, t, h in self.requests if m == method and t.split("?")[0] == path]
 
 
 @dataclass
@@ -209,17 +214,16 @@ def test_live_permanent_and_event_invites_render_like_discord(site: Site, page: 
     assert event["counts"] == "12 Online 87 Members"
     assert event["event"].startswith("Event: Monthly Game Night, ")
     assert event["join"] == f"https://discord.gg/gamenight?event={SAMPLE_EVENT_ID}"
-    # An a_ hash is animated: a GIF, at a power-of-two size covering 56 CSS pixels.
+    # An a_ hash is animated: a GIF, through the proxy (the visitor never asks Discord).
     hash_ = site.emulator.state.guilds[EVENT_GUILD_ID].icon
-    assert event["icon"] == f"{CDN}/icons/{EVENT_GUILD_ID}/{hash_}.gif?size=64"
-    # No internet here: the icon cannot load, and the initials stand in, as in Discord.
-    page.wait_for_function(
-        "() => document.getElementById('event').shadowRoot.querySelector('img').hidden"
-    )
-    assert card(page, "event")["initials"] == "PAC"
+    assert event["icon"] == f"{site.run.url}/invites/gamenight/icons/{hash_}.gif"
+    assert event["iconShown"]
+    assert event["initials"] is None
+    icon = "document.getElementById('event').shadowRoot.querySelector('img')"
+    page.wait_for_function(f"() => {icon}.complete && {icon}.naturalWidth > 0", timeout=10_000)
 
     # What the card asked the proxy for: counts, and the event it names.
-    [asked] = [t for m, t, _ in site.seen.requests if m == "GET" and "gamenight" in t]
+    [asked] = [t for m, t, _ in site.seen.requests if t.startswith("/invites/gamenight?")]
     assert (
         asked == f"/invites/gamenight?with_counts=true&guild_scheduled_event_id={SAMPLE_EVENT_ID}"
     )
@@ -230,19 +234,19 @@ def test_icon_rules_follow_discords_cdn(page: Page, site: Site) -> None:
     urls = page.evaluate(
         """async () => {
             const m = await import("./discord-invite-card.js");
-            return [m.iconUrl("1", "abc", 56, 1), m.iconUrl("1", "a_abc", 56, 2),
-                    m.iconUrl("1", "abc", 56, 3), m.iconUrl("1", "abc", 5000, 1),
-                    m.iconUrl("1", "a_abc", 56, 1, false),
-                    m.iconUrl("1", null), m.initials("Pixel  Art club"),
+            return [m.iconUrl("https://p.example", "abc", "f00"),
+                    m.iconUrl("https://p.example", "abc", "a_f00"),
+                    m.iconUrl("https://p.example", "abc", "a_f00", false),
+                    m.iconUrl("https://p.example", "a b", "f00"),
+                    m.iconUrl("https://p.example", "abc", null), m.initials("Pixel  Art club"),
                     m.joinUrl("a b", "9"), m.formatLeft(3_723_000), m.formatLeft(59_500)];
         }"""
     )
     assert urls == [
-        f"{CDN}/icons/1/abc.webp?size=64",
-        f"{CDN}/icons/1/a_abc.gif?size=128",
-        f"{CDN}/icons/1/abc.webp?size=256",
-        f"{CDN}/icons/1/abc.webp?size=4096",
-        f"{CDN}/icons/1/a_abc.webp?size=64",  # prefers-reduced-motion: a still image
+        "https://p.example/invites/abc/icons/f00.png",
+        "https://p.example/invites/abc/icons/a_f00.gif",  # animated
+        "https://p.example/invites/abc/icons/a_f00.png",  # prefers-reduced-motion: a still
+        "https://p.example/invites/a%20b/icons/f00.png",
         None,
         "PAc",
         "https://discord.gg/a%20b?event=9",
@@ -251,20 +255,15 @@ def test_icon_rules_follow_discords_cdn(page: Page, site: Site) -> None:
     ]
 
 
-def test_an_icon_that_loads_replaces_the_initials(site: Site, browser: Browser) -> None:
-    context = _context(browser)
-    context.route(f"{CDN}/**", lambda route: route.fulfill(body=GIF, content_type="image/gif"))
-    page = context.new_page()
+def test_an_icon_the_proxy_cannot_get_leaves_the_initials(site: Site, page: Page) -> None:
+    site.emulator.state.inject(Fault(status=503, body="busy", route=CDN_ROUTE, times=5))
     page.goto(site.page_url())
-    event = wait_state(page, "event", "ready")
-    assert event["iconShown"]
-    assert event["initials"] is None
-    # The icon shows at once and its image decodes a moment later (under load, later).
-    icon = "document.getElementById('event').shadowRoot.querySelector('img')"
-    page.wait_for_function(f"() => {icon}.complete", timeout=10_000)
-    width = page.evaluate(f"() => {icon}.naturalWidth")
-    assert width == 1  # the image the CDN stand-in served
-    context.close()
+    wait_state(page, "event", "ready")
+    # The icon fails to load, and the initials stand in, as in Discord.
+    page.wait_for_function(
+        "() => document.getElementById('event').shadowRoot.querySelector('img').hidden"
+    )
+    assert card(page, "event")["initials"] == "PAC"
 
 
 def test_unknown_and_short_lived_invites(site: Site, page: Page) -> None:
@@ -601,4 +600,157 @@ def test_a_card_by_guild_shows_its_lasting_invite(
     ready = wait_state(page, "by-guild", "ready")
     assert ready["name"] == "Invite Proxy Demo"
     assert ready["join"] == f"https://discord.gg/{lasting}"  # the vanity code comes first
+    context.close()
+
+
+# -- the image cards, where no script runs -----------------------------------------------------
+
+NAMES = {
+    "hostile": '<script>alert(1)</script><svg onload="alert(2)"> & <img src=x onerror=alert(3)>',
+    "rtl": "نادي فن البكسل للألعاب والمسابقات الأسبوعية الكبرى في المدينة القديمة",
+    "long": "W" * 100,
+    "emoji": "🎮👾🕹️ Pixel 👩‍👩‍👧‍👦 Club 🇯🇵 日本語のサーバー名前テスト ✨✨✨✨",
+    "mixed": "Club שלום עולם 123 hello world ✨ " * 3,
+}
+CARD_WIDTH, CARD_PAD = 432, 16
+
+
+def _named_invites(site: Site) -> dict[str, str]:
+    """An invite to a guild of each awkward name (its channel and event named alike)."""
+    state = site.emulator.state
+    codes = {}
+    for label, name in NAMES.items():
+        guild = state.add_guild(name[:100], icon=("a_" if label == "rtl" else "") + "ab" * 16)
+        event = state.add_event(guild, name[:100], scheduled_start_time=state.now() + 86_400)
+        invite = state.add_invite(guild, channel_name=name[:100], max_age=3600)
+        codes[label] = f"{invite.code}/card.svg?guild_scheduled_event_id={event.id}"
+    return codes
+
+
+@pytest.mark.parametrize("theme", ["dark", "light"])
+def test_the_image_card_on_another_origin_keeps_every_name_inside_it(
+    site: Site, browser: Browser, theme: str
+) -> None:
+    codes = _named_invites(site)
+    context = _context(browser, theme)
+    page = context.new_page()
+    page.goto(site.page_url())  # a page of the web origin; the images are the proxy's
+    page.evaluate(
+        """([api, paths, theme]) => {
+            const list = document.createElement("div");
+            list.id = "images";
+            for (const [label, path] of Object.entries(paths)) {
+                const img = document.createElement("img");
+                img.id = `img-${label}`;
+                img.alt = `Discord invite (${label})`;
+                img.src = `${api}/invites/${path}&theme=${theme}`;
+                list.append(img);
+            }
+            document.body.prepend(list);
+        }""",
+        [site.run.url, codes, theme],
+    )
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#images img')].every(i => i.complete)"
+    )
+    sizes = page.evaluate(
+        "() => [...document.querySelectorAll('#images img')]"
+        ".map(i => [i.naturalWidth, i.naturalHeight])"
+    )
+    assert sizes == [[CARD_WIDTH, 144]] * len(NAMES)  # each drew, with its event line
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for label in NAMES:
+        page.locator(f"#img-{label}").screenshot(path=str(ARTIFACTS / f"svg-{label}-{theme}.png"))
+
+    # The same images opened as documents, so their rendered text can be measured.
+    for label, path in codes.items():
+        page.goto(f"{site.run.url}/invites/{path}&theme={theme}")
+        boxes = page.evaluate(
+            """() => {
+                const join = [...document.querySelectorAll("rect")].find(r =>
+                    r.nextElementSibling?.textContent === "Join");
+                return {
+                    join: join.getBBox().x,
+                    texts: [...document.querySelectorAll("text")].map(t => {
+                        const b = t.getBBox();
+                        return {text: t.textContent, left: b.x, right: b.x + b.width,
+                                top: b.y, bottom: b.y + b.height};
+                    }),
+                };
+            }"""
+        )
+        for box in boxes["texts"]:
+            assert box["left"] >= CARD_PAD - 1, (label, box)
+            assert box["right"] <= CARD_WIDTH - CARD_PAD + 1, (label, box)
+            beside_join = box["top"] < 90 and box["bottom"] > 54 and box["text"] != "Join"
+            if beside_join and box["left"] > CARD_PAD + 56:  # the name and the counts
+                assert box["right"] <= boxes["join"], (label, box)
+    context.close()
+
+
+def test_opening_an_image_card_runs_no_script_whatever_the_guild_is_called(
+    site: Site, page: Page
+) -> None:
+    codes = _named_invites(site)
+    said: list[str] = []
+
+    def dialog(shown: Dialog) -> None:
+        said.append(f"dialog: {shown.message}")
+        shown.dismiss()
+
+    page.on("dialog", dialog)
+    page.on("console", lambda message: said.append(f"console: {message.text}"))
+    answer = page.goto(f"{site.run.url}/invites/{codes['hostile']}")
+    assert answer is not None
+    assert answer.headers["content-type"].startswith("image/svg+xml")
+    page.wait_for_timeout(500)
+    assert said == []
+    assert page.evaluate("document.querySelectorAll('script, foreignObject, [onload]').length") == 0
+    title = page.evaluate("document.querySelector('title').textContent")
+    assert "<script>alert(1)</script>" in title  # shown as text, never run
+
+
+@pytest.fixture
+def guild_site(start_api: Callable[..., runner.LocalRun], emulator: DiscordEmulator) -> Site:
+    """`make run` as it starts with nothing configured: guild mode over the sample guilds."""
+    seed_samples(emulator.state)
+    web_port = closed_port()
+    run = start_api(
+        WEB_PORT=str(web_port),
+        ALLOWED_ORIGINS=f"http://127.0.0.1:{web_port}",
+        ALLOWED_GUILD_IDS=f"{SAMPLE_GUILD_ID},{EVENT_GUILD_ID}",
+    )
+    site = Site(run, emulator, Seen())
+    site.open_.set()
+    return site
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_demo_page_talks_only_to_its_origin_and_the_proxy_and_passes_axe(
+    guild_site: Site, browser: Browser, scheme: str
+) -> None:
+    context = _context(browser, scheme)
+    page = context.new_page()
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(guild_site.page_url())
+    for card_id in ("live", "permanent", "event", "by-guild"):
+        wait_state(page, card_id, "ready")
+    wait_state(page, "unknown", "unknown")
+    assert card(page, "by-guild")["join"] == "https://discord.gg/proxy-demo"  # its vanity code
+    icon = "document.getElementById('event').shadowRoot.querySelector('img')"
+    page.wait_for_function(f"() => {icon}.complete && {icon}.naturalWidth > 0")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img[data-path]')]"
+        ".every(i => i.complete && i.naturalWidth)"
+    )
+    page.wait_for_function("() => !document.getElementById('badge').ariaLabel.endsWith('loading')")
+    badge = page.evaluate("document.getElementById('badge').getAttribute('aria-label')")
+    assert badge == "discord: 1.2k members, 321 online"
+    origins = {"/".join(url.split("/")[:3]) for url in asked}
+    assert origins == {guild_site.web, guild_site.run.url}  # nothing to Discord, or anyone
+    results = Axe().run(page)
+    assert results.response["violations"] == [], results.generate_report()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"demo-{scheme}.png"), full_page=True)
     context.close()

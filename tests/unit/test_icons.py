@@ -94,8 +94,10 @@ def test_an_icon_file_is_a_hash_and_png_or_an_animated_ones_gif() -> None:
 
 def test_what_the_cdn_sends_must_be_an_image_of_the_format_and_small() -> None:
     png, gif = IconFile(HASH, "png"), IconFile("a_" + HASH, "gif")
-    assert png.holds(PNG) and gif.holds(GIF)
-    assert not png.holds(GIF) and not gif.holds(PNG)
+    assert png.holds(PNG)
+    assert gif.holds(GIF)
+    assert not png.holds(GIF)
+    assert not gif.holds(PNG)
     assert not png.holds(b"<html>not an image</html>")
     assert not png.holds(PNG + b"\x00" * MAX_ICON_BYTES)
 
@@ -120,7 +122,8 @@ def test_only_the_icon_the_invite_shows_is_served_and_nothing_is_fetched_otherwi
         service.of_invite(invite(), IconFile(other, "png"), NO_DEADLINE)
     with pytest.raises(UnknownIcon):
         service.of_invite(invite(icon=None), IconFile(HASH, "png"), NO_DEADLINE)
-    assert cdn.asked == [] and store.table.calls == 0
+    assert cdn.asked == []
+    assert store.table.calls == 0
     assert service.of_invite(invite(), IconFile(HASH, "png"), NO_DEADLINE) == PNG
     assert cdn.asked == [("42", f"{HASH}.png")]
 
@@ -149,6 +152,7 @@ def test_a_failed_fetch_is_held_so_a_flood_of_it_is_one_fetch(
         with pytest.raises(IconUnavailable) as raised:
             service.icon("42", file, NO_DEADLINE)
     assert len(cdn.asked) == 1
+    assert raised.value.retry_after is not None
     assert 0 < raised.value.retry_after <= FAILURE_HOLD_SECONDS
     cdn.answer = PNG
     clock.advance(FAILURE_HOLD_SECONDS + 1)
@@ -164,7 +168,8 @@ def test_what_is_not_an_image_is_refused_held_and_never_kept(
     for _ in range(3):
         with pytest.raises(IconUnavailable):
             service.icon("42", IconFile(HASH, "png"), NO_DEADLINE)
-    assert len(cdn.asked) == 1 and store.items == {}
+    assert len(cdn.asked) == 1
+    assert store.items == {}
 
 
 def test_with_the_table_down_icons_still_come_from_the_cdn(
