@@ -682,7 +682,7 @@ THEME_PARAMETER = {
     "name": "theme",
     "in": "query",
     "required": False,
-    "description": "`dark` (the default, as Discord's own card) or `light`. Anything else is a 400.",
+    "description": "`dark` (the default, as Discord's own card) or `light`; else a 400.",
     "schema": {"type": "string", "enum": ["dark", "light"], "default": "dark"},
 }
 
