@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 
 from discord_emulator import DiscordEmulator, Fault
-from discord_emulator.seeds import EVENT_GUILD_ID, SAMPLE_EVENT_ID, SAMPLE_GUILD_ID, seed_samples
+from discord_emulator.seeds import (
+    EVENT_GUILD_ID,
+    SAMPLE_EVENT_ID,
+    SAMPLE_GUILD_ID,
+    SAMPLE_GUILD_IDS,
+    seed_samples,
+)
 from discord_emulator.server import CDN_ROUTE
 from invite_proxy_local import runner
 from invite_proxy_local.gateway import HttpResponse
@@ -106,18 +112,13 @@ class Site:
         return f"{self.web}/{name}?api={self.run.url}"
 
 
-@pytest.fixture
-def site(start_api: Callable[..., runner.LocalRun], emulator: DiscordEmulator) -> Site:
+def start_site(
+    start_api: Callable[..., runner.LocalRun], emulator: DiscordEmulator, **env: str
+) -> Site:
     """`make run`'s API and pages: the pages on their own origin, which CORS allows."""
     seed_samples(emulator.state)
     web_port = closed_port()
-    run = start_api(
-        WEB_PORT=str(web_port),
-        ALLOWED_ORIGINS=f"http://127.0.0.1:{web_port}",
-        LOCAL_ADMIN_TOKEN=TOKEN,
-        UPSTREAM_RETRIES="0",
-        LOOKUP_FAILURE_HOLD_SECONDS="0",
-    )
+    run = start_api(WEB_PORT=str(web_port), ALLOWED_ORIGINS=f"http://127.0.0.1:{web_port}", **env)
     site = Site(run, emulator, Seen())
     site.open_.set()
     handle = run.gateway.handle
@@ -132,6 +133,18 @@ def site(start_api: Callable[..., runner.LocalRun], emulator: DiscordEmulator) -
 
     run.gateway.handle = recording  # type: ignore[method-assign,assignment]
     return site
+
+
+@pytest.fixture
+def site(start_api: Callable[..., runner.LocalRun], emulator: DiscordEmulator) -> Site:
+    """Open mode, one attempt per fetch, no failure held: each test scripts Discord."""
+    return start_site(
+        start_api,
+        emulator,
+        LOCAL_ADMIN_TOKEN=TOKEN,
+        UPSTREAM_RETRIES="0",
+        LOOKUP_FAILURE_HOLD_SECONDS="0",
+    )
 
 
 def _context(browser: Browser, scheme: str = "light") -> BrowserContext:
@@ -570,39 +583,6 @@ def test_the_api_docs_viewer_works_with_no_internet(site: Site, browser: Browser
     context.close()
 
 
-def test_a_card_by_guild_shows_its_lasting_invite(
-    start_api: Callable[..., runner.LocalRun], emulator: DiscordEmulator, browser: Browser
-) -> None:
-    """guild="…" (guild mode): the card asks for the guild's lasting invite, so it keeps
-    working as invites come and go."""
-    seed_samples(emulator.state)
-    web_port = closed_port()
-    run = start_api(
-        WEB_PORT=str(web_port),
-        ALLOWED_ORIGINS=f"http://127.0.0.1:{web_port}",
-        ALLOWED_GUILD_IDS=SAMPLE_GUILD_ID,
-    )
-    guild = emulator.state.guilds[SAMPLE_GUILD_ID]
-    lasting = guild.vanity_url_code or emulator.state.add_invite(guild, uses=999).code
-    context = _context(browser)
-    page = context.new_page()
-    page.goto(f"{run.web_url}/?api={run.url}")
-    page.evaluate(
-        """([guild, api]) => {
-            const el = document.createElement("discord-invite-card");
-            el.id = "by-guild";
-            el.setAttribute("api", api);
-            el.setAttribute("guild", guild);
-            document.body.append(el);
-        }""",
-        [SAMPLE_GUILD_ID, run.url],
-    )
-    ready = wait_state(page, "by-guild", "ready")
-    assert ready["name"] == "Invite Proxy Demo"
-    assert ready["join"] == f"https://discord.gg/{lasting}"  # the vanity code comes first
-    context.close()
-
-
 # -- the image cards, where no script runs -----------------------------------------------------
 
 NAMES = {
@@ -713,16 +693,7 @@ def test_opening_an_image_card_runs_no_script_whatever_the_guild_is_called(
 @pytest.fixture
 def guild_site(start_api: Callable[..., runner.LocalRun], emulator: DiscordEmulator) -> Site:
     """`make run` as it starts with nothing configured: guild mode over the sample guilds."""
-    seed_samples(emulator.state)
-    web_port = closed_port()
-    run = start_api(
-        WEB_PORT=str(web_port),
-        ALLOWED_ORIGINS=f"http://127.0.0.1:{web_port}",
-        ALLOWED_GUILD_IDS=f"{SAMPLE_GUILD_ID},{EVENT_GUILD_ID}",
-    )
-    site = Site(run, emulator, Seen())
-    site.open_.set()
-    return site
+    return start_site(start_api, emulator, ALLOWED_GUILD_IDS=",".join(SAMPLE_GUILD_IDS))
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
@@ -737,7 +708,8 @@ def test_the_demo_page_talks_only_to_its_origin_and_the_proxy_and_passes_axe(
     for card_id in ("live", "permanent", "event", "by-guild"):
         wait_state(page, card_id, "ready")
     wait_state(page, "unknown", "unknown")
-    assert card(page, "by-guild")["join"] == "https://discord.gg/proxy-demo"  # its vanity code
+    # guild="…": the guild's lasting invite, its vanity code first.
+    assert card(page, "by-guild")["join"] == "https://discord.gg/proxy-demo"
     icon = "document.getElementById('event').shadowRoot.querySelector('img')"
     page.wait_for_function(f"() => {icon}.complete && {icon}.naturalWidth > 0")
     page.wait_for_function(

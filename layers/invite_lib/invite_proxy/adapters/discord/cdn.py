@@ -7,13 +7,11 @@ than one byte past ``MAX_ICON_BYTES``, within the request's deadline.
 
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import requests
-from urllib3.util import Timeout
 
-from invite_proxy.adapters.discord.session import SESSION
+from invite_proxy.adapters.discord.session import SESSION, timeout
 from invite_proxy.domain.deadline import Deadline, DeadlineReached, wait_at_most
 from invite_proxy.domain.errors import IconUnavailable, UnknownIcon
 from invite_proxy.domain.icons import ICON_SIZE, MAX_ICON_BYTES, IconFile
@@ -55,16 +53,11 @@ class DiscordCdn:
         return body
 
     def _get(self, guild_id: str, file: IconFile, left: float) -> tuple[int, bytes]:
-        total = None if math.isinf(left) else left
         with self._session.get(
             f"{self._base_url}/icons/{guild_id}/{file.name}",
             params={"size": str(ICON_SIZE)},
             headers={"User-Agent": self._user_agent, "Accept": file.media_type},
-            timeout=Timeout(  # type: ignore[arg-type]
-                connect=min(self._connect_timeout, left),
-                read=min(self._read_timeout, left),
-                total=total,
-            ),
+            timeout=timeout(self._connect_timeout, self._read_timeout, left),  # type: ignore[arg-type]
             allow_redirects=False,
             stream=True,
         ) as response:

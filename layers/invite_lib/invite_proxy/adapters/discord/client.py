@@ -6,17 +6,15 @@ Raw: it knows nothing of the fleet's rate limits. Only ``GuardedDiscord`` calls 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import requests
-from urllib3.util import Timeout
 
 from invite_proxy.adapters.discord.routes import Route
-from invite_proxy.adapters.discord.session import SESSION
+from invite_proxy.adapters.discord.session import SESSION, timeout
 from invite_proxy.domain.deadline import Deadline, DeadlineReached, wait_at_most
 from invite_proxy.domain.errors import (
     DiscordBlocked,
@@ -114,19 +112,12 @@ class DiscordClient:
         """The exchange itself: (status, headers, body). Its caller stops waiting at the
         deadline; the timeouts here end a call left behind: the connect and the headers
         within the time that was left, each later read of the body within the read timeout."""
-        total = None if math.isinf(left) else left
         response = self._session.request(
             route.method,
             self._base_url + route.path,
             params=params,
             headers=headers,
-            # total: the read gets what the connect left of the time, not a fresh allowance.
-            # requests passes urllib3's Timeout through as it is (its stubs do not say so).
-            timeout=Timeout(  # type: ignore[arg-type]
-                connect=min(self._connect_timeout, left),
-                read=min(self._read_timeout, left),
-                total=total,
-            ),
+            timeout=timeout(self._connect_timeout, self._read_timeout, left),  # type: ignore[arg-type]
             allow_redirects=False,
         )
         # Discord speaks UTF-8 JSON; decoding it ourselves skips requests' charset sniffing.

@@ -47,17 +47,7 @@ class DynamoDBInviteCache(TableAdapter):
         one more read each, and no call to Discord.
         """
         for key in (keys.variant_key(code, variant), keys.unknown_key(code)):
-            response = self._calls.call(
-                "GetItem",
-                partial(
-                    self._client.get_item,
-                    TableName=self._table,
-                    Key=key,
-                    ConsistentRead=consistent,
-                ),
-                deadline=deadline,
-            )
-            item = response.get("Item")
+            item = self._item(key, deadline, consistent=consistent)
             if item is not None:
                 entry = _entry_from_item(code, variant, item)
                 return None if entry is None or entry.is_expired(now) else entry
@@ -67,16 +57,7 @@ class DynamoDBInviteCache(TableAdapter):
         self, code: str, event_id: str, now: float, *, deadline: Deadline = NO_DEADLINE
     ) -> bool:
         """Whether the event id was found not to be the invite's guild's, lately."""
-        response = self._calls.call(
-            "GetItem",
-            partial(
-                self._client.get_item,
-                TableName=self._table,
-                Key=keys.foreign_event_key(code, event_id),
-            ),
-            deadline=deadline,
-        )
-        item = response.get("Item")
+        item = self._item(keys.foreign_event_key(code, event_id), deadline)
         return item is not None and int(item[keys.TTL_ATTRIBUTE]["N"]) > now
 
     def remember_foreign_event(

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -163,6 +164,24 @@ class TableAdapter:
         self._table = table_name
         self._calls = calls or TableCalls()
         self._own_id = secrets.token_hex(4)
+
+    def _item(
+        self,
+        key: dict[str, Any],
+        deadline: Deadline,
+        *,
+        consistent: bool = False,
+        what: str = "GetItem",
+    ) -> dict[str, Any] | None:
+        """One GetItem: the item, or None."""
+        response = self._calls.call(
+            what,
+            partial(
+                self._client.get_item, TableName=self._table, Key=key, ConsistentRead=consistent
+            ),
+            deadline=deadline,
+        )
+        return response.get("Item")
 
     @property
     def _id(self) -> str:

@@ -52,17 +52,9 @@ class DynamoDBGuildMirror(TableAdapter):
         deadline: Deadline = NO_DEADLINE,
     ) -> MirroredInvite | None:
         """The mirrored invite, if a listing has it and it has not expired."""
-        response = self._calls.call(
-            "reading the mirror",
-            partial(
-                self._client.get_item,
-                TableName=self._table,
-                Key=keys.listed_key(code),
-                ConsistentRead=consistent,
-            ),
-            deadline=deadline,
+        item = self._item(
+            keys.listed_key(code), deadline, consistent=consistent, what="reading the mirror"
         )
-        item = response.get("Item")
         if item is None:
             return None
         ttl = item.get(keys.TTL_ATTRIBUTE)
@@ -133,13 +125,9 @@ class DynamoDBGuildMirror(TableAdapter):
 
     def state(self, *, deadline: Deadline = NO_DEADLINE) -> MirrorState:
         """Every allowed guild's record, in one read."""
-        response = self._calls.call(
-            "reading the guilds' records",
-            partial(self._client.get_item, TableName=self._table, Key=keys.mirror_state_key()),
-            deadline=deadline,
-        )
+        item = self._item(keys.mirror_state_key(), deadline, what="reading the guilds' records")
         fields: dict[str, dict[str, Any]] = {}
-        for name, value in (response.get("Item") or {}).items():
+        for name, value in (item or {}).items():
             what, _, guild_id = name.partition("#")
             if guild_id:
                 fields.setdefault(guild_id, {})[what] = value
@@ -182,14 +170,8 @@ class DynamoDBGuildMirror(TableAdapter):
         self, guild_id: str, *, deadline: Deadline = NO_DEADLINE
     ) -> list[dict[str, Any]] | None:
         """The guild's scheduled events as last read; None: never read."""
-        response = self._calls.call(
-            f"reading the events of guild {guild_id}",
-            partial(
-                self._client.get_item, TableName=self._table, Key=keys.guild_events_key(guild_id)
-            ),
-            deadline=deadline,
-        )
-        item = response.get("Item")
+        what = f"reading the events of guild {guild_id}"
+        item = self._item(keys.guild_events_key(guild_id), deadline, what=what)
         if item is None:
             return None
         events: list[dict[str, Any]] = json.loads(item["body"]["S"])
@@ -256,18 +238,8 @@ class DynamoDBGuildMirror(TableAdapter):
         return revoked
 
     def _guild_item(self, guild_id: str, deadline: Deadline) -> dict[str, Any] | None:
-        response = self._calls.call(
-            f"reading the listing of guild {guild_id}",
-            partial(
-                self._client.get_item,
-                TableName=self._table,
-                Key=keys.guild_listing_key(guild_id),
-                ConsistentRead=True,
-            ),
-            deadline=deadline,
-        )
-        item: dict[str, Any] | None = response.get("Item")
-        return item
+        what = f"reading the listing of guild {guild_id}"
+        return self._item(keys.guild_listing_key(guild_id), deadline, consistent=True, what=what)
 
     def _write_batch(self, batch: list[dict[str, Any]], deadline: Deadline) -> None:
         pending: dict[str, Any] = {self._table: batch}

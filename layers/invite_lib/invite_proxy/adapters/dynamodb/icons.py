@@ -16,16 +16,7 @@ from invite_proxy.domain.deadline import Deadline
 
 class DynamoDBIcons(TableAdapter):
     def get(self, guild_id: str, file_name: str, now: float, deadline: Deadline) -> bytes | None:
-        response = self._calls.call(
-            "GetItem",
-            partial(
-                self._client.get_item,
-                TableName=self._table,
-                Key=keys.icon_key(guild_id, file_name),
-            ),
-            deadline=deadline,
-        )
-        item = response.get("Item")
+        item = self._item(keys.icon_key(guild_id, file_name), deadline)
         if item is None or int(item[keys.TTL_ATTRIBUTE]["N"]) <= now:
             return None
         return bytes(item["data"]["B"])
