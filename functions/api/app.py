@@ -105,7 +105,8 @@ def get_invite_icon(event: dict[str, Any], code: str, deadline: Deadline) -> Res
     from invite_proxy.domain.icons import IconFile
 
     file = IconFile.parse(str((event.get("pathParameters") or {}).get("file", "")))
-    result = looked_up(event, InviteQuery.parse(code, None), deadline)
+    # The component's own lookup (with counts): an icon after its card costs no other.
+    result = looked_up(event, InviteQuery.parse(code, {"with_counts": "true"}), deadline)
     if not result.found:
         raise UnknownInvite()
     data = services.icons().of_invite(json.loads(result.entry.body), file, deadline)
@@ -113,27 +114,21 @@ def get_invite_icon(event: dict[str, Any], code: str, deadline: Deadline) -> Res
 
 
 def _card(result: LookupResult, theme: str, deadline: Deadline) -> Response:
-    """The image card, its icon embedded; drawn with the initials if the icon cannot be had."""
-    from invite_proxy.domain.icons import still_of
+    """The image card, its icon embedded (or the initials, if it cannot be had)."""
     from invite_proxy.edges import svg_card
 
-    icon = None
-    invite = json.loads(result.entry.body) if result.found else {}
-    file = still_of(invite)
-    if file is not None:
-        try:
-            icon = services.icons().of_invite(invite, file, deadline)
-        except InviteProxyError as exc:
-            logger.info("card drawn without its icon", extra={"detail": exc.detail})
-    return svg_card.card_response(result, theme, icon)
+    invite = json.loads(result.entry.body) if result.found else None
+    icon = services.icons().still_for(invite, deadline) if invite else None
+    return svg_card.card_response(result, invite, theme, icon)
 
 
 def get_invite_card(event: dict[str, Any], code: str, deadline: Deadline) -> Response:
     """The invite as one SVG image, for READMEs and pages that run no script."""
     params = event.get("queryStringParameters") or {}
     theme = card_theme(params)
-    event = {k: v for k, v in params.items() if k == "guild_scheduled_event_id"}
-    query = InviteQuery.parse(code, {"with_counts": "true", **event})
+    # The lookup the component makes: with counts, and the event it names.
+    asked = {k: v for k, v in params.items() if k == "guild_scheduled_event_id"}
+    query = InviteQuery.parse(code, {"with_counts": "true", **asked})
     return _card(looked_up(event, query, deadline), theme, deadline)
 
 

@@ -66,8 +66,6 @@ ROUTE_ERRORS: dict[str, tuple[type[e.InviteProxyError], ...]] = {
         e.DiscordMissingPermissions,
         e.DiscordServerError,
         e.DiscordError,
-        e.UnknownIcon,  # the icon route's, for an icon the invite does not show
-        e.IconUnavailable,
     ),
     "DELETE": (
         e.InvalidInput,
@@ -86,6 +84,8 @@ ROUTE_ERRORS: dict[str, tuple[type[e.InviteProxyError], ...]] = {
         e.DiscordError,
     ),
 }
+# The icon route: a lookup's errors, and the icon's own.
+ROUTE_ERRORS["ICON"] = (*ROUTE_ERRORS["GET"], e.UnknownIcon, e.IconUnavailable)
 
 # API Gateway answers these itself, in its own {"message": ...} shape: a route's
 # authorizer (401 with no Authorization header, 403 when it says no), its
@@ -676,6 +676,10 @@ SVG_HEADERS = {
     },
     "X-Content-Type-Options": {"required": True, "schema": {"const": "nosniff"}},
     "Cache-Control": {"required": True, "schema": {"type": "string"}},
+    "X-Cache": {
+        "description": "Where the lookup behind the card was answered from (not on a 400)",
+        "schema": {"type": "string", "enum": ["HIT", "MISS", "STALE"]},
+    },
 }
 SVG_CONTENT = {"image/svg+xml": {"schema": {"type": "string"}}}
 THEME_PARAMETER = {
@@ -743,7 +747,7 @@ def _guild_card_operation() -> dict[str, Any]:
 
 
 def _icon_operation() -> dict[str, Any]:
-    errors = _get_operation()["responses"]
+    errors = {str(status): response for status, response in _error_responses("ICON").items()}
     image = {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}
     return {
         "operationId": "getInviteIcon",
@@ -776,6 +780,7 @@ def _icon_operation() -> dict[str, Any]:
                 "headers": {
                     "Cache-Control": {"required": True, "schema": {"type": "string"}},
                     "X-Content-Type-Options": {"schema": {"const": "nosniff"}},
+                    "Content-Security-Policy": {"schema": {"const": "default-src 'none'"}},
                 },
                 "content": {"image/png": image, "image/gif": image},
             },

@@ -591,6 +591,8 @@ NAMES = {
     "long": "W" * 100,
     "emoji": "🎮👾🕹️ Pixel 👩‍👩‍👧‍👦 Club 🇯🇵 日本語のサーバー名前テスト ✨✨✨✨",
     "mixed": "Club שלום עולם 123 hello world ✨ " * 3,
+    "braces": "{" * 100,
+    "wide": "Ǆ‱Ⅷᐁᐂ⸻" * 20,  # among the widest glyphs in the fonts a browser picks
 }
 CARD_WIDTH, CARD_PAD = 432, 16
 

@@ -52,6 +52,10 @@ def test_a_card_embeds_its_icon_and_is_kept_as_long_as_the_invite_is_fresh(
     assert light.content != answer.content
     assert len(cdn_calls(emulator)) == 1
     assert lookups(emulator) == 1  # one lookup with counts, from the cache since
+    # The component's icon after its card: the same lookup, the icon already kept.
+    icon = requests.get(f"{run.url}/invites/card-1/icons/a_{HASH}.png", timeout=10)
+    assert icon.status_code == 200
+    assert (lookups(emulator), len(cdn_calls(emulator))) == (1, 1)
 
 
 def test_unknown_and_bad_requests_are_cards_too(
@@ -165,3 +169,21 @@ def test_a_flood_of_made_up_icons_costs_no_fetch_and_no_more_than_the_lookups_sh
     assert lookups(emulator) <= 1 + 3  # the real invite once, the share for made-up codes
     assert set(statuses) <= {400, 404, 429}
     assert statuses.get(429, 0) >= 40  # made-up codes past the share
+
+
+def test_a_flood_of_made_up_codes_as_image_cards_spends_the_callers_one_share(
+    start_api: Callable[..., LocalRun], emulator: DiscordEmulator
+) -> None:
+    """An <img> is as good a way to ask as any: each made-up code is a miss, charged to
+    the address that asked, and past its share a card that says "unavailable"."""
+    run = start_api(LOOKUP_SHARE_PER_CALLER="3")
+    session = requests.Session()
+    answers = [
+        session.get(f"{run.url}/invites/f{secrets.token_hex(6)}/card.svg", timeout=10)
+        for _ in range(30)
+    ]
+    assert lookups(emulator) == 3
+    assert {answer.status_code for answer in answers} == {200}
+    refused = [a for a in answers if b"Invite unavailable" in a.content]
+    assert len(refused) == 27
+    assert all(a.headers["Cache-Control"] == "no-store" for a in refused)

@@ -191,3 +191,28 @@ def test_memory_is_bounded_in_bytes_oldest_first(
     assert table.calls == calls
     service.icon("42", IconFile(hashes[0], "png"), NO_DEADLINE)  # dropped: read again
     assert table.calls == calls + 1
+
+
+def test_a_fetch_cut_short_by_the_requests_own_deadline_is_not_held(
+    store: FakeStore, cdn: FakeCdn, clock: FakeClock
+) -> None:
+    """One card whose lookup used its time must not leave every card iconless a minute."""
+    service = icons(store, cdn, clock)
+    file = IconFile(HASH, "png")
+    cdn.answer = IconUnavailable(detail="no time left before the request's deadline")
+    with pytest.raises(IconUnavailable):
+        service.icon("42", file, Deadline(clock.now, clock))  # no time left
+    cdn.answer = PNG
+    assert service.icon("42", file, NO_DEADLINE) == PNG
+    assert len(cdn.asked) == 2
+
+
+def test_a_cards_icon_is_the_still_or_none_never_a_failure(
+    store: FakeStore, cdn: FakeCdn, clock: FakeClock
+) -> None:
+    service = icons(store, cdn, clock)
+    assert service.still_for(invite("a_" + HASH), NO_DEADLINE) == PNG
+    assert cdn.asked == [("42", f"a_{HASH}.png")]  # an animated icon's still
+    assert service.still_for(invite(icon=None), NO_DEADLINE) is None
+    cdn.answer = IconUnavailable(detail="CDN down")
+    assert service.still_for(invite(HASH), NO_DEADLINE) is None

@@ -26,6 +26,9 @@ HOSTILE = [
     "W" * 100,
     "🎮👾🕹️ Pixel 👩‍👩‍👧‍👦 Club 🇯🇵 日本語のサーバー名前テスト" * 2,
     "bad \x00\x07 chars \ud800 and \ufffe, \u202e reversed",
+    "{" * 100,
+    "Ǆ" * 100,
+    "‱Ⅷᐁᐂᐃ⸻﷽" * 15,
 ]
 
 
@@ -88,6 +91,10 @@ def test_the_card_says_what_the_component_says() -> None:
         "Join",
         "Event: Game Night, Dec 7, 02:18 UTC",
     ]
+    # Anyone's text is cut to its box by estimate, and clipped to it whatever a font does.
+    clipped = [t.attrib.get("clip-path") for t in texts(root)]
+    beside, below = "url(#beside)", "url(#below)"
+    assert clipped == [None, beside, beside, beside, below, None, below]
     [image] = root.iter(SVG + "image")
     assert image.attrib["href"].startswith("data:image/png;base64,")  # embedded: loads nothing
     assert root.attrib["height"] == str(svg_card.HEIGHT + svg_card.EVENT_HEIGHT)
@@ -131,9 +138,7 @@ def test_fit_cuts_with_an_ellipsis_and_never_leaves_a_joiner() -> None:
     assert svg_text.clean("a\x00b\ud800c\n\t d") == "abc d"
 
 
-def result(
-    entry_kind: EntryKind, body: str = "", status: CacheStatus = CacheStatus.HIT
-) -> LookupResult:
+def result(entry_kind: EntryKind, body: str = "", fresh_seconds: int = 60) -> LookupResult:
     entry = CacheEntry(
         code="abc",
         variant="counts=1#event=-",
@@ -141,15 +146,16 @@ def result(
         body=body,
         etag='"x"',
         fetched_at=NOW,
-        fresh_until=NOW + 60,
+        fresh_until=NOW + fresh_seconds,
         expires_at=int(NOW) + 3600,
     )
-    return LookupResult(entry=entry, cache_status=status, now=NOW)
+    return LookupResult(entry=entry, cache_status=CacheStatus.HIT, now=NOW)
 
 
 def test_the_image_is_kept_as_long_as_the_invite_is_fresh_and_can_run_nothing() -> None:
+    shown = invite("G")
     response = svg_card.card_response(
-        result(EntryKind.INVITE, json.dumps(invite("G"))), "dark", None
+        result(EntryKind.INVITE, json.dumps(shown)), shown, "dark", None
     )
     headers = response.for_api_gateway()["headers"]
     assert response.status_code == 200
@@ -162,17 +168,27 @@ def test_the_image_is_kept_as_long_as_the_invite_is_fresh_and_can_run_nothing() 
 def test_an_icon_that_could_not_be_had_is_tried_again_sooner() -> None:
     with_icon = invite("G")
     with_icon["guild"] = {"id": "42", "name": "G", "icon": "0" * 32}
-    response = svg_card.card_response(result(EntryKind.INVITE, json.dumps(with_icon)), "dark", None)
-    assert response.headers["Cache-Control"] == "public, max-age=60"  # the hold, at most
-    long_fresh = result(EntryKind.INVITE, json.dumps(with_icon))
-    object.__setattr__(long_fresh.entry, "fresh_until", NOW + 3600)
-    assert svg_card.card_response(long_fresh, "dark", None).headers["Cache-Control"] == (
-        "public, max-age=60"
-    )
+    fresh_an_hour = result(EntryKind.INVITE, json.dumps(with_icon), fresh_seconds=3600)
+    drawn = svg_card.card_response(fresh_an_hour, with_icon, "dark", b"\x89PNG\r\n\x1a\n")
+    assert drawn.headers["Cache-Control"] == "public, max-age=3600"
+    without = svg_card.card_response(fresh_an_hour, with_icon, "dark", None)
+    assert without.headers["Cache-Control"] == "public, max-age=60"  # the icon's hold
+
+
+def test_times_that_are_not_times_are_left_out() -> None:
+    for odd in ("0001-01-01T00:30:00+01:00", "soon", "9999-12-31T23:59:59-14:00", 12):
+        svg = svg_card.invite_card(invite("G", expires_at=odd), "dark", None)
+        assert "Never expires" in svg  # as if none: never a failure
+
+
+def test_counts_with_no_room_left_are_not_drawn_as_an_ellipsis() -> None:
+    huge = invite("G", approximate_member_count=10**30, approximate_presence_count=10**30)
+    drawn = ["".join(t.itertext()) for t in texts(parsed(svg_card.invite_card(huge, "dark", None)))]
+    assert "\u2026" not in drawn
 
 
 def test_unknown_is_the_invalid_card_and_a_failure_an_unavailable_card_no_cache_keeps() -> None:
-    unknown = svg_card.card_response(result(EntryKind.UNKNOWN), "light", None)
+    unknown = svg_card.card_response(result(EntryKind.UNKNOWN), None, "light", None)
     assert unknown.status_code == 200
     assert "Invalid invite" in unknown.body
     assert unknown.headers["Cache-Control"] == "public, max-age=60"
@@ -190,3 +206,6 @@ def test_unknown_is_the_invalid_card_and_a_failure_an_unavailable_card_no_cache_
         assert "Content-Security-Policy" in answer.headers
         parsed(answer.body)
     assert svg_card.error_card(CallerShareExhausted(), "dark").headers["Retry-After"] == "30"
+    # Rounded up, as every Retry-After the proxy sends: never too soon.
+    waiting = svg_card.error_card(CallerShareExhausted(retry_after=2.1), "dark")
+    assert waiting.headers["Retry-After"] == "3"

@@ -21,7 +21,8 @@ from invite_proxy.domain.errors import InvalidInput, UnknownIcon
 ICON_SIZE = 128
 # Discord's 128-pixel icons are a few kB (an animated one some tens); a table item holds 400 kB.
 MAX_ICON_BYTES = 256 * 1024
-# How long the table keeps a fetched icon: it never changes, this only lets unused ones go.
+# How long the table keeps a fetched icon, from its fetch: an icon never changes, so
+# this only bounds what the table holds (one still in use is fetched again after it).
 KEEP_SECONDS = 30 * 86_400
 # How long an instance answers from a failed fetch before it asks the CDN again.
 FAILURE_HOLD_SECONDS = 60.0

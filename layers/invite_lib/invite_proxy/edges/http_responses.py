@@ -92,10 +92,15 @@ def error_body(code: str, message: str) -> str:
     return json.dumps({"error": {"code": code, "message": message}})
 
 
+def retry_after(seconds: float) -> str:
+    """Retry-After's whole seconds: rounded up, so a client never comes back too soon."""
+    return str(max(1, math.ceil(seconds)))
+
+
 def error_response(exc: InviteProxyError) -> Response:
     headers = {"Cache-Control": "no-store"}
     if exc.retry_after is not None:
-        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        headers["Retry-After"] = retry_after(exc.retry_after)
     return Response(
         status_code=status_for(exc),
         content_type=JSON,

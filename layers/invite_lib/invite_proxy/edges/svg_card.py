@@ -16,16 +16,15 @@ none, so opening its URL runs nothing, whatever a guild is called.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from invite_proxy.domain.errors import InvalidInput, InviteProxyError, UnknownInvite
 from invite_proxy.domain.icons import FAILURE_HOLD_SECONDS, icon_of
 from invite_proxy.edges.badges import compact_count
-from invite_proxy.edges.http_responses import Response, status_for
+from invite_proxy.edges.http_responses import Response, retry_after, status_for
 from invite_proxy.edges.svg_text import clean, escape, fit, isolated, width
 from invite_proxy.services.lookup import LookupResult
 
@@ -47,6 +46,14 @@ JOIN_WIDTH, JOIN_HEIGHT = 72, 36
 TEXT_WIDTH = WIDTH - TEXT_X - PAD - JOIN_WIDTH - 8  # the name and lines beside the icon
 EVENT_WIDTH = WIDTH - 2 * PAD
 LINE_WIDTH = WIDTH - TEXT_X - PAD  # the line below "Join"
+# Where anyone's text may be drawn: beside the icon (short of "Join"), and the lines below.
+# Text is cut to fit these by estimate; the clips hold for a glyph wider than estimated.
+BESIDE, BELOW = "url(#beside)", "url(#below)"
+CLIPS = (
+    f'<clipPath id="beside"><rect x="{TEXT_X}" y="44" width="{TEXT_WIDTH}" height="{ICON}"/>'
+    f'</clipPath><clipPath id="below"><rect x="{PAD}" y="92" width="{WIDTH - 2 * PAD}" '
+    f'height="{HEIGHT + EVENT_HEIGHT - 92}"/></clipPath>'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +94,10 @@ def _when(value: Any) -> str | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one UTC cannot hold (year 1)
         return None
-    if moment.utcoffset() is not None:
-        moment = moment - moment.utcoffset()  # type: ignore[operator]
     return f"{moment:%b} {moment.day}, {moment:%H:%M} UTC"
 
 
@@ -164,9 +171,12 @@ def _counts(theme: Theme, invite: Mapping[str, Any]) -> list[str]:
             break
     parts, x = [], float(TEXT_X)
     for text, (_, _, colour) in zip(words, counts, strict=True):
-        text = fit(text, 13, TEXT_X + TEXT_WIDTH - x - 12)
+        room = TEXT_X + TEXT_WIDTH - x - 12
+        if room < width("0 …", 13):
+            break  # no room left for even a digit: drawn not at all, rather than as "…"
+        text = fit(text, 13, room)
         parts.append(f'<circle cx="{x + 4}" cy="82" r="4" fill="{colour}"/>')
-        parts.append(_text(x + 12, 87, escape(text), 13, theme.muted))
+        parts.append(_text(x + 12, 87, escape(text), 13, theme.muted, clip_path=BESIDE))
         x += 12 + width(text, 13) + 10
     return parts
 
@@ -187,6 +197,7 @@ def invite_card(invite: Mapping[str, Any], theme_name: str, icon: bytes | None) 
     guild = _mapping(invite.get("guild"))
     name = str(guild.get("name") or "A Discord server")
     parts = [
+        CLIPS,
         _header(theme, "YOU&#39;VE BEEN INVITED TO JOIN A SERVER"),
         *_icon(theme, name, icon),
         _text(
@@ -196,9 +207,10 @@ def invite_card(invite: Mapping[str, Any], theme_name: str, icon: bytes | None) 
             16,
             theme.text,
             font_weight=700,
+            clip_path=BESIDE,
         ),
         *_counts(theme, invite),
-        _text(TEXT_X, 106, _where(invite), 12, theme.muted),
+        _text(TEXT_X, 106, _where(invite), 12, theme.muted, clip_path=BELOW),
     ]
     join_x, join_y = WIDTH - PAD - JOIN_WIDTH, 44 + (ICON - JOIN_HEIGHT) // 2
     parts.append(
@@ -221,7 +233,8 @@ def invite_card(invite: Mapping[str, Any], theme_name: str, icon: bytes | None) 
     if isinstance(event, Mapping) and event.get("name"):
         start = _when(event.get("scheduled_start_time"))
         words = f"Event: {event['name']}" + (f", {start}" if start else "")
-        parts.append(_text(PAD, HEIGHT + 8, isolated(fit(words, 13, EVENT_WIDTH)), 13, theme.text))
+        line = isolated(fit(words, 13, EVENT_WIDTH))
+        parts.append(_text(PAD, HEIGHT + 8, line, 13, theme.text, clip_path=BELOW))
         height += EVENT_HEIGHT
     online = _count(invite.get("approximate_presence_count"))
     members = _count(invite.get("approximate_member_count"))
@@ -250,14 +263,16 @@ def _response(status: int, svg: str, cache_control: str, **more: str) -> Respons
 INVALID = ("Invalid invite", "This invite has expired or does not exist.")
 
 
-def card_response(result: LookupResult, theme: str, icon: bytes | None) -> Response:
-    """The card, kept by caches as long as the proxy says the invite is fresh (less, if its
-    icon could not be had: it is drawn again with the icon once the fetch is tried again)."""
+def card_response(
+    result: LookupResult, invite: Mapping[str, Any] | None, theme: str, icon: bytes | None
+) -> Response:
+    """The card of ``invite`` (the result's body), kept by caches as long as the proxy
+    says the invite is fresh (less, if its icon could not be had: it is drawn again with
+    the icon once the fetch is tried again)."""
     fresh = result.fresh_for
     status = {"X-Cache": result.cache_status.value}
-    if not result.found:
+    if invite is None:
         return _response(200, notice_card(theme, *INVALID), f"public, max-age={fresh}", **status)
-    invite = json.loads(result.entry.body)
     if icon is None and icon_of(invite) is not None:
         fresh = min(fresh, int(FAILURE_HOLD_SECONDS))
     return _response(200, invite_card(invite, theme, icon), f"public, max-age={fresh}", **status)
@@ -273,6 +288,6 @@ def error_card(exc: InviteProxyError, theme: str) -> Response:
         return _response(
             status, notice_card(theme, "Invalid request", exc.public_message), "no-store"
         )
-    more = {"Retry-After": str(max(1, round(exc.retry_after)))} if exc.retry_after else {}
+    more = {"Retry-After": retry_after(exc.retry_after)} if exc.retry_after else {}
     message = "The proxy cannot say just now; try again later."
     return _response(200, notice_card(theme, "Invite unavailable", message), "no-store", **more)

@@ -22,9 +22,25 @@ _BLANKS = re.compile(r"\s+")
 # Joiners and selectors that must not end a cut text: they would join the ellipsis.
 _DANGLING = "\u200d\ufe0e\ufe0f"
 
-_NARROW = frozenset("iIjl.,:;'|!`")
-_SLIM = frozenset('frt()[]{}/\\-"')
+_NARROW = frozenset("iIjl.,:;'|")
+_SLIM = frozenset('frt()[]/\\-"!`')
 _WIDE = frozenset("mwMW@%")
+# Characters far wider than their kind, measured in DejaVu Sans Bold: (first, last, ems).
+_WIDE_RANGES = (
+    (0x01C4, 0x01CC, 1.7),  # DŽ, LJ, NJ: two letters in one
+    (0x01F1, 0x01F3, 1.7),  # DZ
+    (0x2030, 0x2031, 2.0),  # per mille, per ten thousand
+    (0x2150, 0x218F, 1.8),  # number forms: Roman numerals, fractions
+    (0x1400, 0x167F, 2.1),  # Canadian syllabics
+    (0x18B0, 0x18FF, 2.1),
+    (0x2E3A, 0x2E3B, 3.1),  # two- and three-em dashes
+    (0xFDF0, 0xFDFC, 3.0),  # Arabic word ligatures
+    (0xFDFD, 0xFDFD, 6.0),  # the basmala, one character
+)
+# By Unicode category, where nothing above says: on the wide side of each kind.
+_BY_CATEGORY = {"Lu": 1.15, "Lt": 1.15, "Lo": 1.15, "Ll": 1.0, "Lm": 1.0, "Nd": 0.8}
+_OTHER = 1.7  # symbols, marks of number, anything else: the widest seen of them
+_PUNCTUATION = 1.0  # the ellipsis, dashes, quotes
 # A little over every width above, so an estimate errs on the wide side.
 _MARGIN = 1.05
 # The widths above are bold ones; a regular weight's are at most this much of them.
@@ -65,11 +81,15 @@ def _em(char: str) -> float:
     category = unicodedata.category(char)
     if category in ("Mn", "Me", "Cf"):
         return 0.0  # combining marks, joiners, direction marks
+    point = ord(char)
+    for first, last, ems in _WIDE_RANGES:
+        if first <= point <= last:
+            return ems
     if unicodedata.east_asian_width(char) in ("W", "F"):
-        return 1.1  # CJK, and most emoji
-    if category in ("So", "Sk", "Co"):
-        return 1.35  # symbols and emoji drawn by a colour font, private-use glyphs
-    return 0.9  # Latin with accents, Greek, Cyrillic, Arabic, Hebrew, ...
+        return 1.3 if category == "So" else 1.1  # colour emoji; CJK
+    if category.startswith("P"):
+        return _PUNCTUATION
+    return _BY_CATEGORY.get(category, _OTHER)
 
 
 def _scale(font_size: float, bold: bool) -> float:

@@ -20,7 +20,13 @@ from invite_proxy.domain.errors import (
     InviteProxyError,
     TableUnavailable,
 )
-from invite_proxy.domain.icons import FAILURE_HOLD_SECONDS, KEEP_SECONDS, IconFile, shown_by
+from invite_proxy.domain.icons import (
+    FAILURE_HOLD_SECONDS,
+    KEEP_SECONDS,
+    IconFile,
+    shown_by,
+    still_of,
+)
 from invite_proxy.observability import count, logger
 
 # Some hundred icons: a busy page's worth, at a few kB each.
@@ -64,6 +70,18 @@ class GuildIcons:
         """The file's bytes, if it is the icon the invite's guild shows now."""
         return self.icon(shown_by(invite, file), file, deadline)
 
+    def still_for(self, invite: Mapping[str, Any], deadline: Deadline) -> bytes | None:
+        """What an image card embeds: the guild's icon as a still, or None (no icon, or
+        none to be had now: the card draws the initials instead)."""
+        file = still_of(invite)
+        if file is None:
+            return None
+        try:
+            return self.of_invite(invite, file, deadline)
+        except InviteProxyError as exc:
+            logger.info("card drawn without its icon", extra={"detail": exc.detail})
+            return None
+
     def icon(self, guild_id: str, file: IconFile, deadline: Deadline) -> bytes:
         key = (guild_id, file.name)
         if (data := self._recent.get(key)) is not None:
@@ -99,9 +117,12 @@ class GuildIcons:
         except InviteProxyError as exc:
             count("IconFetchFailed")
             logger.warning("icon fetch failed", extra={"icon": file.name, "detail": exc.detail})
-            self._held[key] = (now + FAILURE_HOLD_SECONDS, exc)
-            while len(self._held) > HELD_FAILURES:
-                self._held.popitem(last=False)
+            if deadline.left() > 0:
+                # The CDN's own answer (a failure, a timeout of its own): held. One cut
+                # short by this request's deadline says nothing of the CDN, and is not.
+                self._held[key] = (now + FAILURE_HOLD_SECONDS, exc)
+                while len(self._held) > HELD_FAILURES:
+                    self._held.popitem(last=False)
             raise
         self._held.pop(key, None)
         count("IconFetched")

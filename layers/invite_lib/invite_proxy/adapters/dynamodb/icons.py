@@ -1,7 +1,8 @@
 """Adapter: guild icons kept in the table, one item per icon file, by its hash.
 
 An icon's hash names its bytes for good, so an item is never updated: written once,
-read by every instance, dropped by its ``ttl`` once nobody has fetched it again.
+read by every instance, and dropped by its ``ttl`` (30 days after the fetch; the next
+instance that needs it fetches it again).
 """
 
 from __future__ import annotations
