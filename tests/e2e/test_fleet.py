@@ -137,3 +137,34 @@ def test_the_fleet_honours_the_bucket_headers_and_never_earns_a_429(
     assert statuses == [200] * 18
     answers = [r.status for r in emulator.state.requests_to(ROUTE)]
     assert answers == [200] * 18  # every call fit the bucket: no 429, no retry
+
+
+def test_a_delete_is_seen_at_once_where_it_was_made_and_within_memorys_lifetime_elsewhere(
+    start_fleet: Fleet, emulator: DiscordEmulator
+) -> None:
+    """The in-memory tier's bound, across processes: the instance that revoked forgets the
+    code at once; another answers from its memory at most MEMORY_CACHE_SECONDS more."""
+    token = "dip_memory-test-token-0000000000000000000000000"
+    emulator.state.add_invite(emulator.state.add_guild("G"), code="mem-1")
+    lifetime = 2.0
+    here, elsewhere = start_fleet(2, LOCAL_ADMIN_TOKEN=token, MEMORY_CACHE_SECONDS=str(lifetime))
+    assert requests.get(f"{here}/invites/mem-1", timeout=10).status_code == 200
+    assert requests.get(f"{elsewhere}/invites/mem-1", timeout=10).status_code == 200
+    revoked = requests.delete(
+        f"{here}/invites/mem-1", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert revoked.status_code == 200
+    revoked_at = time.monotonic()
+    assert requests.get(f"{here}/invites/mem-1", timeout=10).status_code == 404  # at once
+    answers: list[tuple[float, int]] = []
+    while time.monotonic() - revoked_at < lifetime + 1.5:
+        status = requests.get(f"{elsewhere}/invites/mem-1", timeout=10).status_code
+        answers.append((time.monotonic() - revoked_at, status))
+        time.sleep(0.05)
+    served = [at for at, status in answers if status == 200]
+    gone = [at for at, status in answers if status == 404]
+    assert served  # from its memory: the table was not read again
+    assert max(served) <= lifetime + 0.1  # the stated bound, and no longer
+    assert gone
+    assert min(gone) > max(served)  # once gone, gone
+    assert {status for _, status in answers} == {200, 404}

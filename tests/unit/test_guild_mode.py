@@ -439,3 +439,16 @@ def test_a_guilds_card_is_served_as_it_was_while_discord_fails(guilds: World) ->
     guilds.clock.advance(61)  # the list is due again, and Discord fails to list it
     guilds.discord.refuse[f"GET /guilds/{GUILD}/invites"] = DiscordServerError(status=500)
     assert lookups.guild_invite(GUILD).found  # the card's code as last read
+
+
+def test_a_busy_guild_card_costs_no_table_call_within_the_memorys_second(world: World) -> None:
+    listed(world, "lasting-1", uses=3)
+    lookups = world.lookups(**GUILD_MODE)
+    assert lookups.guild_invite(GUILD).found
+    before = world.table.calls
+    for _ in range(100):
+        assert lookups.guild_invite(GUILD).found
+    assert world.table.calls == before  # the card's code and its invite, both in memory
+    world.clock.advance(1.0)
+    assert lookups.guild_invite(GUILD).found
+    assert world.table.calls == before + 2  # each read once again

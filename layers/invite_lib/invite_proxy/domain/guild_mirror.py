@@ -140,6 +140,9 @@ class GuildModePolicy:
     unreadable_retry_seconds: float = 600.0
     # The code the operator chose for a guild's card (GUILD_INVITE_CODES), by guild id.
     chosen: dict[str, str] = field(default_factory=dict)
+    # A guild's card's code, once read, is kept in the instance's memory this long
+    # (MEMORY_CACHE_SECONDS): a busy page's guild card costs no table call per view.
+    memory_seconds: float = 0.0
 
     def list_due(self, record: GuildRecord, now: float, *, within: float) -> bool:
         """Whether the guild's list is more than ``within`` old (its lease, settled at the

@@ -261,6 +261,9 @@ class ApiSettings(DiscordSettings):
     failure_hold_seconds: float = number("LOOKUP_FAILURE_HOLD_SECONDS", 2.0, ge=0, le=30)
 
     cache_fresh_seconds: int = integer("CACHE_FRESH_SECONDS", 60, ge=1)
+    # Each instance answers a hot key from its memory this long after reading it from the
+    # table (0: off). Another instance may answer an invite this long after its DELETE.
+    memory_cache_seconds: float = number("MEMORY_CACHE_SECONDS", 1.0, ge=0, le=10)
     cache_max_age_seconds: int = integer("CACHE_MAX_AGE_SECONDS", 86_400, ge=1)
     negative_cache_seconds: int = integer("NEGATIVE_CACHE_SECONDS", 60, ge=0)
     stale_if_error_seconds: int = integer("STALE_IF_ERROR_SECONDS", 3_600, ge=0)

@@ -146,6 +146,12 @@ def build_api(
     allowed guilds and a ``mirror``, lookups answer from the guilds' own lists."""
     from invite_proxy.services.lookup import CoalescingPolicy, InviteLookupService, RetryPolicy
 
+    if settings.memory_cache_seconds > 0:
+        from invite_proxy.adapters.cache_memory import MemoryTier
+
+        # In front of the table, for lookups and this instance's DELETEs alike.
+        cache = MemoryTier(cache, seconds=settings.memory_cache_seconds, clock=clock)
+
     discord = guarded_discord(
         settings,
         client,
@@ -206,6 +212,7 @@ def guild_mode(
                 fresh_seconds=settings.cache_fresh_seconds,
                 wait_seconds=settings.coalesce_wait_seconds,
                 chosen=settings.chosen_guild_invites,
+                memory_seconds=settings.memory_cache_seconds,
             ),
             cache_policy=settings.cache_policy,
             lease_seconds=settings.lease_seconds,

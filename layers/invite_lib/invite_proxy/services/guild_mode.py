@@ -163,6 +163,8 @@ class GuildMode:
         self._call_seconds = call_seconds  # a Discord call's share of the lookup's time
         self._clock = clock
         self._sleep = sleep
+        # Each allowed guild's card code, and until when this instance may answer it.
+        self._lasting: dict[str, tuple[float, str | None]] = {}
 
     def answer(self, query: InviteQuery, deadline: Deadline) -> CacheEntry | None:
         """The lookup's answer from the mirror (an invite, or unknown until the lists may
@@ -207,11 +209,17 @@ class GuildMode:
         (as its list, read within a window, says). None: none, or not a guild served."""
         if guild_id not in self._policy.guilds:
             return None
+        kept = self._lasting.get(guild_id)
+        if kept is not None and self._clock() < kept[0]:
+            return kept[1]
         deadline = deadline.within(self._call_seconds)
         record = self._table_or_own(lambda mode: mode._fresh_record(guild_id, deadline))
         if record is None:
             return None
-        return record.vanity or self._policy.chosen.get(guild_id) or record.lasting
+        code = record.vanity or self._policy.chosen.get(guild_id) or record.lasting
+        if self._policy.memory_seconds > 0:  # one entry per allowed guild: bounded
+            self._lasting[guild_id] = (self._clock() + self._policy.memory_seconds, code)
+        return code
 
     def _table_or_own[T](self, work: Callable[[GuildMode], T]) -> T | None:
         """``work`` over the table's lists; while the table is down, over the instance's
