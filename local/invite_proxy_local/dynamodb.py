@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
 import boto3
 from botocore.exceptions import ClientError
 
@@ -20,6 +26,35 @@ def start_moto_server() -> tuple[object, str]:
     server.start()
     host, port = server.get_host_and_port()
     return server, f"http://{host}:{port}"
+
+
+def start_moto_process() -> tuple[Callable[[], None], str]:
+    """A moto server in a process of its own: (stop, endpoint URL). What is measured
+    beside it then shares no interpreter lock with the server finishing its answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    process = subprocess.Popen(  # noqa: S603 (this interpreter, its own moto)
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto's server did not start") from None
+            time.sleep(0.1)
+
+    def stop() -> None:
+        process.terminate()
+        process.wait(timeout=10)
+
+    return stop, f"http://127.0.0.1:{port}"
 
 
 def ensure_table(template: Template, table_name: str, endpoint_url: str | None = None) -> bool:

@@ -18,6 +18,7 @@ KEYS = {
     "cold_start_ratio_revoker",
     "cold_start_ms_api",
     "warm_hit_ratio",
+    "memory_hit_ratio",
     "upstream_calls_per_distinct_key",
     "upstream_429s",
     "client_success_ratio",
