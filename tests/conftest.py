@@ -110,6 +110,8 @@ def start_api(
     def start(**env: str) -> runner.LocalRun:
         use_local_servers(moto_endpoint, table_name, emulator)
         os.environ["ALLOWED_ORIGINS"] = "https://app.example.org,https://admin.example.org"
+        # One instance, in this process, unless a test asks for a fleet: tests look inside.
+        os.environ["LOCAL_MAX_INSTANCES"] = "0"
         os.environ.update(env)
         web_port = int(env.get("WEB_PORT", "0"))  # the pages only when a test asks
         run = runner.start(port=0, web_port=web_port, announce=lambda _: None)

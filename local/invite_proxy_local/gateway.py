@@ -19,13 +19,13 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from invite_proxy_local import iam
@@ -33,6 +33,13 @@ from invite_proxy_local.template import Authorizer, Cors, Function, Route, Templ
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+
+
+class Invocable(Protocol):
+    """A function as the gateway invokes it: one instance (ExecutionEnvironment), or a
+    pool of them (instances.InstancePool)."""
+
+    def invoke(self, event: dict[str, Any], context: Any = None) -> Any: ...
 
 
 @dataclass
@@ -148,7 +155,7 @@ class LocalGateway:
         template: Template,
         *,
         allowed_origins: Iterable[str],
-        environments: dict[str, ExecutionEnvironment],
+        environments: Mapping[str, Invocable],
     ) -> None:
         self.cors: Cors | None = template.http_api_cors()
         self.allowed_origins = frozenset(o.strip() for o in allowed_origins if o.strip())

@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from invite_proxy_local.dynamodb import ensure_table, start_moto_server
-from invite_proxy_local.gateway import ExecutionEnvironment, LocalGateway
+from invite_proxy_local.gateway import ExecutionEnvironment, Invocable, LocalGateway
+from invite_proxy_local.instances import InstancePool
 from invite_proxy_local.template import REPO_ROOT, Template
 
 DEFAULT_PORT = 3000
 DEFAULT_WEB_PORT = 3001
+# Instances of each function at most, each a process: concurrency as Lambda's, on a laptop.
+DEFAULT_MAX_INSTANCES = "4"
 DEFAULT_TABLE = "invite-proxy-local"
 # Typical front-end dev servers (Vite, webpack), plus the demo pages' own origin (WEB_PORT);
 # set ALLOWED_ORIGINS for yours.
@@ -299,6 +302,18 @@ def backends(env: MutableMapping[str, str], template: Template) -> Backends:
     )
 
 
+def instances(template: Template, max_instances: int) -> dict[str, Invocable]:
+    """Each function's instances: a pool of processes, or with 0 one instance in this
+    process (what tests that look inside the handler use)."""
+    functions = template.functions()
+    if max_instances <= 0:
+        return {name: ExecutionEnvironment(function) for name, function in functions.items()}
+    return {
+        name: InstancePool(template, function, max_instances)
+        for name, function in functions.items()
+    }
+
+
 def start(
     environ: MutableMapping[str, str] | None = None,
     *,
@@ -323,10 +338,11 @@ def start(
     origins = [
         o.strip() for o in env.get("ALLOWED_ORIGINS", default_origins).split(",") if o.strip()
     ]
-    environments = {
-        logical_id: ExecutionEnvironment(function)
-        for logical_id, function in template.functions().items()
-    }
+    max_instances = int(env.get("LOCAL_MAX_INSTANCES", DEFAULT_MAX_INSTANCES))
+    environments = instances(template, max_instances)
+    for pool in environments.values():
+        if isinstance(pool, InstancePool):
+            stops.append(pool.close)
     gateway = LocalGateway(template, allowed_origins=origins, environments=environments)
     listen_port = int(env.get("PORT", DEFAULT_PORT)) if port is None else port
     try:
@@ -368,5 +384,14 @@ def start(
         announce(f"  Web:      {web_url}/{query}  invite cards  (WEB_PORT; 0 turns the pages off)")
         announce(f"            {web_url}/admin.html  revoke an invite (API URL: {url})")
     announce(f"  Docs:     {url}/docs  (the OpenAPI document: {url}/openapi.json)")
+    if max_instances:
+        announce(
+            f"  Lambda:   up to {max_instances} instances of each function, each a process "
+            "of its own, started cold as needed (LOCAL_MAX_INSTANCES)"
+        )
+    else:
+        announce(
+            "  Lambda:   one instance of each function, in this process (LOCAL_MAX_INSTANCES=0)"
+        )
     announce(f"  CORS:     allowed origins {', '.join(origins) or '(none)'} (ALLOWED_ORIGINS)")
     return run

@@ -26,6 +26,7 @@ class Process:
             text=True,
         )
         self.lines: list[str] = []
+        self.url = f"http://127.0.0.1:{env.get('PORT', '3000')}"
 
     @property
     def stdout(self) -> IO[str]:

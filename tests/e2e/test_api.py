@@ -14,6 +14,7 @@ import requests
 
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
+from invite_proxy_local.gateway import ExecutionEnvironment
 from invite_proxy_local.runner import LocalRun
 
 APP = "https://app.example.org"
@@ -368,7 +369,9 @@ def test_discord_errors_map_to_json_errors(
 def test_unexpected_crash_is_a_json_500_without_internals(
     api: LocalRun, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    module = api.gateway.environments["ApiFunction"].module
+    environment = api.gateway.environments["ApiFunction"]
+    assert isinstance(environment, ExecutionEnvironment)  # in this process: patched below
+    module = environment.module
 
     def boom(*_: object, **__: object) -> None:
         raise RuntimeError("secret internals /var/task")

@@ -24,25 +24,49 @@ Fleet = Callable[..., list[str]]
 
 
 @pytest.fixture
-def start_fleet(moto_endpoint: str, table_name: str, emulator: DiscordEmulator) -> Iterator[Fleet]:
+def start_processes(
+    moto_endpoint: str, table_name: str, emulator: DiscordEmulator
+) -> Iterator[Callable[..., list[Process]]]:
     processes: list[Process] = []
 
-    def start(size: int, **env: str) -> list[str]:
-        ports = [closed_port() for _ in range(size)]
+    def start(size: int, **env: str) -> list[Process]:
         shared = {
             "AWS_ENDPOINT_URL_DYNAMODB": moto_endpoint,
             "CACHE_TABLE_NAME": table_name,
             "DISCORD_API_BASE_URL": emulator.base_url,
         } | env
-        started = [Process(clean_env(PORT=str(port), **shared)) for port in ports]
+        started = [Process(clean_env(**shared, PORT=str(closed_port()))) for _ in range(size)]
         processes.extend(started)
         for process in started:
             process.wait_for("CORS:")
-        return [f"http://127.0.0.1:{port}" for port in ports]
+        return started
 
     yield start
     for process in processes:
         process.stop()
+
+
+@pytest.fixture
+def start_fleet(start_processes: Callable[..., list[Process]]) -> Fleet:
+    """One local run whose gateway hands each request to an idle instance of up to
+    ``size``, each a process of its own: a Lambda fleet. Its URL, once per instance."""
+
+    def start(size: int, **env: str) -> list[str]:
+        [run] = start_processes(1, LOCAL_MAX_INSTANCES=str(size), **env)
+        return [run.url] * size
+
+    return start
+
+
+@pytest.fixture
+def start_runs(start_processes: Callable[..., list[Process]]) -> Fleet:
+    """Separate local runs, one instance each: for a test that must say which instance
+    a request reaches."""
+
+    def start(size: int, **env: str) -> list[str]:
+        return [run.url for run in start_processes(size, LOCAL_MAX_INSTANCES="1", **env)]
+
+    return start
 
 
 def test_a_fleet_started_together_over_a_new_table_all_starts(
@@ -104,13 +128,11 @@ def test_concurrent_misses_make_one_upstream_call_per_code_per_freshness_window(
     assert {r.headers["X-Cache"] for r in second} <= {"MISS", "HIT", "STALE"}
 
 
-def test_separate_processes_back_off_together(
-    start_fleet: Fleet, emulator: DiscordEmulator
-) -> None:
+def test_separate_processes_back_off_together(start_runs: Fleet, emulator: DiscordEmulator) -> None:
     guild = emulator.state.add_guild("Fleet")
     for code in ("proc-1", "proc-2"):
         emulator.state.add_invite(guild, code=code)
-    first, second = start_fleet(2)
+    first, second = start_runs(2)
     body = '{"message": "You are being rate limited.", "retry_after": 30.0, "global": true}'
     emulator.state.inject(Fault(status=429, body=body, headers={"Retry-After": "30"}))
     assert requests.get(f"{first}/invites/proc-1", timeout=10).status_code == 429
@@ -124,30 +146,31 @@ def test_the_fleet_honours_the_bucket_headers_and_never_earns_a_429(
     emulator.state.rate_limit, emulator.state.rate_window = 4, 0.5  # 8 lookups a second
     guild = emulator.state.add_guild("Busy")
     fleet = start_fleet(3, RATE_LIMIT_WAIT_SECONDS="2")
-    codes = {base: [f"rl-{i}-{n}" for n in range(6)] for i, base in enumerate(fleet)}
-    for batch in codes.values():
+    codes = [[f"rl-{i}-{n}" for n in range(6)] for i in range(len(fleet))]
+    for batch in codes:
         for code in batch:
             emulator.state.add_invite(guild, code=code)
 
-    def look_up_all(base: str) -> list[int]:
-        return [requests.get(f"{base}/invites/{c}", timeout=15).status_code for c in codes[base]]
+    def look_up_all(i: int) -> list[int]:
+        return [requests.get(f"{fleet[i]}/invites/{c}", timeout=15).status_code for c in codes[i]]
 
     with ThreadPoolExecutor(max_workers=len(fleet)) as pool:
-        statuses = [status for batch in pool.map(look_up_all, fleet) for status in batch]
+        batches = pool.map(look_up_all, range(len(fleet)))
+        statuses = [status for batch in batches for status in batch]
     assert statuses == [200] * 18
     answers = [r.status for r in emulator.state.requests_to(ROUTE)]
     assert answers == [200] * 18  # every call fit the bucket: no 429, no retry
 
 
 def test_a_delete_is_seen_at_once_where_it_was_made_and_within_memorys_lifetime_elsewhere(
-    start_fleet: Fleet, emulator: DiscordEmulator
+    start_runs: Fleet, emulator: DiscordEmulator
 ) -> None:
     """The in-memory tier's bound, across processes: the instance that revoked forgets the
     code at once; another answers from its memory at most MEMORY_CACHE_SECONDS more."""
     token = "dip_memory-test-token-0000000000000000000000000"
     emulator.state.add_invite(emulator.state.add_guild("G"), code="mem-1")
     lifetime = 2.0
-    here, elsewhere = start_fleet(2, LOCAL_ADMIN_TOKEN=token, MEMORY_CACHE_SECONDS=str(lifetime))
+    here, elsewhere = start_runs(2, LOCAL_ADMIN_TOKEN=token, MEMORY_CACHE_SECONDS=str(lifetime))
     assert requests.get(f"{here}/invites/mem-1", timeout=10).status_code == 200
     assert requests.get(f"{elsewhere}/invites/mem-1", timeout=10).status_code == 200
     revoked = requests.delete(
