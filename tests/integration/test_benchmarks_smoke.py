@@ -19,6 +19,10 @@ KEYS = {
     "cold_start_ms_api",
     "warm_hit_ratio",
     "memory_hit_ratio",
+    "hit_rps_per_instance_ratio",
+    "hit_p50_ms",
+    "hit_p99_ms",
+    "capacity_rps",
     "upstream_calls_per_distinct_key",
     "upstream_429s",
     "client_success_ratio",
@@ -69,6 +73,7 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         FLOOD_RATE="2",  # within its share: the smoke waits for no refill
         GUILD_INVITES="50",
         GUILD_FLOOD_INTERVAL="1",
+        CAPACITY_SECONDS="3",
     )
     run = subprocess.run(
         [
