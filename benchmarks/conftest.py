@@ -20,6 +20,20 @@ def pytest_sessionstart() -> None:
     start_run()
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A whole `make bench` run that passed writes the README's table from its results."""
+    from benchmarks.report import HEADLINES, write_readme
+    from benchmarks.results import RESULTS
+
+    if exitstatus != 0 or os.environ.get("BENCH_RESULTS") or not RESULTS.exists():
+        return  # a failed, partial or smoke run changes no README
+    import json
+
+    results = json.loads(RESULTS.read_text())
+    if all(key in results for key, *_ in HEADLINES):
+        write_readme(results)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The cold start first, on a quiet machine: the fleet run and the sweep start and stop
     servers and processes whose teardown would otherwise still be running beside it."""

@@ -109,6 +109,9 @@ def local_fleet(instances: int, *, rate_limit: int, name: str, **env: str) -> It
         "DISCORD_API_BASE_URL": emulator.base_url,
         "DISCORD_BOT_TOKEN": "bench-bot",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
+        # Each process one instance, its handler loaded as it starts: the fleet's size is
+        # the number of processes, and no cold start lands in the middle of a burst.
+        "LOCAL_MAX_INSTANCES": "0",
         **env,
     }
     processes = [Process(clean_env(PORT=str(port), **settings)) for port in ports]
