@@ -28,16 +28,18 @@ _GRACE_SECONDS = 5.0
 
 
 class InstanceFailed(Exception):
-    """The handler raised, or the instance died or overran its timeout: API Gateway's 500."""
+    """The instance died, overran its timeout or spoke nonsense: API Gateway's 500, and
+    the instance is done with."""
+
+
+class HandlerFailed(InstanceFailed):
+    """The handler raised: API Gateway's 500. Lambda keeps such an instance, and so do we."""
 
 
 class _Instance:
-    def __init__(self, template: Template, function: Function) -> None:
+    def __init__(self, template: Template, function: Function, env: dict[str, str]) -> None:
         self.function = function
         answers, theirs = os.pipe()
-        env = dict(os.environ)
-        # The packages as this process found them, whoever started it (make, pytest).
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.process = subprocess.Popen(  # noqa: S603 (this interpreter, our own module)
             [
                 sys.executable,
@@ -51,10 +53,16 @@ class _Instance:
             env=env,
             pass_fds=(theirs,),
             text=True,
+            # Its own session: a Ctrl-C at `make run` stops the run, which stops it.
+            start_new_session=True,
         )
         os.close(theirs)
         self._answers: IO[str] = os.fdopen(answers, "r", encoding="utf-8")
-        self._expect("ready", timeout=60)
+        try:
+            self._expect("ready", timeout=60)
+        except BaseException:
+            self.kill()  # a child that hangs or fails as it starts is not left behind
+            raise
 
     def invoke(self, event: dict[str, Any]) -> Any:
         assert self.process.stdin is not None
@@ -75,9 +83,12 @@ class _Instance:
             raise InstanceFailed(f"no answer within {timeout:g} s")
         if not line[0]:
             raise InstanceFailed(f"the instance ended (exit code {self.process.poll()})")
-        got, value = json.loads(line[0])
+        try:
+            got, value = json.loads(line[0])
+        except ValueError:
+            raise InstanceFailed(f"not an answer: {line[0][:200]!r}") from None
         if got == "error":
-            raise InstanceFailed(value)
+            raise HandlerFailed(value) if kind == "ok" else InstanceFailed(value)
         if got != kind:
             raise InstanceFailed(f"expected {kind!r}, got {got!r}")
         return value
@@ -108,6 +119,11 @@ class InstancePool:
         self.function = function
         self.max_instances = max_instances
         self.cold_starts = 0  # instances started, over the pool's life
+        # Each instance's environment, as it was when the run started (a deployed
+        # function's settings do not change under it either).
+        self._env = dict(os.environ)
+        # The packages as this process found them, whoever started it (make, pytest).
+        self._env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._idle: list[_Instance] = []
         self._running = 0
         self._closed = False
@@ -119,8 +135,11 @@ class InstancePool:
         instance = self._take()
         try:
             answer = instance.invoke(event)
-        except InstanceFailed:
-            self._lose(instance)
+        except HandlerFailed:
+            self._give_back(instance)  # the handler's error: the instance is fine
+            raise
+        except BaseException:
+            self._lose(instance)  # whatever went wrong, its slot is free again
             raise
         self._give_back(instance)
         return answer
@@ -146,7 +165,7 @@ class InstancePool:
                     break
                 self._changed.wait()
         try:
-            return _Instance(self.template, self.function)  # unlocked: others go on
+            return _Instance(self.template, self.function, self._env)  # unlocked
         except BaseException:
             self._lose(None)
             raise

@@ -80,3 +80,6 @@ def test_each_request_kind_makes_no_more_table_calls_than_its_bound(
     count("DELETE", delete("calls-1"), 200)
     over = {kind: calls for kind, (total, calls) in counted.items() if total > BOUNDS[kind]}
     assert not over, over
+    # Counted at all (the handler ran in this process, where the count is kept).
+    assert (counted["hit"][0], counted["hit from memory"][0]) == (1, 0)
+    assert counted["miss"][0] > counted["refused miss"][0] > 1

@@ -79,8 +79,8 @@ def test_a_read_that_must_see_the_tables_latest_is_never_answered_from_memory(
     assert world.table.calls == before + 1
 
 
-def test_memory_holds_a_bounded_number_of_codes_the_least_used_dropped(world: World) -> None:
-    tier = MemoryTier(world.cache, seconds=1.0, clock=world.clock, max_codes=3)
+def test_memory_holds_a_bounded_number_of_entries_the_least_used_dropped(world: World) -> None:
+    tier = MemoryTier(world.cache, seconds=1.0, clock=world.clock, max_entries=3)
     for n in range(4):
         tier.put(invite_entry(f"c{n}", "counts=0#event=-", "{}", None, world.clock.now, POLICY))
     before = world.table.calls
@@ -96,3 +96,30 @@ def test_no_memory_tier_when_its_seconds_are_zero(world: World) -> None:
     lookups = world.lookups(MEMORY_CACHE_SECONDS=0)
     lookups.lookup(QUERY)
     assert table_reads(world, 10, lookups) == 10
+
+
+def test_a_flood_of_event_ids_on_an_unknown_code_keeps_one_entry(world: World) -> None:
+    """The table answers every variant of a code Discord does not know from one marker;
+    memory keeps it once too, whatever event id is asked."""
+    tier = MemoryTier(world.cache, seconds=1.0, clock=world.clock, max_entries=8)
+    lookups = world.lookups()
+    assert not lookups.lookup(InviteQuery("nope-1")).found  # Discord: unknown, remembered
+    for n in range(2000):
+        variant = f"counts=0#event={n}"
+        entry = tier.get("nope-1", variant, world.clock.now)
+        assert entry is not None
+    assert tier._entries == 1
+
+
+def test_the_memorys_second_counts_from_when_the_table_was_asked(world: World) -> None:
+    """A slow read does not stretch the bound: it is kept ``seconds`` from the asking."""
+    world.table.call_seconds = 0.4  # each table call takes that long on the fake clock
+    tier = MemoryTier(world.cache, seconds=1.0, clock=world.clock)
+    tier.put(invite_entry("slow-1", "counts=0#event=-", "{}", None, world.clock.now, POLICY))
+    world.clock.advance(1.0)  # the write's second is over
+    asked = world.clock.now
+    assert tier.get("slow-1", "counts=0#event=-", world.clock.now) is not None  # 0.4 s to read
+    world.clock.now = asked + 1.2  # past a second from the asking, not from the answer
+    before = world.table.calls
+    tier.get("slow-1", "counts=0#event=-", world.clock.now)
+    assert world.table.calls == before + 1  # read again
