@@ -23,6 +23,11 @@ KEYS = {
     "hit_p50_ms",
     "hit_p99_ms",
     "capacity_rps",
+    "handler_ms_memory_hit",
+    "handler_ms_hit",
+    "handler_ms_miss",
+    "handler_ms_refused_miss",
+    "handler_ms_delete",
     "upstream_calls_per_distinct_key",
     "upstream_429s",
     "client_success_ratio",
@@ -74,6 +79,7 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         GUILD_INVITES="50",
         GUILD_FLOOD_INTERVAL="1",
         CAPACITY_SECONDS="3",
+        HANDLER_ROUNDS="3",
     )
     run = subprocess.run(
         [
