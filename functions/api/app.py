@@ -180,11 +180,10 @@ def _as_badge(exc: InviteProxyError, _: dict[str, Any]) -> Response:
 
 
 def _as_card(exc: InviteProxyError, event: dict[str, Any]) -> Response:
-    from invite_proxy.domain.inputs import CARD_THEMES
     from invite_proxy.edges import svg_card
 
-    theme = (event.get("queryStringParameters") or {}).get("theme")
-    return svg_card.error_card(exc, theme if theme in CARD_THEMES else CARD_THEMES[0])
+    theme = card_theme(event.get("queryStringParameters"), strict=False)
+    return svg_card.error_card(exc, theme)
 
 
 # How a route shows a failure, when not as the proxy's own error envelope: to a Discord

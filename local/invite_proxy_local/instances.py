@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import subprocess
 import sys
 import threading
-from typing import IO, Any
+import time
+from typing import Any
 
 from invite_proxy_local.template import Function, Template
 
@@ -57,7 +59,8 @@ class _Instance:
             start_new_session=True,
         )
         os.close(theirs)
-        self._answers: IO[str] = os.fdopen(answers, "r", encoding="utf-8")
+        self._answers = answers  # read raw, with a timeout (_line)
+        self._pending = bytearray()
         try:
             self._expect("ready", timeout=60)
         except BaseException:
@@ -74,24 +77,36 @@ class _Instance:
         return self._expect("ok", timeout=self.function.timeout + _GRACE_SECONDS)
 
     def _expect(self, kind: str, timeout: float) -> Any:
-        line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(self._answers.readline()))
-        reader.daemon = True
-        reader.start()
-        reader.join(timeout)
-        if not line:
+        line = self._line(timeout)
+        if line is None:
             raise InstanceFailed(f"no answer within {timeout:g} s")
-        if not line[0]:
+        if not line:
             raise InstanceFailed(f"the instance ended (exit code {self.process.poll()})")
         try:
-            got, value = json.loads(line[0])
+            got, value = json.loads(line)
         except ValueError:
-            raise InstanceFailed(f"not an answer: {line[0][:200]!r}") from None
+            raise InstanceFailed(f"not an answer: {line[:200]!r}") from None
         if got == "error":
             raise HandlerFailed(value) if kind == "ok" else InstanceFailed(value)
         if got != kind:
             raise InstanceFailed(f"expected {kind!r}, got {got!r}")
         return value
+
+    def _line(self, timeout: float) -> bytes | None:
+        """The next answer line; b"" once the instance has ended, None after ``timeout``
+        (read as it comes, so a child stuck mid-answer cannot hold the gateway past it)."""
+        ends = time.monotonic() + timeout
+        while b"\n" not in self._pending:
+            left = ends - time.monotonic()
+            if left <= 0 or not select.select([self._answers], [], [], left)[0]:
+                return None
+            chunk = os.read(self._answers, 1 << 16)
+            if not chunk:
+                return b""
+            self._pending += chunk
+        line, _, rest = bytes(self._pending).partition(b"\n")
+        self._pending = bytearray(rest)
+        return line
 
     def stop(self) -> None:
         if self.process.stdin is not None:
@@ -101,7 +116,8 @@ class _Instance:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        self._answers.close()
+        with contextlib.suppress(OSError):  # closed already
+            os.close(self._answers)
 
     def kill(self) -> None:
         self.process.kill()

@@ -174,12 +174,15 @@ class GuildCardQuery:
 CARD_THEMES = ("dark", "light")  # the first is the default, as Discord's own card
 
 
-def card_theme(params: dict[str, str] | None) -> str:
-    """The image card's ``theme``: dark (the default) or light."""
+def card_theme(params: dict[str, str] | None, *, strict: bool = True) -> str:
+    """The image card's ``theme``: dark (the default) or light. Not ``strict``: any other
+    value is the default (a failure's card is drawn whatever was asked)."""
     theme = (params or {}).get("theme", CARD_THEMES[0])
-    if theme not in CARD_THEMES:
+    if theme in CARD_THEMES:
+        return theme
+    if strict:
         raise InvalidInput("Invalid theme: it is dark or light.")
-    return theme
+    return CARD_THEMES[0]
 
 
 _PRINTABLE_ASCII = frozenset(chr(c) for c in range(0x20, 0x7F))
