@@ -16,7 +16,7 @@ from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
 from invite_proxy.domain.cache_policy import CachePolicy, EntryKind, invite_entry, unknown_entry
 from invite_proxy.domain.deadline import Deadline
 from invite_proxy.domain.errors import TableSkipped, TableUnavailable
-from invite_proxy.domain.leases import HeldElsewhere, Lease
+from invite_proxy.domain.leases import AlreadyKnown, HeldElsewhere, Lease
 from invite_proxy_local.template import Template
 from tests.conftest import closed_port
 from tests.stand_ins import Relay
@@ -73,18 +73,21 @@ def test_negative_entry_round_trip(cache: DynamoDBInviteCache) -> None:
 
 @pytest.mark.parametrize("fetch_started", [None, 0.0])
 def test_a_code_found_unknown_is_unknown_in_every_variant_until_evicted(
-    cache: DynamoDBInviteCache, fetch_started: float | None
+    cache: DynamoDBInviteCache, dynamodb: Any, table_name: str, fetch_started: float | None
 ) -> None:
+    """The variant's read finds only the variant; the code's marker answers every other
+    one through the lookup's claim (tests/integration/test_claims.py)."""
     now = time.time()
+    leases = DynamoDBLeases(dynamodb, table_name)
     cache.put(
         unknown_entry("gone", "counts=0#event=-", "{}", now, POLICY), fetch_started=fetch_started
     )
-    other = cache.get("gone", "counts=1#event=123", now)
-    assert other is not None
-    assert (other.kind, other.variant) == (EntryKind.UNKNOWN, "counts=1#event=123")
-    assert cache.get("gone", "counts=1#event=123", other.expires_at + 1) is None  # for its time
-    cache.evict("gone", revoked_at=now)
     assert cache.get("gone", "counts=1#event=123", now) is None
+    other = leases.claim("gone", "counts=1#event=123", now, 10)
+    assert isinstance(other, AlreadyKnown)
+    assert (other.entry.kind, other.entry.variant) == (EntryKind.UNKNOWN, "counts=1#event=123")
+    cache.evict("gone", revoked_at=now)
+    assert isinstance(leases.claim("gone", "counts=1#event=123", now, 10), Lease)
 
 
 def test_a_known_codes_other_variants_are_not_answered_from_it(cache: DynamoDBInviteCache) -> None:

@@ -47,7 +47,9 @@ class World:
         settings = ApiSettings.from_env(
             {"CACHE_TABLE_NAME": "unit-table", **{k: str(v) for k, v in env.items()}}
         )
-        leases = InMemoryLeases(self.table, self.lease_records)
+        leases = InMemoryLeases(
+            self.table, self.lease_records, cache=self.cache, fleet=self.fleet.memory
+        )
         self.cache.leases = leases
         return build_api(
             settings,

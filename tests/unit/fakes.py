@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +30,9 @@ from invite_proxy.domain.errors import (
     UnknownInvite,
 )
 from invite_proxy.domain.fleet_state import Allowance, Block, BucketTake
+from invite_proxy.domain.guard import Admission, Admitted
 from invite_proxy.domain.guild_mirror import GuildRecord, MirroredInvite, MirrorState
-from invite_proxy.domain.leases import HeldElsewhere, Lease
+from invite_proxy.domain.leases import AlreadyKnown, Claim, HeldElsewhere, Lease, Withheld
 from invite_proxy.domain.payloads import DiscordResponse
 from invite_proxy.domain.rate_limits import BucketState, RateLimit
 
@@ -123,11 +125,7 @@ class InMemoryCache:
         deadline: Deadline = NO_DEADLINE,
     ) -> CacheEntry | None:
         self.table.charge(1, deadline)
-        entry = self.entries.get((code, variant))
-        if entry is None:  # as the adapter: what was learned of the code, one read more
-            self.table.charge(1, deadline)
-            entry = self.unknown.get(code)
-            entry = dataclasses.replace(entry, variant=variant) if entry else None
+        entry = self.entries.get((code, variant))  # the unknown marker: the claim's
         return None if entry is None or entry.is_expired(now) else entry
 
     def put(
@@ -135,6 +133,7 @@ class InMemoryCache:
         entry: CacheEntry,
         *,
         fetch_started: float | None = None,
+        lease: Lease | None = None,
         deadline: Deadline = NO_DEADLINE,
     ) -> bool:
         self.table.charge(1, deadline)
@@ -144,7 +143,12 @@ class InMemoryCache:
         self.entries[(entry.code, entry.variant)] = entry
         if entry.kind is EntryKind.UNKNOWN:
             self.unknown[entry.code] = entry
+        if lease is not None and self.leases is not None:  # settled in the same call
+            self.leases.settle(lease, entry.fresh_until)
         return True
+
+    def remember(self, entry: CacheEntry, asked_at: float) -> None:
+        """The table has it already."""
 
     def foreign_event(
         self, code: str, event_id: str, now: float, *, deadline: Deadline = NO_DEADLINE
@@ -220,11 +224,73 @@ class InMemoryLeases:
 
     _owners = itertools.count(1)
 
-    def __init__(self, table: Table, shared: dict[tuple[str, str], LeaseRecord] | None = None):
+    def __init__(
+        self,
+        table: Table,
+        shared: dict[tuple[str, str], LeaseRecord] | None = None,
+        *,
+        cache: InMemoryCache | None = None,
+        fleet: InstanceFleetState | None = None,
+    ):
         self.table = table
         # Instances of one fleet share the records, each with its own owner id.
         self.records = shared if shared is not None else {}
         self.owner = f"instance-{next(self._owners)}"
+        self.cache = cache  # its unknown markers, read by a claim
+        self.fleet = fleet  # the fleet's state, an admission's part of a claim
+
+    def claim(
+        self,
+        code: str,
+        variant: str,
+        now: float,
+        seconds: float,
+        *,
+        admission: Admission | None = None,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> Claim:
+        """As the adapter's one transaction: the unknown marker, the lease, then the
+        admission, all or none; a block or a spent second leaves the admission to the
+        guard, with the adapter's second call."""
+        self.table.charge(1, deadline)
+        marker = self.cache.unknown.get(code) if self.cache else None
+        if marker is not None and marker.is_fresh(now):
+            return AlreadyKnown(dataclasses.replace(marker, variant=variant))
+        held = self.records.get((code, variant))
+        if held is not None and held.until >= now:
+            return HeldElsewhere(until=held.until, failed=held.failed)
+        admitted = None
+        if admission is not None and self.fleet is not None:
+            taken = self._admit(admission, now)
+            if isinstance(taken, Withheld):
+                return taken
+            if taken is None:
+                self.table.charge(1, deadline)
+            admitted = taken
+        self.records[(code, variant)] = LeaseRecord(self.owner, now + seconds)
+        return Lease(code, variant, self.owner, now + seconds, admitted)
+
+    def _admit(self, admission: Admission, now: float) -> Admitted | Withheld | None:
+        fleet = self.fleet
+        assert fleet is not None
+        with fleet.lock:
+            for name, allowance in admission.allowances:
+                _, wait = allowance.take(fleet.allowances.get(name), now)
+                if wait > 0:
+                    return Withheld(name, wait)
+            blocked = any(b.target in admission.blocks for b in fleet.active_blocks(now))
+            rate = fleet.counters.get(("rate", math.floor(now)), 0)
+            if blocked or rate >= admission.calls_per_second:
+                return None
+            for name, allowance in admission.allowances:
+                fleet.take_allowance(name, now, allowance)
+            fleet.take_second(now, admission.calls_per_second)
+        return Admitted(admission, math.floor(now))
+
+    def settle(self, lease: Lease, until: float) -> None:
+        held = self.records.get((lease.code, lease.variant))
+        if held is not None and held.owner == lease.owner:
+            held.until, held.failed = until, None
 
     def acquire(
         self,

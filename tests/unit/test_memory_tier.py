@@ -4,8 +4,10 @@ revoked at once, and answers another's revoked code no longer than that lifetime
 
 from __future__ import annotations
 
+import dataclasses
+
 from invite_proxy.adapters.cache_memory import MemoryTier
-from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
+from invite_proxy.domain.cache_policy import CachePolicy, EntryKind, invite_entry
 from invite_proxy.domain.deadline import NO_DEADLINE
 from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.services.lookup import CacheStatus
@@ -99,16 +101,23 @@ def test_no_memory_tier_when_its_seconds_are_zero(world: World) -> None:
 
 
 def test_a_flood_of_event_ids_on_an_unknown_code_keeps_one_entry(world: World) -> None:
-    """The table answers every variant of a code Discord does not know from one marker;
-    memory keeps it once too, whatever event id is asked."""
+    """The table answers every variant of a code Discord does not know from one marker
+    (a lookup's claim reads it, and the lookup keeps what it read); memory keeps it once
+    too, whatever event id is asked."""
     tier = MemoryTier(world.cache, seconds=1.0, clock=world.clock, max_entries=8)
     lookups = world.lookups()
     assert not lookups.lookup(InviteQuery("nope-1")).found  # Discord: unknown, remembered
+    marker = world.cache.unknown["nope-1"]
+    before = world.table.calls
     for n in range(2000):
         variant = f"counts=0#event={n}"
+        if n == 0:  # the claim's answer, kept as a read
+            tier.remember(dataclasses.replace(marker, variant=variant), world.clock.now)
         entry = tier.get("nope-1", variant, world.clock.now)
         assert entry is not None
+        assert entry.kind is EntryKind.UNKNOWN
     assert tier._entries == 1
+    assert world.table.calls == before
 
 
 def test_the_memorys_second_counts_from_when_the_table_was_asked(world: World) -> None:

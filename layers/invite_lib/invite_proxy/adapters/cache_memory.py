@@ -24,11 +24,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from invite_proxy import observability as obs
 from invite_proxy.domain.cache_policy import CacheEntry, EntryKind
 from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
+
+if TYPE_CHECKING:
+    from invite_proxy.domain.leases import Lease
 
 
 class TableCache(Protocol):
@@ -44,7 +47,12 @@ class TableCache(Protocol):
         deadline: Deadline = ...,
     ) -> CacheEntry | None: ...
     def put(
-        self, entry: CacheEntry, *, fetch_started: float | None = None, deadline: Deadline = ...
+        self,
+        entry: CacheEntry,
+        *,
+        fetch_started: float | None = None,
+        lease: Lease | None = None,
+        deadline: Deadline = ...,
     ) -> bool: ...
     def evict(self, code: str, revoked_at: float, *, deadline: Deadline = ...) -> list[str]: ...
     def foreign_event(
@@ -120,15 +128,22 @@ class MemoryTier:
         entry: CacheEntry,
         *,
         fetch_started: float | None = None,
+        lease: Lease | None = None,
         deadline: Deadline = NO_DEADLINE,
     ) -> bool:
         written_at = self._clock()
-        written = self._table.put(entry, fetch_started=fetch_started, deadline=deadline)
+        written = self._table.put(
+            entry, fetch_started=fetch_started, lease=lease, deadline=deadline
+        )
         if written:
             self._keep(entry, written_at)
         else:  # a DELETE overtook the fetch: nothing of the code is worth keeping
             self._forget(entry.code)
         return written
+
+    def remember(self, entry: CacheEntry, asked_at: float) -> None:
+        """The table's answer through another call (a claim's unknown marker), kept as a read."""
+        self._keep(entry, asked_at)
 
     def evict(self, code: str, revoked_at: float, *, deadline: Deadline = NO_DEADLINE) -> list[str]:
         self._forget(code)  # at once: this instance never answers from it again

@@ -51,6 +51,21 @@ class BucketTake:
     retry_at: float = 0.0
     awaiting_probe: bool = False  # not granted: another instance's probe is in flight
     ticket: int | None = None  # not granted: the caller's place in the bucket's line
+    # Granted: the bucket as the take left it, where the store says (the window Discord
+    # named, and what was left of it), so an answer that says no less is not written back.
+    window: float | None = None
+    remaining: int | None = None
+
+    def knew(self, state: BucketState) -> bool:
+        """Whether the bucket, as this take left it, already says all that ``state`` does:
+        the same window, with no more left than Discord says. (A store keeps a window's
+        lowest ``remaining``, and only grows newer windows: it would refuse ``state``.)"""
+        return (
+            self.window is not None
+            and self.remaining is not None
+            and state.window == self.window
+            and state.remaining >= self.remaining
+        )
 
 
 def turn_wait(

@@ -38,7 +38,7 @@ from invite_proxy.domain.errors import (
     InviteProxyError,
     TableUnavailable,
 )
-from invite_proxy.domain.fleet_state import Allowance, Block
+from invite_proxy.domain.fleet_state import Allowance, Block, BucketTake
 from invite_proxy.domain.rate_limits import RateLimit
 
 if TYPE_CHECKING:
@@ -57,6 +57,45 @@ CALL_RESERVE_SECONDS = 0.5
 # No wait is longer, whatever the deadline: a caller with none (a test, a script) is
 # refused a reset an hour away rather than left asleep.
 MAX_TURN_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a public lookup's call takes from the fleet before it is made, but its bucket:
+    no block in force on any of ``blocks``, one call from this second's share of the rate,
+    and one lookup from each allowance (the caller's share first, then the budget).
+
+    A lookup's claim takes these with its fetch lease, all or none, in one table call
+    (adapters/dynamodb/lease_store.py): a miss refused by its share or the budget costs
+    that call and nothing to give back, and the guard then takes only the bucket.
+    """
+
+    blocks: tuple[str, ...]
+    calls_per_second: int
+    allowances: tuple[tuple[str, Allowance], ...]
+    share: str | None = None  # the caller share's name among them: given back if refused
+
+    @property
+    def spends_budget(self) -> bool:
+        return any(name == _BUDGET for name, _ in self.allowances)
+
+    def withheld(self, name: str, wait: float) -> InviteProxyError:
+        """What a lookup answers when ``name``'s allowance is spent for ``wait`` seconds."""
+        if name == self.share:
+            return _share_spent(name, wait)
+        return _budget_spent(dict(self.allowances)[name], wait)
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """An admission taken, in the rate's ``second``."""
+
+    admission: Admission
+    second: int
+
+
+_SHARE_PREFIX = "caller#"
+_BUDGET = "lookup-budget"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +140,16 @@ class UpstreamGuard:
         self._calls = threading.local()
 
     @property
+    def _taken(self) -> BucketTake | None:
+        """The fleet's bucket as this thread's call took from it, if the store said."""
+        taken: BucketTake | None = getattr(self._calls, "taken", None)
+        return taken
+
+    @_taken.setter
+    def _taken(self, taken: BucketTake | None) -> None:
+        self._calls.taken = taken
+
+    @property
     def _probing(self) -> bool:
         return bool(getattr(self._calls, "probing", False))
 
@@ -109,6 +158,24 @@ class UpstreamGuard:
         self._calls.probing = probing
 
     # -- before a call -------------------------------------------------------------------
+    def admission(self, bucket: str, caller: Caller) -> Admission | None:
+        """What a public lookup's claim takes for its call in ``bucket`` (see Admission);
+        None when this instance knows of a block in force: ``admit`` waits it out or refuses."""
+        relevant = (*sorted(_FLEET_WIDE_TARGETS), bucket)
+        if any(b.target in relevant for b in self._memory.active_blocks(self._clock())):
+            return None
+        budget = self._policy.lookup_budget
+        allowances: list[tuple[str, Allowance]] = []
+        share_name = None
+        share = self._policy.caller_share
+        key = caller_key(caller() if callable(caller) else caller) if share else None
+        if budget is not None and share is not None and key is not None:
+            share_name = _SHARE_PREFIX + key
+            allowances.append((share_name, share))
+        if budget is not None:
+            allowances.append((_BUDGET, budget))
+        return Admission(relevant, self._policy.calls_per_second, tuple(allowances), share_name)
+
     def admit(
         self,
         bucket: str,
@@ -117,6 +184,7 @@ class UpstreamGuard:
         call_deadline: Deadline | None = None,
         spend_budget: bool = False,
         caller: Caller = None,
+        admitted: Admitted | None = None,
     ) -> None:
         """Let one call in ``bucket`` go to Discord now, or raise what the caller should answer.
 
@@ -130,6 +198,19 @@ class UpstreamGuard:
         """
         waits_by = call_deadline or deadline
         self._probing = False
+        if admitted is not None:
+            # The claim took the rest (Admission): the bucket is all that is left.
+            if admitted.admission.spends_budget:
+                obs.count("LookupBudgetSpent")
+            try:
+                self._take_bucket_in(admitted.second, bucket, deadline, waits_by)
+            except InviteProxyError:
+                name = admitted.admission.share
+                if name is not None:
+                    allowance = dict(admitted.admission.allowances)[name]
+                    self._give_back(name, allowance, self._state, deadline)
+                raise
+            return
         budget = self._policy.lookup_budget if spend_budget else None
         share = self._take_callers_share(caller, deadline) if budget is not None else None
         try:
@@ -149,7 +230,14 @@ class UpstreamGuard:
         second = self._take_second_by(deadline, waits_by)
         if budget is not None:
             self._take_from_budget(budget, deadline)
-        now = self._clock()  # the table calls above took their time
+        self._take_bucket_in(second, bucket, deadline, waits_by)
+
+    def _take_bucket_in(
+        self, second: int, bucket: str, deadline: Deadline, waits_by: Deadline
+    ) -> None:
+        """The bucket, after a call from the rate's ``second``: taken again if the bucket's
+        wait ran into a later second."""
+        now = self._clock()  # the table calls before took their time
         waited = self._take_bucket(bucket, now, deadline, waits_by)
         if waited and math.floor(self._clock()) != second:
             # The second taken before the wait is over, and every caller that waited for
@@ -194,6 +282,7 @@ class UpstreamGuard:
                 own_ticket = take.ticket
             if take.granted:
                 self._probing = take.probe
+                self._taken = take if own_ticket is None else None
                 return waited
             reason = "probe in flight" if take.awaiting_probe else "bucket empty"
             now = self._wait_or_refuse(Block(bucket, take.retry_at, reason), waits_by, math.inf)
@@ -227,11 +316,10 @@ class UpstreamGuard:
         key = caller_key(caller() if callable(caller) else caller)
         if key is None:
             return None
-        name = f"caller#{key}"
+        name = _SHARE_PREFIX + key
         wait, store = self._take_allowance(name, share, share, deadline)
         if wait > 0:
-            obs.count("CallerShareExhausted")
-            raise CallerShareExhausted(retry_after=wait, detail=f"caller {key}: share spent")
+            raise _share_spent(name, wait)
         return name, share, store
 
     def _give_back(
@@ -245,13 +333,9 @@ class UpstreamGuard:
 
     def _take_from_budget(self, budget: Allowance, deadline: Deadline) -> None:
         own = self._policy.instance_lookup_budget or budget
-        wait, _ = self._take_allowance("lookup-budget", budget, own, deadline)
+        wait, _ = self._take_allowance(_BUDGET, budget, own, deadline)
         if wait > 0:
-            obs.count("BudgetExhausted")
-            raise BudgetExhausted(
-                retry_after=wait,
-                detail=f"{budget.burst} lookups, one back every {budget.every:g} s",
-            )
+            raise _budget_spent(budget, wait)
         obs.count("LookupBudgetSpent")
 
     def _take_allowance(
@@ -286,13 +370,16 @@ class UpstreamGuard:
         """Keep what Discord's rate-limit headers said about the bucket, for the fleet."""
         now = self._clock()
         probing, self._probing = self._probing, False
+        taken, self._taken = self._taken, None
         state = rate_limit.bucket_state(now) if rate_limit is not None else None
         if state is not None:
             self._memory.record_bucket(bucket, state)
         else:
             self._memory.end_probe(bucket, now)  # a no-op unless this instance holds its probe
         try:
-            if state is not None:
+            if state is not None and not (taken is not None and taken.knew(state)):
+                # (One the fleet's bucket already says is not written: the write's
+                # condition would refuse it, and every call would pay for it.)
                 self._state.record_bucket(bucket, state, deadline=deadline)
             elif probing:
                 self._state.end_probe(bucket, now, deadline=deadline)
@@ -344,6 +431,19 @@ class UpstreamGuard:
     def _fleet_state_failed(_: TableUnavailable) -> None:
         # The table's circuit breaker has said so, once, with the detail.
         obs.count("FleetStateError")
+
+
+def _share_spent(name: str, wait: float) -> InviteProxyError:
+    obs.count("CallerShareExhausted")
+    caller = name.removeprefix(_SHARE_PREFIX)
+    return CallerShareExhausted(retry_after=wait, detail=f"caller {caller}: share spent")
+
+
+def _budget_spent(budget: Allowance, wait: float) -> InviteProxyError:
+    obs.count("BudgetExhausted")
+    return BudgetExhausted(
+        retry_after=wait, detail=f"{budget.burst} lookups, one back every {budget.every:g} s"
+    )
 
 
 def _refusal(block: Block, wait: float) -> InviteProxyError:

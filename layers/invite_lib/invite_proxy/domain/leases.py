@@ -1,8 +1,14 @@
-"""Fetch leases as the lookup sees them: held here, or held by another instance."""
+"""Fetch leases as the lookup sees them: held here, or held by another instance; and what
+else a lookup's claim of one can answer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from invite_proxy.domain.cache_policy import CacheEntry
+    from invite_proxy.domain.guard import Admitted
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +19,8 @@ class Lease:
     variant: str
     owner: str
     until: float
+    # Taken with the call's admission (domain/guard.py): the guard takes only the bucket.
+    admitted: Admitted | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +29,22 @@ class HeldElsewhere:
 
     until: float
     failed: str | None  # the error code it gave up with, if it did
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyKnown:
+    """No lease needed: Discord said lately that the code does not exist, whatever the
+    variant asked (the code's unknown marker, as fresh as ``entry`` says)."""
+
+    entry: CacheEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Withheld:
+    """No lease taken: the admission's allowance ``name`` is spent for ``wait`` seconds."""
+
+    name: str
+    wait: float
+
+
+Claim = Lease | HeldElsewhere | AlreadyKnown | Withheld

@@ -40,13 +40,15 @@ if TYPE_CHECKING:
         Secret,
     )
     from invite_proxy.edges.source_address import SourceAddress
-    from invite_proxy.services.guild_mode import GuildMode, MirrorStore
+    from invite_proxy.services.guild_mode import GuildMode, MirrorStore, WorkLeases
     from invite_proxy.services.icons import GuildIcons
     from invite_proxy.services.lookup import FetchLeases, InviteCache, InviteLookupService
     from invite_proxy.services.revocation import EvictingCache, InviteRevocationService
     from invite_proxy.services.rule_run import Notifier, RuleCache, RuleRunner
 
     class ApiCache(InviteCache, EvictingCache, Protocol): ...
+
+    class ApiLeases(FetchLeases, WorkLeases, Protocol): ...
 
     class RevokerCache(EvictingCache, RuleCache, Protocol): ...
 
@@ -135,7 +137,7 @@ def build_api(
     settings: ApiSettings,
     *,
     cache: ApiCache,
-    leases: FetchLeases,
+    leases: ApiLeases,
     fleet: FleetState,
     client: RawDiscord,
     mirror: MirrorStore | None = None,
@@ -188,7 +190,7 @@ def build_api(
 def guild_mode(
     settings: ApiSettings,
     mirror: MirrorStore | None,
-    leases: FetchLeases,
+    leases: WorkLeases,
     discord: GuardedDiscord,
     clock: Clock,
     sleep: Sleep,
@@ -201,7 +203,7 @@ def guild_mode(
     from invite_proxy.domain.guild_mirror import GuildModePolicy
     from invite_proxy.services.guild_mode import GuildMode
 
-    def over(store: MirrorStore, on: FetchLeases, alone: GuildMode | None) -> GuildMode:
+    def over(store: MirrorStore, on: WorkLeases, alone: GuildMode | None) -> GuildMode:
         return GuildMode(
             store=store,
             discord=discord,

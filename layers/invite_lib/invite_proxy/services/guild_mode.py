@@ -50,9 +50,20 @@ if TYPE_CHECKING:
     from invite_proxy.domain.guard import Caller
     from invite_proxy.domain.inputs import InviteQuery
     from invite_proxy.domain.payloads import DiscordResponse
-    from invite_proxy.services.lookup import FetchLeases
 
 POLL_SECONDS = 0.2  # how often a lookup waiting on another's refresh looks again
+
+
+class WorkLeases(Protocol):
+    """Leases on a guild's work (reading its list, counts or events), as on a code's fetch
+    (adapters/dynamodb/lease_store.py): one instance in the fleet does it."""
+
+    def acquire(
+        self, code: str, variant: str, now: float, seconds: float, *, deadline: Deadline = ...
+    ) -> Lease | HeldElsewhere: ...
+    def finish(
+        self, lease: Lease, until: float, *, failed: str | None = None, deadline: Deadline = ...
+    ) -> None: ...
 
 
 class MirrorStore(Protocol):
@@ -143,7 +154,7 @@ class GuildMode:
         *,
         store: MirrorStore,
         discord: GuildSource,
-        leases: FetchLeases,
+        leases: WorkLeases,
         policy: GuildModePolicy,
         cache_policy: CachePolicy,
         lease_seconds: float,

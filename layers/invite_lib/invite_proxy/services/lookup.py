@@ -34,11 +34,12 @@ from invite_proxy.domain.errors import (
     UnknownInvite,
 )
 from invite_proxy.domain.inputs import InviteQuery
-from invite_proxy.domain.leases import HeldElsewhere, Lease
+from invite_proxy.domain.leases import AlreadyKnown, HeldElsewhere, Lease, Withheld
 from invite_proxy.domain.payloads import guild_of
 
 if TYPE_CHECKING:
-    from invite_proxy.domain.guard import Caller
+    from invite_proxy.domain.guard import Admission, Admitted, Caller
+    from invite_proxy.domain.leases import Claim
     from invite_proxy.domain.payloads import DiscordResponse
     from invite_proxy.services.guild_mode import GuildMode
 
@@ -75,8 +76,15 @@ class InviteCache(Protocol):
         deadline: Deadline = ...,
     ) -> CacheEntry | None: ...
     def put(
-        self, entry: CacheEntry, *, fetch_started: float | None = None, deadline: Deadline = ...
+        self,
+        entry: CacheEntry,
+        *,
+        fetch_started: float | None = None,
+        lease: Lease | None = None,
+        deadline: Deadline = ...,
     ) -> bool: ...
+    # An entry the table answered through another call (a claim's unknown marker).
+    def remember(self, entry: CacheEntry, asked_at: float) -> None: ...
     def foreign_event(
         self, code: str, event_id: str, now: float, *, deadline: Deadline = ...
     ) -> bool: ...
@@ -86,9 +94,16 @@ class InviteCache(Protocol):
 
 
 class FetchLeases(Protocol):
-    def acquire(
-        self, code: str, variant: str, now: float, seconds: float, *, deadline: Deadline = ...
-    ) -> Lease | HeldElsewhere: ...
+    def claim(
+        self,
+        code: str,
+        variant: str,
+        now: float,
+        seconds: float,
+        *,
+        admission: Admission | None = None,
+        deadline: Deadline = ...,
+    ) -> Claim: ...
     def finish(
         self, lease: Lease, until: float, *, failed: str | None = None, deadline: Deadline = ...
     ) -> None: ...
@@ -105,7 +120,11 @@ class InviteSource(Protocol):
         deadline: Deadline,
         call_deadline: Deadline,
         caller: Caller = None,
+        admitted: Admitted | None = None,
+        budget_spent: bool = False,
     ) -> DiscordResponse: ...
+    # What a lookup's claim takes for its call (domain/guard.py); None: the guard's own way.
+    def admission(self, caller: Caller) -> Admission | None: ...
 
 
 class CacheStatus(StrEnum):
@@ -137,6 +156,7 @@ class _Fetch:
     deadline: Deadline  # the invocation's: the table's calls end by it
     lookup_deadline: Deadline  # the lookup's own: Discord's call, retries and waits end by it
     caller: Caller  # whose share of the budget a miss spends (resolved only then)
+    admitted: Admitted | None  # what the claim took for the first call (domain/guard.py)
 
 
 class InviteLookupService:
@@ -185,9 +205,14 @@ class InviteLookupService:
             # Learned lately: Discord answers this event id as if none were asked.
             obs.count("ForeignEventRemembered")
             return self.lookup(query.without_event(), deadline=deadline, caller=caller)
-        claim = self._claim(query, now, deadline)
+        try:
+            claim = self._claim(query, now, deadline, caller)
+        except InviteProxyError as exc:  # the caller's share, or the budget, is spent
+            return self._stale_or_raise(cached, exc, self._clock())
         wait_until = min(now + self._coalescing.wait_seconds, lookup_deadline.at)
-        while isinstance(claim, HeldElsewhere):
+        while not isinstance(claim, Lease | None):
+            if isinstance(claim, AlreadyKnown):
+                return self._result(claim.entry, CacheStatus.HIT, self._clock())
             # Another instance is fetching this very code and variant.
             now = self._clock()
             if cached is not None and cached.can_serve_while_revalidating(now, self._policy):
@@ -206,8 +231,12 @@ class InviteLookupService:
                 obs.count("CacheCoalesced")
                 return self._result(latest, CacheStatus.HIT, now)
             cached = latest or cached
-            claim = self._claim(query, now, deadline)
-        fetch = _Fetch(query, deadline, lookup_deadline, caller)
+            try:
+                claim = self._claim(query, now, deadline, caller)
+            except InviteProxyError as exc:
+                return self._stale_or_raise(cached, exc, self._clock())
+        admitted = claim.admitted if claim is not None else None
+        fetch = _Fetch(query, deadline, lookup_deadline, caller, admitted)
         return self._fetch_and_store(fetch, cached, claim)
 
     def guild_invite(
@@ -276,11 +305,13 @@ class InviteLookupService:
             if lease is not None:  # a bug, not Discord: let the next lookup try at once
                 self._finish(lease, self._clock(), deadline)
             raise
-        # An invite that died in flight is served, not stored.
-        stored = not entry.is_expired(now) and self._write(entry, deadline, fetch_started=now)
-        if lease is not None:
-            # A stored result holds the lease through its freshness: one fetch per window.
-            self._finish(lease, entry.fresh_until if stored else now, deadline)
+        # An invite that died in flight is served, not stored. A stored result holds the
+        # lease through its freshness, settled with the write: one fetch per window.
+        stored = not entry.is_expired(now) and self._write(
+            entry, deadline, fetch_started=now, lease=lease
+        )
+        if lease is not None and not stored:
+            self._finish(lease, now, deadline)
         return self._result(entry, CacheStatus.MISS, now)
 
     def _stale_or_raise(
@@ -292,20 +323,31 @@ class InviteLookupService:
         raise exc
 
     def _claim(
-        self, query: InviteQuery, now: float, deadline: Deadline
-    ) -> Lease | HeldElsewhere | None:
-        """Take the fetch lease; None when the table is failing (then this instance fetches)."""
+        self, query: InviteQuery, now: float, deadline: Deadline, caller: Caller
+    ) -> Lease | HeldElsewhere | AlreadyKnown | None:
+        """Take the fetch lease, and with it what the call to Discord takes from the fleet
+        (its admission: the caller's share and the budget among it); None when the table
+        is failing (then this instance fetches, and the guard takes the rest as it can).
+        Raises what the lookup answers when the caller's share or the budget is spent."""
+        admission = self._discord.admission(caller)
         try:
-            return self._leases.acquire(
+            claim = self._leases.claim(
                 query.code,
                 query.variant,
                 now,
                 self._coalescing.lease_seconds,
+                admission=admission,
                 deadline=deadline,
             )
         except TableUnavailable as exc:
             self._cache_failed(exc)
             return None
+        if isinstance(claim, Withheld):
+            assert admission is not None  # nothing is withheld but an admission's
+            raise admission.withheld(claim.name, claim.wait)
+        if isinstance(claim, AlreadyKnown):
+            self._cache.remember(claim.entry, now)
+        return claim
 
     def _finish(
         self, lease: Lease, until: float, deadline: Deadline, *, failed: str | None = None
@@ -320,7 +362,7 @@ class InviteLookupService:
         attempt = 0
         while True:
             try:
-                return self._fetch_once(fetch, now)
+                return self._fetch_once(fetch, now, attempt)
             except InviteProxyError as exc:
                 if not exc.retry_now:
                     raise
@@ -332,7 +374,7 @@ class InviteLookupService:
                 obs.count("UpstreamRetry")
                 self._sleep(delay)
 
-    def _fetch_once(self, fetch: _Fetch, now: float) -> CacheEntry:
+    def _fetch_once(self, fetch: _Fetch, now: float, attempt: int) -> CacheEntry:
         query = fetch.query
         try:
             response = self._discord.lookup_invite(
@@ -341,6 +383,10 @@ class InviteLookupService:
                 deadline=fetch.deadline,
                 call_deadline=fetch.lookup_deadline,
                 caller=fetch.caller,
+                # The claim took the first call's admission; a retry is the same lookup
+                # (its share and budget spent once), but a call of its own.
+                admitted=fetch.admitted if attempt == 0 else None,
+                budget_spent=fetch.admitted is not None and fetch.admitted.admission.spends_budget,
             )
         except UnknownInvite as exc:
             return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)
@@ -401,12 +447,22 @@ class InviteLookupService:
         except TableUnavailable as exc:
             self._cache_failed(exc)
 
-    def _write(self, entry: CacheEntry, deadline: Deadline, *, fetch_started: float) -> bool:
-        """Store a fetched entry; whether it was stored."""
+    def _write(
+        self,
+        entry: CacheEntry,
+        deadline: Deadline,
+        *,
+        fetch_started: float,
+        lease: Lease | None = None,
+    ) -> bool:
+        """Store a fetched entry, settling ``lease`` through its freshness if it is stored;
+        whether it was stored."""
         if entry.kind is EntryKind.UNKNOWN and self._policy.negative_seconds == 0:
             return False
         try:
-            written = self._cache.put(entry, fetch_started=fetch_started, deadline=deadline)
+            written = self._cache.put(
+                entry, fetch_started=fetch_started, lease=lease, deadline=deadline
+            )
         except TableUnavailable as exc:
             self._cache_failed(exc)
             return False

@@ -22,7 +22,7 @@ from invite_proxy.domain.payloads import vanity_code_of_url
 
 if TYPE_CHECKING:
     from invite_proxy.domain.deadline import Deadline
-    from invite_proxy.domain.guard import Caller, UpstreamGuard
+    from invite_proxy.domain.guard import Admission, Admitted, Caller, UpstreamGuard
     from invite_proxy.domain.payloads import DiscordResponse
 
 
@@ -54,8 +54,12 @@ class GuardedDiscord:
         deadline: Deadline,
         call_deadline: Deadline,
         caller: Caller = None,
+        admitted: Admitted | None = None,
+        budget_spent: bool = False,
     ) -> DiscordResponse:
-        """A public lookup: it also spends the lookup budget, ``caller``'s share first.
+        """A public lookup: it also spends the lookup budget, ``caller``'s share first,
+        unless the lookup's claim took them (``budget_spent``), with the rest of the call's
+        admission when ``admitted``.
 
         The call ends by the lookup's own deadline (``call_deadline``), which its fetch
         lease outlasts: no second instance calls Discord for the same key while this call
@@ -66,9 +70,15 @@ class GuardedDiscord:
             deadline,
             call_deadline,
             params=params,
-            spend_budget=True,
+            spend_budget=not budget_spent,
             caller=caller,
+            admitted=admitted,
         )
+
+    def admission(self, caller: Caller) -> Admission | None:
+        """What a lookup's claim takes for its call (domain/guard.py): every lookup shares
+        one bucket, whatever its code."""
+        return self._guard.admission(Route.get_invite("-").bucket, caller)
 
     def get_invite(self, code: str, *, deadline: Deadline) -> DiscordResponse:
         """A rule run's lookup of a named code: never held back by public traffic's budget."""
@@ -117,6 +127,7 @@ class GuardedDiscord:
         headers: Mapping[str, str] | None = None,
         spend_budget: bool = False,
         caller: Caller = None,
+        admitted: Admitted | None = None,
     ) -> DiscordResponse:
         """The guard's table calls end by ``deadline``; its waits and the request itself by
         ``call_deadline``, when the caller needs the call over sooner."""
@@ -133,6 +144,7 @@ class GuardedDiscord:
             call_deadline=call_deadline,
             spend_budget=spend_budget,
             caller=caller,
+            admitted=admitted,
         )
         obs.count("UpstreamCall")
         started = time.perf_counter()

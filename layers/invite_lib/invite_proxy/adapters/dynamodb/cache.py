@@ -18,15 +18,21 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invite_proxy.adapters.dynamodb import keys
 from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
+from invite_proxy.adapters.dynamodb.entries import entry_from_item, item_from_entry
+from invite_proxy.adapters.dynamodb.lease_store import settle_update
 from invite_proxy.domain.cache_policy import CacheEntry, EntryKind
 from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
 
+if TYPE_CHECKING:
+    from invite_proxy.domain.leases import Lease
+
 # Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
 REVOKED_MARKER_SECONDS = 3600
+_WRITE_TRIES = 2
 
 
 class DynamoDBInviteCache(TableAdapter):
@@ -39,19 +45,21 @@ class DynamoDBInviteCache(TableAdapter):
         consistent: bool = False,
         deadline: Deadline = NO_DEADLINE,
     ) -> CacheEntry | None:
-        """The live entry, if any. ``consistent`` sees a write made a moment ago elsewhere.
+        """The variant's live entry, if any. ``consistent`` sees a write made a moment ago
+        elsewhere.
 
-        A variant never stored is answered from what was learned of the code: a code
-        Discord said does not exist does not exist whatever the variant asked (with
-        counts, with any event id), so a flood of variants of one unknown code costs
-        one more read each, and no call to Discord.
+        A variant never stored may still be answered from what was learned of the code:
+        a code Discord said does not exist does not exist whatever the variant asked
+        (with counts, with any event id). The lookup's claim of a lease reads that marker
+        in the same call (lease_store.py), so a flood of variants of one unknown code
+        costs no call to Discord, and a miss no read more.
         """
-        for key in (keys.variant_key(code, variant), keys.unknown_key(code)):
-            item = self._item(key, deadline, consistent=consistent)
-            if item is not None:
-                entry = _entry_from_item(code, variant, item)
-                return None if entry is None or entry.is_expired(now) else entry
-        return None
+        item = self._item(keys.variant_key(code, variant), deadline, consistent=consistent)
+        entry = entry_from_item(code, variant, item) if item is not None else None
+        return None if entry is None or entry.is_expired(now) else entry
+
+    def remember(self, entry: CacheEntry, asked_at: float) -> None:
+        """The table has it already: nothing to keep (the memory tier keeps it)."""
 
     def foreign_event(
         self, code: str, event_id: str, now: float, *, deadline: Deadline = NO_DEADLINE
@@ -77,13 +85,17 @@ class DynamoDBInviteCache(TableAdapter):
         entry: CacheEntry,
         *,
         fetch_started: float | None = None,
+        lease: Lease | None = None,
         deadline: Deadline = NO_DEADLINE,
     ) -> bool:
         """Store an entry; with ``fetch_started``, only if the code was not revoked since.
 
-        Returns False when a revocation won the race and nothing was written.
+        Returns False when a revocation won the race and nothing was written. With the
+        ``lease`` that fetched it, written settles the lease through the entry's freshness
+        in the same call (one fetch per window, lease_store.py); not written, the lease is
+        still the caller's to settle.
         """
-        item = _item_from_entry(entry)
+        item = item_from_entry(entry)
         puts: list[Any] = [{"Put": {"TableName": self._table, "Item": item}}]
         if entry.kind is EntryKind.UNKNOWN:
             # Learned for the code, not for this variant alone (see get).
@@ -104,14 +116,21 @@ class DynamoDBInviteCache(TableAdapter):
             "ConditionExpression": "attribute_not_exists(pk) OR revoked_at < :started",
             "ExpressionAttributeValues": {":started": {"N": repr(fetch_started)}},
         }
-        written = self._calls.write_if(
-            what,
-            lambda: self._client.transact_write_items(
-                TransactItems=[{"ConditionCheck": check}, *puts],  # type: ignore[typeddict-item]
-            ),
-            deadline=deadline,
-        )
-        return not isinstance(written, Refused)
+        settle = [] if lease is None else [settle_update(self._table, lease, entry.fresh_until)]
+        for _ in range(_WRITE_TRIES):
+            items = [{"ConditionCheck": check}, *puts, *({"Update": s} for s in settle)]
+            written = self._calls.write_if(
+                what,
+                partial(self._client.transact_write_items, TransactItems=items),
+                deadline=deadline,
+            )
+            if not isinstance(written, Refused):
+                return True
+            if written.failed(0) and written.reasons[0].get("Code") != "TransactionConflict":
+                return False  # revoked since the fetch began
+            if settle and written.failed(len(items) - 1):
+                settle = []  # the lease is not ours any more (it ran out): write alone
+        return False  # conflicts all along: not cached, the next lookup fetches again
 
     def evict(self, code: str, revoked_at: float, *, deadline: Deadline = NO_DEADLINE) -> list[str]:
         """Delete every cached variant and lease of a code, and mark it revoked at ``revoked_at``.
@@ -221,31 +240,3 @@ class DynamoDBInviteCache(TableAdapter):
             if "LastEvaluatedKey" not in response:
                 return
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-
-
-def _item_from_entry(entry: CacheEntry) -> dict[str, Any]:
-    return keys.variant_key(entry.code, entry.variant) | {
-        "kind": {"S": entry.kind.value},
-        "body": {"S": entry.body},
-        "etag": {"S": entry.etag},
-        "fetched_at": {"N": repr(entry.fetched_at)},
-        "fresh_until": {"N": repr(entry.fresh_until)},
-        keys.TTL_ATTRIBUTE: {"N": str(entry.expires_at)},
-    }
-
-
-def _entry_from_item(code: str, variant: str, item: dict[str, Any]) -> CacheEntry | None:
-    """Read an item back; one that does not have our shape counts as a miss."""
-    try:
-        return CacheEntry(
-            code=code,
-            variant=variant,
-            kind=EntryKind(item["kind"]["S"]),
-            body=item["body"]["S"],
-            etag=item["etag"]["S"],
-            fetched_at=float(item["fetched_at"]["N"]),
-            fresh_until=float(item["fresh_until"]["N"]),
-            expires_at=int(item[keys.TTL_ATTRIBUTE]["N"]),
-        )
-    except (KeyError, ValueError):
-        return None

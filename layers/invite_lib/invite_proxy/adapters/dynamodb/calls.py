@@ -36,9 +36,19 @@ def dynamodb_client(timeout: float) -> DynamoDBClient:
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """A conditional write the condition said no to."""
+    """A conditional write the condition said no to, or a transaction cancelled."""
 
     item: dict[str, Any] = field(default_factory=dict)  # with ReturnValuesOnConditionCheckFailure
+    # A transaction's: one per item, in order ({"Code": "None"} where it had no objection;
+    # "ConditionalCheckFailed", with "Item" when asked for; or "TransactionConflict").
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+    def failed(self, index: int) -> bool:
+        """Whether the transaction's item at ``index`` is what cancelled it."""
+        return self.reasons[index].get("Code") not in (None, "None")
+
+    def item_at(self, index: int) -> dict[str, Any]:
+        return dict(self.reasons[index].get("Item") or {})
 
 
 DEFAULT_OPEN_SECONDS = 5.0  # TABLE_CIRCUIT_SECONDS's default
@@ -139,7 +149,9 @@ class TableCalls:
         except ClientError as exc:
             if not _refused(exc):
                 raise self._failed(what, exc) from None
-            result = Refused(exc.response.get("Item", {}))  # type: ignore[arg-type]
+            response: Any = exc.response
+            reasons = list(response.get("CancellationReasons", []))
+            result = Refused(response.get("Item", {}), reasons)
         except BotoCoreError as exc:
             raise self._failed(what, exc) from None
         self._breaker.succeeded()
@@ -196,6 +208,8 @@ def _refused(exc: ClientError) -> bool:
         return True
     if error != "TransactionCanceledException":
         return False
-    # A transaction is refused when its first item (the condition check) is.
+    # A transaction is an answer when what cancelled it was its conditions, or another
+    # transaction on one of its items at the same moment (the caller decides what then).
     reasons = exc.response.get("CancellationReasons") or []
-    return bool(reasons) and reasons[0].get("Code") == "ConditionalCheckFailed"
+    codes = {reason.get("Code") for reason in reasons} - {"None", None}
+    return bool(codes) and codes <= {"ConditionalCheckFailed", "TransactionConflict"}

@@ -16,23 +16,173 @@ variants they guarded.
 A lease is taken by a conditional PutItem (``attribute_not_exists(pk) OR
 lease_until < :now``) that returns the holder's item when it fails, so a
 waiting instance learns who holds it, and until when, in the same call.
+
+A lookup's lease is *claimed*: one TransactWriteItems that also checks the code's
+unknown marker (a code Discord said lately does not exist needs no lease, and the marker
+comes back as the answer) and takes the call's admission (domain/guard.py: no block in
+force, the second's rate, the caller's share and the budget). All or none: a claim the
+budget refuses takes nothing, so there is nothing to give back, and a miss costs its
+read, this call, the bucket and the write that settles the lease (cache.py).
+
+Two claims at the same moment that share an item (the budget's, the second's) may be
+cancelled for it (a transaction conflict): the claim is tried again, and its last try
+takes the lease alone, leaving the admission to the guard's calls one by one.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections import OrderedDict
+from dataclasses import replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from invite_proxy.adapters.dynamodb import keys
-from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
+from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter, TableCalls
+from invite_proxy.adapters.dynamodb.entries import entry_from_item
+from invite_proxy.adapters.fleet_state.dynamodb import (
+    allowance_take,
+    block_check,
+    full_at_of,
+    second_take,
+)
 from invite_proxy.domain.deadline import NO_DEADLINE, Deadline
-from invite_proxy.domain.leases import HeldElsewhere, Lease
+from invite_proxy.domain.guard import Admitted
+from invite_proxy.domain.leases import AlreadyKnown, Claim, HeldElsewhere, Lease, Withheld
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+    from invite_proxy.domain.guard import Admission
 
 # Expired leases are dead already (every check compares lease_until); the TTL only tidies up.
 _TIDY_AFTER_SECONDS = 600
+# A wrong guess of an allowance's state, and a conflict or two, before the last try.
+_CLAIM_TRIES = 4
+# Each allowance's full_at as this instance last saw it, to pick the update it needs
+# (whole or part spent: allowance_take); at most this many, the oldest dropped.
+_SEEN_ALLOWANCES = 1024
+_CONFLICT = "TransactionConflict"
 
 
 class DynamoDBLeases(TableAdapter):
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
+    ) -> None:
+        super().__init__(client, table_name, calls)
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    def claim(
+        self,
+        code: str,
+        variant: str,
+        now: float,
+        seconds: float,
+        *,
+        admission: Admission | None = None,
+        deadline: Deadline = NO_DEADLINE,
+    ) -> Claim:
+        """A lookup's lease, with its admission (see the module's doc) when given one."""
+        until = now + seconds
+        marker_check = {
+            "TableName": self._table,
+            "Key": keys.unknown_key(code),
+            "ConditionExpression": "attribute_not_exists(pk) OR fresh_until <= :now",
+            "ExpressionAttributeValues": {":now": {"N": repr(now)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        lease_put = self._lease_put(code, variant, now, until)
+        spent = self._spent(admission, now) if admission else None
+        if spent is not None:
+            return spent
+        for attempt in range(_CLAIM_TRIES):
+            if attempt == _CLAIM_TRIES - 1:
+                admission = None  # the last try: the lease alone, the guard takes the rest
+            taking = self._admission_items(admission, now) if admission else []
+            items: list[Any] = [{"ConditionCheck": marker_check}, {"Put": lease_put}]
+            items += [item for item, _ in taking]
+            claimed = self._calls.write_if(
+                f"claiming {code!r}",
+                partial(self._client.transact_write_items, TransactItems=items),
+                deadline=deadline,
+            )
+            if not isinstance(claimed, Refused):
+                admitted = Admitted(admission, math.floor(now)) if admission else None
+                for _, name in taking:
+                    if name is not None:
+                        self._saw(name, self._seen.get(name, now), admission, now)
+                return Lease(code, variant, self._id, until, admitted)
+            if claimed.failed(0) and (marker := entry_from_item(code, variant, claimed.item_at(0))):
+                return AlreadyKnown(replace(marker, variant=variant))
+            if _refused(claimed, 1):
+                return _held(claimed.item_at(1), now)
+            for index, (_, name) in enumerate(taking, start=2):
+                if not _refused(claimed, index):
+                    continue
+                if name is None:  # a block in force, or the second spent: the guard waits
+                    admission = None
+                    continue
+                assert admission is not None
+                full_at = full_at_of(claimed.item_at(index), now)
+                self._seen[name] = full_at
+                wait = dict(admission.allowances)[name].take(full_at, now)[1]
+                if wait > 0:
+                    return Withheld(name, wait)
+            # Else an allowance moved on since it was seen (now known), or a conflict.
+        return HeldElsewhere(until=now, failed=None)  # conflicts all along: look again soon
+
+    def _admission_items(self, admission: Admission, now: float) -> list[tuple[Any, str | None]]:
+        """The admission's part of a claim: each item, and the allowance it takes if one."""
+        items: list[tuple[Any, str | None]] = []
+        for name, allowance in admission.allowances:
+            # Not seen here lately: taken as part spent, as a busy fleet's budget is, and
+            # a visitor's share after its first lookup (on whichever instance it was).
+            seen = self._seen.get(name, now + allowance.every / 2)
+            take = allowance_take(self._table, name, now, allowance, seen)
+            if isinstance(take, float):  # spent as last seen, but _spent says not now
+                take = allowance_take(self._table, name, now, allowance, None)
+            items.append(({"Update": take}, name))
+        for target in admission.blocks:
+            items.append(({"ConditionCheck": block_check(self._table, target, now)}, None))
+        second = second_take(self._table, now, admission.calls_per_second)
+        items.append(({"Update": second}, None))
+        return items
+
+    def _spent(self, admission: Admission, now: float) -> Withheld | None:
+        """An allowance this instance saw spent, and still is by what it saw: withheld
+        without a call. The table's is never less spent than what was seen of it (only
+        takes move it, but for a give-back now and then, one call's worth), so a flood
+        that spent its share costs its reads and nothing more."""
+        for name, allowance in admission.allowances:
+            seen = self._seen.get(name)
+            wait = allowance.take(seen, now)[1] if seen is not None else 0.0
+            if wait > 0:
+                return Withheld(name, wait)
+        return None
+
+    def _saw(self, name: str, full_at: float, admission: Admission | None, now: float) -> None:
+        """An allowance taken: its full_at is one call later than it was (or than now)."""
+        assert admission is not None
+        every = dict(admission.allowances)[name].every
+        self._seen[name] = max(full_at, now) + every
+        self._seen.move_to_end(name)
+        while len(self._seen) > _SEEN_ALLOWANCES:
+            self._seen.popitem(last=False)
+
+    def _lease_put(self, code: str, variant: str, now: float, until: float) -> dict[str, Any]:
+        return {
+            "TableName": self._table,
+            "Item": keys.lease_key(code, variant)
+            | {
+                "owner": {"S": self._id},
+                "lease_until": {"N": repr(until)},
+                keys.TTL_ATTRIBUTE: {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
+            },
+            "ConditionExpression": "attribute_not_exists(pk) OR lease_until < :now",
+            "ExpressionAttributeValues": {":now": {"N": repr(now)}},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+
     def acquire(
         self,
         code: str,
@@ -43,20 +193,9 @@ class DynamoDBLeases(TableAdapter):
         deadline: Deadline = NO_DEADLINE,
     ) -> Lease | HeldElsewhere:
         until = now + seconds
-        item = keys.lease_key(code, variant) | {
-            "owner": {"S": self._id},
-            "lease_until": {"N": repr(until)},
-            keys.TTL_ATTRIBUTE: {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
-        }
         taken = self._calls.write_if(
             f"taking the lease on {code!r}",
-            lambda: self._client.put_item(
-                TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now",
-                ExpressionAttributeValues={":now": {"N": repr(now)}},
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            ),
+            partial(self._client.put_item, **self._lease_put(code, variant, now, until)),
             deadline=deadline,
         )
         if isinstance(taken, Refused):
@@ -77,27 +216,39 @@ class DynamoDBLeases(TableAdapter):
         lease is also what keeps the fleet to one fetch per freshness window.
         With ``failed``, others answer with that error code until ``until``.
         """
-        values = {
-            ":owner": {"S": lease.owner},
-            ":until": {"N": repr(until)},
-            ":ttl": {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
-        }
-        update = "SET lease_until = :until, #ttl = :ttl"
-        if failed is not None:
-            update += ", failed = :failed"
-            values[":failed"] = {"S": failed}
         self._calls.write_if(  # refused: not ours any more, it ran out or a revocation cleared it
             f"settling the lease on {lease.code!r}",
-            lambda: self._client.update_item(
-                TableName=self._table,
-                Key=keys.lease_key(lease.code, lease.variant),
-                UpdateExpression=update,
-                ConditionExpression="#owner = :owner",
-                ExpressionAttributeNames={"#owner": "owner", "#ttl": keys.TTL_ATTRIBUTE},
-                ExpressionAttributeValues=values,
-            ),
+            partial(self._client.update_item, **settle_update(self._table, lease, until, failed)),
             deadline=deadline,
         )
+
+
+def settle_update(
+    table: str, lease: Lease, until: float, failed: str | None = None
+) -> dict[str, Any]:
+    """Settle a lease we hold (see finish): the update, alone or in a transaction."""
+    values = {
+        ":owner": {"S": lease.owner},
+        ":until": {"N": repr(until)},
+        ":ttl": {"N": str(math.ceil(until) + _TIDY_AFTER_SECONDS)},
+    }
+    update = "SET lease_until = :until, #ttl = :ttl"
+    if failed is not None:
+        update += ", failed = :failed"
+        values[":failed"] = {"S": failed}
+    return {
+        "TableName": table,
+        "Key": keys.lease_key(lease.code, lease.variant),
+        "UpdateExpression": update,
+        "ConditionExpression": "#owner = :owner",
+        "ExpressionAttributeNames": {"#owner": "owner", "#ttl": keys.TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": values,
+    }
+
+
+def _refused(claimed: Refused, index: int) -> bool:
+    """Whether the item at ``index`` was refused by its condition (not a conflict)."""
+    return claimed.failed(index) and claimed.reasons[index].get("Code") != _CONFLICT
 
 
 def _held(item: dict[str, Any], now: float) -> HeldElsewhere:

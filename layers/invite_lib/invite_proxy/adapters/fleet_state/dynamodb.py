@@ -22,6 +22,7 @@ Every item carries a TTL, so old windows and expired blocks clean themselves up.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -137,7 +138,7 @@ class DynamoDBFleetState(TableAdapter):
                 {":one": 1, ":now": now, ":zero": 0},
             )
             if not isinstance(spent, Refused):
-                return SPENT
+                return _spent(spent)
             old = spent.item
             if _number(old, "reset_at") <= now and _number(old, "queued") == _number(old, "served"):
                 # The window is over, or was never seen, and nobody waits: one probes.
@@ -154,7 +155,7 @@ class DynamoDBFleetState(TableAdapter):
             {":one": 1, ":zero": 0, ":now": now, **turn},
         )
         if not isinstance(spent, Refused):
-            return SPENT
+            return _spent(spent)
         old = spent.item
         if _number(old, "served") >= ticket:
             return BucketTake(granted=False, retry_at=now)  # its turn was given up: join again
@@ -222,28 +223,19 @@ class DynamoDBFleetState(TableAdapter):
     ) -> float:
         """One call from a continuously refilling allowance (domain/fleet_state.py): one
         conditional write when it is whole or spent, two when it is part spent."""
-        key = keys.allowance_key(name)
-        # Whole again by then at the latest: the item goes when it means nothing more.
-        ttl = math.ceil(now + allowance.ahead) + WINDOW_SECONDS
         seen: float | None = None  # full_at as the table last had it
-        values: dict[str, float | str]
         for _ in range(_ALLOWANCE_TRIES):
-            if seen is None or seen <= now:
-                update, condition = "SET full_at = :after, #ttl = :ttl", ALLOWANCE_WHOLE
-                values = {":now": now, ":after": now + allowance.every, ":ttl": ttl}
-            else:
-                _, wait = allowance.take(seen, now)
-                if wait > 0:
-                    return wait
-                update, condition = "SET full_at = full_at + :every, #ttl = :ttl", ALLOWANCE_ROOM
-                last = now + allowance.ahead - allowance.every
-                values = {":now": now, ":every": allowance.every, ":last": last, ":ttl": ttl}
-            taken = self._set_full_at(
-                f"taking from {name}", key, update, condition, values, deadline
+            take = allowance_take(self._table, name, now, allowance, seen)
+            if isinstance(take, float):
+                return take
+            taken = self._calls.write_if(
+                f"taking from {name}",
+                partial(self._client.update_item, **take),
+                deadline=deadline,
             )
             if not isinstance(taken, Refused):
                 return 0.0
-            seen = _number(taken.item, "full_at", now)  # another caller moved it first
+            seen = full_at_of(taken.item, now)  # another caller moved it first
         return allowance.every  # much contended: one more call's time, then again
 
     def give_back_allowance(
@@ -263,64 +255,101 @@ class DynamoDBFleetState(TableAdapter):
             deadline=deadline,
         )
 
-    def _set_full_at(
-        self,
-        what: str,
-        key: dict[str, Any],
-        update: str,
-        condition: str,
-        values: dict[str, float | str],
-        deadline: Deadline,
-    ) -> Any:
-        return self._calls.write_if(
-            what,
-            lambda: self._client.update_item(
-                TableName=self._table,
-                Key=key,
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
-                ExpressionAttributeValues=_values(values),
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            ),
-            deadline=deadline,
-        )
-
     def take_second(self, now: float, limit: int, *, deadline: Deadline = NO_DEADLINE) -> bool:
         """Take one call from this second's share of the per-bot rate; False when spent."""
-        second = math.floor(now)
-        sk = keys.second_sort_key(second)
-        return self._add(keys.RATE, sk, second + 1.0, deadline, below=limit) is not None
+        response = self._calls.write_if(
+            "counting in fleet#rate",
+            partial(self._client.update_item, **second_take(self._table, now, limit)),
+            deadline=deadline,
+        )
+        return not isinstance(response, Refused)
 
     def count_invalid(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> int:
         """Count one invalid answer in this window; return the window's total so far."""
-        sk = keys.window_sort_key(window_of(now))
-        return self._add(keys.INVALID, sk, window_end(now), deadline) or 0
-
-    def _add(
-        self, pk: str, sk: str, ends: float, deadline: Deadline, *, below: int | None = None
-    ) -> int | None:
-        """Add one to a counter; its new value, or None when it had reached ``below``."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "Key": keys.key(pk, sk),
-            "UpdateExpression": "ADD n :one SET #ttl = if_not_exists(#ttl, :ttl)",
-            "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
-            "ExpressionAttributeValues": {
-                ":one": {"N": "1"},
-                ":ttl": {"N": str(math.ceil(ends) + WINDOW_SECONDS)},
-            },
-            "ReturnValues": "UPDATED_NEW",
-        }
-        if below is not None:
-            kwargs["ConditionExpression"] = "attribute_not_exists(n) OR n < :limit"
-            kwargs["ExpressionAttributeValues"][":limit"] = {"N": str(below)}
-        response = self._calls.write_if(
-            f"counting in {pk}", lambda: self._client.update_item(**kwargs), deadline=deadline
+        window = keys.window_sort_key(window_of(now))
+        count = _count(self._table, keys.INVALID, window, window_end(now))
+        response = self._calls.call(
+            f"counting in {keys.INVALID}",
+            partial(self._client.update_item, ReturnValues="UPDATED_NEW", **count),
+            deadline=deadline,
         )
-        if isinstance(response, Refused):
-            return None
         return int(response["Attributes"]["n"]["N"])
+
+
+# What a lookup's claim (adapters/dynamodb/lease_store.py) takes from the fleet in the same
+# transaction as its lease: each below is one item's part of it, as the methods above make
+# it alone. The transaction takes them all or none.
+
+
+def block_check(table: str, target: str, now: float) -> dict[str, Any]:
+    """No block on ``target`` in force (as ``active_blocks`` reads them)."""
+    return {
+        "TableName": table,
+        "Key": keys.key(keys.BLOCKED, target),
+        "ConditionExpression": "attribute_not_exists(blocked_until) OR blocked_until <= :now",
+        "ExpressionAttributeValues": _values({":now": now}),
+    }
+
+
+def second_take(table: str, now: float, limit: int) -> dict[str, Any]:
+    """One call from this second's share of the per-bot rate, refused when spent."""
+    second = math.floor(now)
+    update = _count(table, keys.RATE, keys.second_sort_key(second), second + 1.0)
+    update["ConditionExpression"] = "attribute_not_exists(n) OR n < :limit"
+    update["ExpressionAttributeValues"][":limit"] = {"N": str(limit)}
+    return update
+
+
+def allowance_take(
+    table: str, name: str, now: float, allowance: Allowance, seen: float | None
+) -> dict[str, Any] | float:
+    """One call from an allowance whose ``full_at`` was last seen as ``seen`` (None: not
+    seen, taken as whole): the update, or the seconds to wait when it is spent by then.
+
+    Whole and part spent need different updates (DynamoDB has no max()): the one for
+    what was seen, whose condition refuses it if the allowance has moved on since, with
+    the item as it is, so the caller can try the other.
+    """
+    ttl = math.ceil(now + allowance.ahead) + WINDOW_SECONDS  # whole again by then at latest
+    values: dict[str, float | str]
+    if seen is None or seen <= now:
+        update, condition = "SET full_at = :after, #ttl = :ttl", ALLOWANCE_WHOLE
+        values = {":now": now, ":after": now + allowance.every, ":ttl": ttl}
+    else:
+        _, wait = allowance.take(seen, now)
+        if wait > 0:
+            return wait
+        update, condition = "SET full_at = full_at + :every, #ttl = :ttl", ALLOWANCE_ROOM
+        last = now + allowance.ahead - allowance.every
+        values = {":now": now, ":every": allowance.every, ":last": last, ":ttl": ttl}
+    return {
+        "TableName": table,
+        "Key": keys.allowance_key(name),
+        "UpdateExpression": update,
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": _values(values),
+        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+    }
+
+
+def full_at_of(item: dict[str, Any], now: float) -> float:
+    """An allowance's ``full_at`` as a refused take returned it (never taken: whole now)."""
+    return _number(item, "full_at", now)
+
+
+def _count(table: str, pk: str, sk: str, ends: float) -> dict[str, Any]:
+    """Add one to a counter that goes when its window does."""
+    return {
+        "TableName": table,
+        "Key": keys.key(pk, sk),
+        "UpdateExpression": "ADD n :one SET #ttl = if_not_exists(#ttl, :ttl)",
+        "ExpressionAttributeNames": {"#ttl": keys.TTL_ATTRIBUTE},
+        "ExpressionAttributeValues": {
+            ":one": {"N": "1"},
+            ":ttl": {"N": str(math.ceil(ends) + WINDOW_SECONDS)},
+        },
+    }
 
 
 class _Line:
@@ -350,6 +379,7 @@ class _Line:
             "ConditionExpression": condition,
             "ExpressionAttributeValues": _values(values),
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            "ReturnValues": "ALL_NEW",
         }
         if names:
             request["ExpressionAttributeNames"] = names
@@ -400,6 +430,14 @@ class _Line:
         )
         item = response.get("Attributes", {})
         return _wait(item, int(_number(item, "queued")), now)
+
+
+def _spent(response: dict[str, Any]) -> BucketTake:
+    """A request taken, and the bucket as it left it (the update's ALL_NEW)."""
+    item = response.get("Attributes", {})
+    if "window" not in item or "remaining" not in item:
+        return SPENT
+    return replace(SPENT, window=_number(item, "window"), remaining=int(_number(item, "remaining")))
 
 
 def _turn_values(ticket: int, now: float) -> dict[str, float | str]:
