@@ -184,3 +184,22 @@ def test_a_call_given_back_is_taken_again(state: FleetState) -> None:
     assert state.take_allowance("back", now, allowance) > 0
     state.give_back_allowance("back", allowance)
     assert state.take_allowance("back", now, allowance) == 0.0
+
+
+def test_a_take_from_the_table_says_what_it_left_so_answers_that_say_no_less_go_unwritten(
+    dynamodb: Any, table_name: str
+) -> None:
+    """The record of an answer the table's bucket already says is refused by its condition:
+    the take's view of the bucket lets the guard skip that write."""
+    state = DynamoDBFleetState(dynamodb, table_name)
+    bucket, now = "bucket:said", time.time()
+    state.take_bucket(bucket, now, probe_seconds=5)
+    state.record_bucket(bucket, window(5, 4, now + 1, 2000.0, now))
+    take = state.take_bucket(bucket, now, 5)
+    assert take == SPENT
+    assert (take.window, take.remaining) == (2000.0, 3)
+    assert take.knew(window(5, 3, now + 1, 2000.0, now))  # Discord: as much left, or more
+    assert take.knew(window(5, 4, now + 1, 2000.0, now))
+    assert not take.knew(window(5, 2, now + 1, 2000.0, now))  # less: written
+    assert not take.knew(window(5, 4, now + 2, 2001.0, now))  # a newer window: written
+    assert not SPENT.knew(window(5, 4, now + 1, 2000.0, now))  # no view: always written

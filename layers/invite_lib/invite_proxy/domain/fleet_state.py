@@ -14,7 +14,7 @@ tests (tests/integration/test_fleet_state.py) hold both stores to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -53,8 +53,9 @@ class BucketTake:
     ticket: int | None = None  # not granted: the caller's place in the bucket's line
     # Granted: the bucket as the take left it, where the store says (the window Discord
     # named, and what was left of it), so an answer that says no less is not written back.
-    window: float | None = None
-    remaining: int | None = None
+    # (Not the answer itself: two stores that answer alike may say more or less of it.)
+    window: float | None = field(default=None, compare=False)
+    remaining: int | None = field(default=None, compare=False)
 
     def knew(self, state: BucketState) -> bool:
         """Whether the bucket, as this take left it, already says all that ``state`` does:

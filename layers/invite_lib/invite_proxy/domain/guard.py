@@ -4,8 +4,10 @@ Before every call to Discord, the guard reads the fleet's blocks (a 429 seen by
 any instance, a Cloudflare block, a token that just failed), takes one call
 from the per-second rate, for public lookups one lookup from the caller's share and
 the budget, and last one request from the route's bucket as Discord last described
-it. After every answer it records what Discord said: the bucket's headers, and
-any 429, 401 or block. Waits that end soon enough, and before the caller's
+it. A public lookup's claim takes all of that but the bucket with its fetch lease,
+in one table call (Admission, below), and the guard then takes only the bucket.
+After every answer it records what Discord said: the bucket's headers (unless the
+fleet's bucket already says as much), and any 429, 401 or block. Waits that end soon enough, and before the caller's
 deadline, are waited out; longer ones refuse the call, so the caller serves
 stale or answers 429/503 with Retry-After.
 
