@@ -7,9 +7,9 @@ the budget, and last one request from the route's bucket as Discord last describ
 it. A public lookup's claim takes all of that but the bucket with its fetch lease,
 in one table call (Admission, below), and the guard then takes only the bucket.
 After every answer it records what Discord said: the bucket's headers (unless the
-fleet's bucket already says as much), and any 429, 401 or block. Waits that end soon enough, and before the caller's
-deadline, are waited out; longer ones refuse the call, so the caller serves
-stale or answers 429/503 with Retry-After.
+fleet's bucket already says as much), and any 429, 401 or block. Waits that end
+soon enough, and before the caller's deadline, are waited out; longer ones refuse
+the call, so the caller serves stale or answers 429/503 with Retry-After.
 
 Everything the guard learns is kept twice: in the fleet state (DynamoDB), for
 every instance, and in this instance's own memory. If the fleet state cannot be
