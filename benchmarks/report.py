@@ -41,6 +41,13 @@ HEADLINES: tuple[tuple[str, str, str, Callable[[float], str]], ...] = (
         _ratio,
     ),
     ("hit_p99_ms", "a hit's p99 through the local run, under that load", "reported", _ms),
+    ("table_calls_per_miss", "DynamoDB calls per miss (mean)", "≤ 5", _ratio),
+    (
+        "table_calls_per_refused_miss",
+        "DynamoDB calls per miss its caller's share refuses (mean, a flood)",
+        "≤ 2",
+        _ratio,
+    ),
     (
         "upstream_calls_per_distinct_key",
         "Discord calls per distinct invite, fleet run",
