@@ -16,6 +16,14 @@ milliseconds) comes on top of a miss and a DELETE on AWS.
 The same requests' DynamoDB calls are counted, each kind's mean per request:
 ``table_calls_per_<kind>`` (the worst case of each is held in tests/e2e/test_table_calls.py).
 A flood's refused misses after the first on an instance cost no claim: the mean says so.
+
+A rule run is timed too, per invite it revokes (``handler_ms_rule_per_invite``): the
+RevokerFunction over a guild of RULE_INVITES invites, paced by the fleet's rate as on AWS
+(Lambda bills the pacing).
+
+Then each kind again, metered (benchmarks/capacity.py): the read and write request units
+DynamoDB charges, per request (``capacity_<kind>_rru`` and ``_wru``, a rule run's per
+invite): what docs/cost.md prices.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.capacity import Meter
 from benchmarks.results import record
 from discord_emulator import DiscordEmulator
 from discord_emulator.state import EmulatorState
@@ -41,6 +50,7 @@ from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
 
 ROUNDS = int(os.environ.get("HANDLER_ROUNDS", "50"))
+RULE_INVITES = int(os.environ.get("RULE_INVITES", "40"))
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 
@@ -95,7 +105,7 @@ class _Calls:
         monkeypatch.setattr(TableCalls, "_send", counted)
 
 
-def _median_ms(environment: ExecutionEnvironment, events: list[dict[str, Any]]) -> float:
+def _times_ms(environment: ExecutionEnvironment, events: list[dict[str, Any]]) -> list[float]:
     function = environment.function
     contexts = [
         LambdaContext(function.logical_id, function.memory, function.timeout) for _ in events
@@ -105,7 +115,23 @@ def _median_ms(environment: ExecutionEnvironment, events: list[dict[str, Any]]) 
         started = time.perf_counter()
         environment.invoke(event, context)
         times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+    return times
+
+
+def _median_ms(environment: ExecutionEnvironment, events: list[dict[str, Any]]) -> float:
+    return statistics.median(_times_ms(environment, events))
+
+
+def _rule(emulator: DiscordEmulator, name: str) -> dict[str, Any]:
+    """A rule over a guild of its own, every invite of which it revokes."""
+    guild = emulator.state.add_guild(name)
+    for n in range(RULE_INVITES):
+        emulator.state.add_invite(guild, code=f"{name.lower()}-{n:03}", max_age=86_400)
+    return {"name": name.lower(), "guild_id": guild.id, "match": {"older_than_seconds": 0}}
+
+
+def _revoker() -> ExecutionEnvironment:
+    return ExecutionEnvironment(Template().functions()["RevokerFunction"])
 
 
 def test_each_request_kinds_handler_time(
@@ -140,6 +166,8 @@ def test_each_request_kinds_handler_time(
         _median_ms(shared, [_event("get_invite.json", codes[ROUNDS], "198.51.100.7")])  # spent
         refused = [_event("get_invite.json", c, "198.51.100.7") for c in codes[ROUNDS + 1 :]]
         kind("refused_miss", shared, refused)
+        (run_ms,) = _times_ms(_revoker(), [_rule(emulator, "Timed-rule")])
+        figures["rule_per_invite"] = run_ms / RULE_INVITES
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     capsys.readouterr()
@@ -148,3 +176,49 @@ def test_each_request_kinds_handler_time(
     with capsys.disabled():
         print("\nhandler time (ms, median):", {k: round(v, 2) for k, v in figures.items()})
         print("table calls per request (mean):", {k: round(v, 2) for k, v in calls.items()})
+
+
+def test_each_request_kinds_capacity(
+    benchmark: Any,
+    world: tuple[DiscordEmulator, Callable[..., ExecutionEnvironment]],
+    capsys: Any,
+) -> None:
+    emulator, environment = world
+    guild = emulator.state.add_guild("Metered")
+    rounds = max(10, ROUNDS // 5)  # the units are the same each time: fewer rounds do
+    codes = [f"metered-{n:03}" for n in range(2 * rounds)]
+    for code in codes:
+        emulator.state.add_invite(guild, code=code)
+    meter = Meter()
+    units: dict[str, tuple[float, float]] = {}
+
+    def kind(name: str, environment: ExecutionEnvironment, events: list[dict[str, Any]]) -> None:
+        meter.taken()
+        _times_ms(environment, events)
+        taken = meter.taken()
+        units[name] = (taken.read / len(events), taken.write / len(events))
+
+    def measure() -> None:
+        with meter.metering():
+            api = environment(MEMORY_CACHE_SECONDS="1", LOOKUP_SHARE_PER_CALLER="0")
+            kind("miss", api, [_event("get_invite.json", c) for c in codes[:rounds]])
+            hot = [_event("get_invite.json", codes[0]) for _ in range(rounds)]
+            kind("memory_hit", api, hot)
+            kind("hit", environment(MEMORY_CACHE_SECONDS="0"), hot)
+            kind("delete", api, [_event("delete_invite.json", c) for c in codes[:rounds]])
+            shared = environment(MEMORY_CACHE_SECONDS="1", LOOKUP_SHARE_PER_CALLER="1")
+            _times_ms(shared, [_event("get_invite.json", codes[rounds], "198.51.100.8")])
+            refused = [_event("get_invite.json", c, "198.51.100.8") for c in codes[rounds + 1 :]]
+            kind("refused_miss", shared, refused)
+            meter.taken()
+            _times_ms(_revoker(), [_rule(emulator, "Metered-rule")])
+            taken = meter.taken()
+            units["rule_per_invite"] = (taken.read / RULE_INVITES, taken.write / RULE_INVITES)
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    capsys.readouterr()
+    record(**{f"capacity_{kind}_rru": read for kind, (read, _) in units.items()})
+    record(**{f"capacity_{kind}_wru": write for kind, (_, write) in units.items()})
+    with capsys.disabled():
+        shown = {k: (round(r, 2), round(w, 2)) for k, (r, w) in units.items()}
+        print("\nrequest units per request (read, write):", shown)
