@@ -17,6 +17,7 @@ import pytest
 from discord_emulator import DiscordEmulator, Fault
 from discord_emulator.state import Guild
 from invite_proxy.adapters.dynamodb.cache import DynamoDBInviteCache
+from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 from invite_proxy.domain.cache_policy import CachePolicy, invite_entry
 from invite_proxy.domain.costs import ANSWER_RESERVE_SECONDS, REPORTING_SECONDS
 from invite_proxy.domain.errors import InvalidInput, RuleRunFailed
@@ -340,15 +341,8 @@ def test_a_run_respects_the_fleets_blocks_and_sends_nothing(
     invoke: Invoke, emulator: DiscordEmulator, sweep_guild: Guild, dynamodb: Any, table_name: str
 ) -> None:
     emulator.state.add_invite(sweep_guild, code="blocked-1", created_at=NOW - 7200)
-    dynamodb.update_item(  # what an API instance that met a Cloudflare block leaves
-        TableName=table_name,
-        Key={"pk": {"S": "fleet#blocked"}, "sk": {"S": "cloudflare"}},
-        UpdateExpression="SET blocked_until = :until, reason = :reason",
-        ExpressionAttributeValues={
-            ":until": {"N": repr(time.time() + 600)},
-            ":reason": {"S": "cloudflare"},
-        },
-    )
+    # What an API instance that met a Cloudflare block leaves.
+    DynamoDBFleetState(dynamodb, table_name).block("cloudflare", time.time() + 600, "cloudflare")
     with pytest.raises(RuleRunFailed):
         invoke(rule(guild_id=sweep_guild.id, match={"older_than_seconds": 0}))
     assert emulator.state.requests == []  # not one call while the IP is blocked
@@ -365,12 +359,8 @@ def test_a_run_that_meets_a_global_429_stops_the_api_too(
     )
     with pytest.raises(RuleRunFailed):
         invoke(rule(codes=["glob-run-1"]))
-    blocks = dynamodb.query(
-        TableName=table_name,
-        KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": "fleet#blocked"}},
-    )["Items"]
-    assert [b["sk"]["S"] for b in blocks] == ["global"]  # every instance now waits
+    blocks = DynamoDBFleetState(dynamodb, table_name).active_blocks(time.time())
+    assert [b.target for b in blocks] == ["global"]  # every instance now waits
 
 
 def test_named_codes_outside_the_guild_are_left_alone(

@@ -182,8 +182,7 @@ def test_a_block_in_force_leaves_the_admission_to_the_guard(
         assert sum(calls.sent.values()) == 2
         assert full_at(dynamodb, table_name, "caller#198.51.100.10") is None  # nothing spent
     finally:
-        DynamoDBFleetState(dynamodb, table_name).block("bucket:invites", now, "over")
-        dynamodb.delete_item(TableName=table_name, Key=keys.key(keys.BLOCKED, "bucket:invites"))
+        dynamodb.delete_item(TableName=table_name, Key=keys.blocks_key())
 
 
 def test_a_spent_second_leaves_the_admission_to_the_guard(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from invite_proxy.adapters.dynamodb import keys
 from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 from invite_proxy.adapters.fleet_state.memory import InstanceFleetState
 from invite_proxy.domain.fleet_state import (
@@ -203,3 +204,19 @@ def test_a_take_from_the_table_says_what_it_left_so_answers_that_say_no_less_go_
     assert not take.knew(window(5, 2, now + 1, 2000.0, now))  # less: written
     assert not take.knew(window(5, 4, now + 2, 2001.0, now))  # a newer window: written
     assert not SPENT.knew(window(5, 4, now + 1, 2000.0, now))  # no view: always written
+
+
+def test_blocks_long_over_are_tidied_from_their_one_item(dynamodb: Any, table_name: str) -> None:
+    """The blocks' item has no TTL: a new block takes away those over for a while."""
+    state = DynamoDBFleetState(dynamodb, table_name)
+    now = time.time()
+    state.block("bucket:old", now - 3600, "429")
+    state.block("bucket:new", now + 5, "429")
+    item = dynamodb.get_item(TableName=table_name, Key=keys.blocks_key())["Item"]
+    assert "until:bucket:old" not in item
+    assert "reason:bucket:old" not in item
+    assert "until:bucket:new" in item
+    assert [b.target for b in state.active_blocks(now) if b.target.startswith("bucket:")] == [
+        "bucket:new"
+    ]
+    dynamodb.delete_item(TableName=table_name, Key=keys.blocks_key())

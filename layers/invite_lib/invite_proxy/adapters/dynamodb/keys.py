@@ -18,14 +18,16 @@
                                                       (icons.py)
     pk = "guilds#mirror"   sk = "state"               every allowed guild's record: when its
                                                       list was read, its vanity code, counts
-    pk = "fleet#blocked"   sk = "<scope>"             the fleet's state (fleet_state.py)
+    pk = "fleet#blocked"   sk = "all"                 the fleet's blocks, each target's end
+                                                      and reason attributes of one item,
+                                                      which has no TTL (fleet_state.py)
     pk = "fleet#invalid"   sk = "window#<n>"
     pk = "fleet#rate"      sk = "second#<t>"
     pk = "fleet#bucket"    sk = "<bucket>"
     pk = "fleet#allowance#<name>"  sk = "allowance"   a continuously refilling allowance
 
-Every item carries ``ttl`` (epoch seconds). DynamoDB deletes expired items
-lazily, days later if it likes, so reads check it themselves.
+Every item but the blocks' carries ``ttl`` (epoch seconds). DynamoDB deletes expired
+items lazily, days later if it likes, so reads check it themselves.
 """
 
 from __future__ import annotations
@@ -98,6 +100,11 @@ def icon_key(guild_id: str, file_name: str) -> Key:
 
 def mirror_state_key() -> Key:
     return key("guilds#mirror", "state")
+
+
+def blocks_key() -> Key:
+    """Every block one item: a lookup's claim checks them all in one condition."""
+    return key(BLOCKED, "all")
 
 
 def allowance_key(name: str) -> Key:

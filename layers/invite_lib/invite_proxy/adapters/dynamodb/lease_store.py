@@ -142,8 +142,7 @@ class DynamoDBLeases(TableAdapter):
             if isinstance(take, float):  # spent as last seen, but _spent says not now
                 take = allowance_take(self._table, name, now, allowance, None)
             items.append(({"Update": take}, name))
-        for target in admission.blocks:
-            items.append(({"ConditionCheck": block_check(self._table, target, now)}, None))
+        items.append(({"ConditionCheck": block_check(self._table, admission.blocks, now)}, None))
         second = second_take(self._table, now, admission.calls_per_second)
         items.append(({"Update": second}, None))
         return items

@@ -22,6 +22,7 @@ Every item carries a TTL, so old windows and expired blocks clean themselves up.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -64,6 +65,9 @@ def _its_turn(*also_given_up: str) -> str:
     return f"({NEXT_IN_LINE} OR ({_all(*TURNS_LEFT_OPEN, *also_given_up)}))"
 
 
+# The blocks' item: each target's end and why, as attributes of their own.
+_UNTIL, _REASON = "until:", "reason:"
+
 # An allowance: whole (or never used), or part spent with room for one more call.
 ALLOWANCE_WHOLE = "(attribute_not_exists(full_at) OR full_at <= :now)"
 ALLOWANCE_ROOM = "full_at > :now AND full_at <= :last"
@@ -79,41 +83,60 @@ PROBE_WINDOW = (
 
 class DynamoDBFleetState(TableAdapter):
     def active_blocks(self, now: float, *, deadline: Deadline = NO_DEADLINE) -> list[Block]:
-        """Every block still in force: one Query, made before every upstream call."""
-        response = self._calls.call(
-            "reading fleet blocks",
-            lambda: self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues={":pk": {"S": keys.BLOCKED}},
-                ConsistentRead=True,
-            ),
-            deadline=deadline,
-        )
+        """Every block still in force: one read, made before every upstream call."""
+        item = self._item(keys.blocks_key(), deadline, consistent=True, what="reading fleet blocks")
         blocks = []
-        for item in response.get("Items", []):
-            until = float(item["blocked_until"]["N"])
-            if until > now:
-                blocks.append(Block(item["sk"]["S"], until, item.get("reason", {}).get("S", "")))
+        for name, value in (item or {}).items():
+            target = name.removeprefix(_UNTIL)
+            if name.startswith(_UNTIL) and float(value["N"]) > now:
+                reason = (item or {}).get(_REASON + target, {}).get("S", "")
+                blocks.append(Block(target, float(value["N"]), reason))
         return blocks
 
     def block(
         self, target: str, until: float, reason: str, *, deadline: Deadline = NO_DEADLINE
     ) -> None:
         """Block calls to ``target`` until ``until``; a later block already in place is kept."""
-        self._calls.write_if(
+        blocked = self._calls.write_if(
             "writing a fleet block",
-            lambda: self._client.update_item(
+            partial(
+                self._client.update_item,
                 TableName=self._table,
-                Key=keys.key(keys.BLOCKED, target),
-                UpdateExpression="SET blocked_until = :until, reason = :reason, #ttl = :ttl",
-                ConditionExpression="attribute_not_exists(blocked_until) OR blocked_until < :until",
-                ExpressionAttributeNames={"#ttl": keys.TTL_ATTRIBUTE},
-                ExpressionAttributeValues={
-                    ":until": {"N": repr(until)},
-                    ":reason": {"S": reason[:200]},
-                    ":ttl": {"N": str(math.ceil(until) + WINDOW_SECONDS)},
-                },
+                Key=keys.blocks_key(),
+                UpdateExpression="SET #until = :until, #reason = :reason",
+                ConditionExpression="attribute_not_exists(#until) OR #until < :until",
+                ExpressionAttributeNames={"#until": _UNTIL + target, "#reason": _REASON + target},
+                ExpressionAttributeValues=_values({":until": until, ":reason": reason[:200]}),
+                ReturnValues="ALL_NEW",
+            ),
+            deadline=deadline,
+        )
+        if not isinstance(blocked, Refused):
+            # (The wall clock: a block's until may be an hour away, and the tidy-up only
+            # takes what ended a window ago, so a skewed clock costs nothing that matters.)
+            self._tidy_blocks(blocked.get("Attributes", {}), min(until, time.time()), deadline)
+
+    def _tidy_blocks(self, item: dict[str, Any], now: float, deadline: Deadline) -> None:
+        """The blocks over for a window go (the item has no TTL: it holds them all)."""
+        over = [
+            name.removeprefix(_UNTIL)
+            for name, value in item.items()
+            if name.startswith(_UNTIL) and float(value["N"]) < now - WINDOW_SECONDS
+        ]
+        if not over:
+            return
+        names = {f"#u{n}": _UNTIL + target for n, target in enumerate(over)}
+        names |= {f"#r{n}": _REASON + target for n, target in enumerate(over)}
+        self._calls.write_if(  # refused: one of them was blocked again meanwhile
+            "tidying fleet blocks",
+            partial(
+                self._client.update_item,
+                TableName=self._table,
+                Key=keys.blocks_key(),
+                UpdateExpression="REMOVE " + ", ".join(names),
+                ConditionExpression=" AND ".join(f"#u{n} < :over" for n in range(len(over))),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_values({":over": now - WINDOW_SECONDS}),
             ),
             deadline=deadline,
         )
@@ -281,12 +304,16 @@ class DynamoDBFleetState(TableAdapter):
 # it alone. The transaction takes them all or none.
 
 
-def block_check(table: str, target: str, now: float) -> dict[str, Any]:
-    """No block on ``target`` in force (as ``active_blocks`` reads them)."""
+def block_check(table: str, targets: tuple[str, ...], now: float) -> dict[str, Any]:
+    """No block in force on any of ``targets`` (as ``active_blocks`` reads them)."""
+    names = {f"#u{n}": _UNTIL + target for n, target in enumerate(targets)}
     return {
         "TableName": table,
-        "Key": keys.key(keys.BLOCKED, target),
-        "ConditionExpression": "attribute_not_exists(blocked_until) OR blocked_until <= :now",
+        "Key": keys.blocks_key(),
+        "ConditionExpression": " AND ".join(
+            f"(attribute_not_exists({name}) OR {name} <= :now)" for name in names
+        ),
+        "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": _values({":now": now}),
     }
 
