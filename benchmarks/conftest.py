@@ -21,7 +21,8 @@ def pytest_sessionstart() -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """A whole `make bench` run that passed writes the README's table from its results."""
+    """A whole `make bench` run that passed writes the README's table, and docs/cost.md,
+    from its results."""
     from benchmarks.report import HEADLINES, write_readme
     from benchmarks.results import RESULTS
 
@@ -32,6 +33,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     results = json.loads(RESULTS.read_text())
     if all(key in results for key, *_ in HEADLINES):
         write_readme(results)
+    from benchmarks.cost import KINDS, write_page
+    from invite_proxy_local.template import Template
+
+    if all(f"capacity_{kind}_wru" in results for kind, *_ in KINDS):
+        write_page(results, {name: f.memory for name, f in Template().functions().items()})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -28,6 +28,16 @@ KEYS = {
     "handler_ms_miss",
     "handler_ms_refused_miss",
     "handler_ms_delete",
+    "handler_ms_rule_per_invite",
+    *(
+        f"table_calls_per_{kind}"
+        for kind in ("memory_hit", "hit", "miss", "refused_miss", "delete")
+    ),
+    *(
+        f"capacity_{kind}_{unit}"
+        for kind in ("memory_hit", "hit", "miss", "refused_miss", "delete", "rule_per_invite")
+        for unit in ("rru", "wru")
+    ),
     "upstream_calls_per_distinct_key",
     "upstream_429s",
     "client_success_ratio",
@@ -80,6 +90,7 @@ def test_the_benchmarks_run_and_write_every_key(tmp_path: Path) -> None:
         GUILD_FLOOD_INTERVAL="1",
         CAPACITY_SECONDS="3",
         HANDLER_ROUNDS="3",
+        RULE_INVITES="5",
     )
     run = subprocess.run(
         [

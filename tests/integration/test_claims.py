@@ -264,3 +264,26 @@ def test_a_write_refused_by_a_revocation_leaves_the_lease_to_its_holder(
     entry = invite_entry("cl-14", "v", "{}", None, now, POLICY)
     assert not cache.put(entry, fetch_started=now, lease=lease)
     assert cache.get("cl-14", "v", now) is None
+
+
+def test_each_invocation_reports_what_dynamodb_says_its_calls_consumed(
+    moto_endpoint: str, table_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployed stack's own measure of docs/cost.md's units: every call asks DynamoDB
+    what it consumed, and the sums become the invocation's metrics."""
+    from invite_proxy import observability as obs
+    from invite_proxy.adapters.dynamodb.calls import dynamodb_client
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint)
+    obs.metrics.clear_metrics()
+    client = dynamodb_client(2.0)
+    cache = DynamoDBInviteCache(client, table_name)
+    now = time.time()
+    cache.put(invite_entry("cu-1", "v", "{}", None, now, POLICY))  # one PutItem
+    cache.get("cu-1", "v", now)  # one GetItem
+    reported = obs.metrics.metric_set
+    # moto answers with its constants (1 for a write, 0.5 for a read); DynamoDB with the
+    # units it bills: either way, what the table said, summed per kind.
+    assert sum(reported["TableWriteUnits"]["Value"]) > 0
+    assert sum(reported["TableReadUnits"]["Value"]) > 0
+    obs.metrics.clear_metrics()

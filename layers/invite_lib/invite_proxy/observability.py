@@ -35,6 +35,13 @@ def count_by(name: str, dimension: str, label: str) -> None:
         metric.add_dimension(name=dimension, value=label)
 
 
+def units(name: str, value: float) -> None:
+    """A quantity that is not a count of events (capacity units), summed per invocation."""
+    if value:
+        with _adding:
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
 def milliseconds(name: str, value: float) -> None:
     with _adding:
         metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=round(value, 2))

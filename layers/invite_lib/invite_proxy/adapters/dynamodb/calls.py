@@ -28,10 +28,40 @@ if TYPE_CHECKING:
 
 
 def dynamodb_client(timeout: float) -> DynamoDBClient:
+    """The table's client: each call asks DynamoDB what it consumed, and each invocation
+    reports the sum as its ``TableReadUnits`` and ``TableWriteUnits`` metrics (what the
+    table bills, as DynamoDB itself counts it: docs/cost.md)."""
     from invite_proxy.adapters.aws_clients import client
 
     dynamodb: DynamoDBClient = client("dynamodb", timeout)
+    events = dynamodb.meta.events
+    # (An id each: botocore keeps one handler per id, whatever the event.)
+    events.register("provide-client-params.dynamodb", _ask_consumed, unique_id=_CONSUMED + "ask")
+    events.register("after-call.dynamodb", _report_consumed, unique_id=_CONSUMED + "report")
     return dynamodb
+
+
+_CONSUMED = "invite-proxy-consumed-capacity-"
+_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
+_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+
+
+def _ask_consumed(params: dict[str, Any], model: Any, **_: Any) -> None:
+    if model.name in _READS or model.name in _WRITES:
+        params.setdefault("ReturnConsumedCapacity", "TOTAL")
+
+
+def _report_consumed(parsed: dict[str, Any], model: Any, **_: Any) -> None:
+    """DynamoDB's own count of what a call consumed, by kind (a refused write's error
+    carries none: those units go unreported here, and are billed all the same)."""
+    consumed = parsed.get("ConsumedCapacity")
+    parts = consumed if isinstance(consumed, list) else [consumed] if consumed else []
+    for part in parts:
+        total = float(part.get("CapacityUnits", 0.0))
+        reads = part.get("ReadCapacityUnits", total if model.name in _READS else 0.0)
+        writes = part.get("WriteCapacityUnits", total if model.name in _WRITES else 0.0)
+        obs.units("TableReadUnits", float(reads))
+        obs.units("TableWriteUnits", float(writes))
 
 
 @dataclass(frozen=True, slots=True)
