@@ -12,6 +12,7 @@ from invite_proxy.domain.deadline import NO_DEADLINE
 from invite_proxy.domain.inputs import InviteQuery
 from invite_proxy.services.lookup import CacheStatus
 from tests.unit.conftest import World
+from tests.unit.fakes import LeaseRecord
 
 QUERY = InviteQuery("hot-1")
 POLICY = CachePolicy(
@@ -132,3 +133,41 @@ def test_the_memorys_second_counts_from_when_the_table_was_asked(world: World) -
     before = world.table.calls
     tier.get("slow-1", "counts=0#event=-", world.clock.now)
     assert world.table.calls == before + 1  # read again
+
+
+def test_a_stale_hot_key_another_instance_refreshes_costs_a_read_and_a_claim_a_second(
+    world: World,
+) -> None:
+    """While another instance holds the refresh's lease, an instance serves the stale
+    copy; it asks the table again only when its memory's second is over, not per view."""
+    world.discord.add_invite("hot-1")
+    first, second = world.lookups(), world.lookups()
+    assert first.lookup(QUERY).cache_status is CacheStatus.MISS
+    entry = world.cache.entries[("hot-1", QUERY.variant)]
+    world.clock.now = entry.fresh_until + 1  # stale, within stale-while-revalidate
+    # Another instance is refreshing it, and will be for a while (a slow Discord).
+    world.lease_records[("hot-1", QUERY.variant)] = LeaseRecord("elsewhere", world.clock.now + 5)
+    before = world.table.calls
+    assert second.lookup(QUERY).cache_status is CacheStatus.STALE
+    assert world.table.calls - before == 2  # its read and the claim that found it held
+    for _ in range(200):
+        world.clock.advance(0.004)
+        assert second.lookup(QUERY).cache_status is CacheStatus.STALE
+    assert world.table.calls - before == 2  # the views since: memory and the note
+    world.clock.advance(0.3)  # the second is over: ask again, once
+    assert second.lookup(QUERY).cache_status is CacheStatus.STALE
+    assert world.table.calls - before == 4
+    assert len(world.discord.calls) == 1  # the refresh is the other instance's
+
+
+def test_without_the_memory_tier_every_view_asks_again(world: World) -> None:
+    world.discord.add_invite("hot-1")
+    first, second = world.lookups(), world.lookups(MEMORY_CACHE_SECONDS=0)
+    first.lookup(QUERY)
+    entry = world.cache.entries[("hot-1", QUERY.variant)]
+    world.clock.now = entry.fresh_until + 1
+    world.lease_records[("hot-1", QUERY.variant)] = LeaseRecord("elsewhere", world.clock.now + 5)
+    before = world.table.calls
+    for _ in range(3):
+        assert second.lookup(QUERY).cache_status is CacheStatus.STALE
+    assert world.table.calls - before == 6  # no note kept: nothing believed unasked

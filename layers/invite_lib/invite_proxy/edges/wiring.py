@@ -173,6 +173,7 @@ def build_api(
             lease_seconds=settings.lease_seconds,
             wait_seconds=settings.coalesce_wait_seconds,
             failure_hold_seconds=settings.failure_hold_seconds,
+            held_note_seconds=settings.memory_cache_seconds,
         ),
         retry=RetryPolicy(
             retries=settings.upstream_retries,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -63,6 +64,13 @@ class CoalescingPolicy:
     wait_seconds: float  # how long a lookup waits for another instance's fetch
     poll_seconds: float = 0.1
     failure_hold_seconds: float = 2.0  # after a failed fetch, the fleet answers from it this long
+    # A lease seen held by another instance is taken as held this long at most, without
+    # asking again (the in-memory tier's lifetime: what this instance may believe unasked).
+    held_note_seconds: float = 0.0
+
+
+# Leases seen held elsewhere that an instance remembers at most (the oldest go first).
+_HELD_NOTES = 1024
 
 
 class InviteCache(Protocol):
@@ -184,6 +192,7 @@ class InviteLookupService:
         self._guild_mode = guild_mode
         self._clock = clock
         self._sleep = sleep
+        self._held: OrderedDict[tuple[str, str], float] = OrderedDict()
 
     def lookup(
         self, query: InviteQuery, *, deadline: Deadline | None = None, caller: Caller = None
@@ -201,6 +210,15 @@ class InviteLookupService:
             mirrored = self._from_mirror(self._guild_mode, query, cached, deadline)
             if mirrored is not None:
                 return mirrored
+        if (
+            cached is not None
+            and self._held_elsewhere(query, now)
+            and cached.can_serve_while_revalidating(now, self._policy)
+        ):
+            # Another instance refreshes it, as seen a moment ago: a busy page's views of a
+            # stale invite each cost nothing until then (memory has the copy).
+            obs.count("StaleWhileRevalidate")
+            return self._result(cached, CacheStatus.STALE, now)
         if self._foreign_event(query, now, deadline):
             # Learned lately: Discord answers this event id as if none were asked.
             obs.count("ForeignEventRemembered")
@@ -214,6 +232,7 @@ class InviteLookupService:
             if isinstance(claim, AlreadyKnown):
                 return self._result(claim.entry, CacheStatus.HIT, self._clock())
             # Another instance is fetching this very code and variant.
+            self._note_held(query, claim, now)
             now = self._clock()
             if cached is not None and cached.can_serve_while_revalidating(now, self._policy):
                 obs.count("StaleWhileRevalidate")
@@ -313,6 +332,20 @@ class InviteLookupService:
         if lease is not None and not stored:
             self._finish(lease, now, deadline)
         return self._result(entry, CacheStatus.MISS, now)
+
+    def _held_elsewhere(self, query: InviteQuery, now: float) -> bool:
+        until = self._held.get((query.code, query.variant))
+        return until is not None and now < until
+
+    def _note_held(self, query: InviteQuery, claim: HeldElsewhere, now: float) -> None:
+        """Remember for a moment that another instance holds the lease (see the policy)."""
+        if self._coalescing.held_note_seconds <= 0 or claim.failed is not None:
+            return
+        key = (query.code, query.variant)
+        self._held[key] = min(claim.until, now + self._coalescing.held_note_seconds)
+        self._held.move_to_end(key)
+        while len(self._held) > _HELD_NOTES:
+            self._held.popitem(last=False)
 
     def _stale_or_raise(
         self, cached: CacheEntry | None, exc: InviteProxyError, now: float
