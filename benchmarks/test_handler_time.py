@@ -15,7 +15,7 @@ milliseconds) comes on top of a miss and a DELETE on AWS.
 
 The same requests' DynamoDB calls are counted, each kind's mean per request:
 ``table_calls_per_<kind>`` (the worst case of each is held in tests/e2e/test_table_calls.py).
-A flood's refused misses after the first on an instance cost no claim: the mean says so.
+A flood's refused misses after the first on an instance cost a read in the claim's stead.
 
 A rule run is timed too, per invite it revokes (``handler_ms_rule_per_invite``): the
 RevokerFunction over a guild of RULE_INVITES invites, paced by the fleet's rate as on AWS

@@ -5,8 +5,9 @@ What a request costs the table is most of its latency and its price. A miss read
 variant, claims its lease with everything its call to Discord takes from the fleet but the
 bucket (one transaction: adapters/dynamodb/lease_store.py), takes from the bucket, and
 writes its answer with the lease settled in the same call: 4. A miss refused by the
-caller's share or the budget is its read and the claim that says no: 2, or 1 once the
-instance has seen the allowance spent. A bucket answer the fleet already knows is not
+caller's share or the budget is its read and the claim that says no: 2 (once the
+instance knows it spent, the second is a read of what would answer first, and takes
+nothing). A bucket answer the fleet already knows is not
 written back. These are the bounds; a change that adds a call fails here.
 """
 
@@ -93,8 +94,9 @@ def test_a_miss_the_budget_refuses_makes_two_table_calls_and_then_none_more(
     start_api: Callable[..., LocalRun], emulator: DiscordEmulator, table_calls: Counter[str]
 ) -> None:
     """The budget is the fleet's: a miss it refuses is the miss's read and the claim that
-    says no, nothing taken and nothing to give back; the instance then knows, and the
-    next refusal is the read alone."""
+    says no, nothing taken and nothing to give back; the instance then knows until when,
+    and the next refusal reads only what would come first (a fetch under way, a code
+    known unknown) in the claim's stead."""
     guild = emulator.state.add_guild("G")
     for code in ("budget-1", "budget-2", "budget-3"):
         emulator.state.add_invite(guild, code=code)
@@ -108,4 +110,4 @@ def test_a_miss_the_budget_refuses_makes_two_table_calls_and_then_none_more(
         assert response.status_code in (429, 503), response.text
         assert response.json()["error"]["code"] == "lookup_budget_exhausted"
         refusals.append(sum(table_calls.values()))
-    assert refusals == [2, 1]
+    assert refusals == [2, 2]

@@ -104,9 +104,7 @@ def test_a_spent_share_is_withheld_and_nothing_is_taken(
     assert isinstance(claim, Withheld)
     assert claim.name == "caller#203.0.113.7"
     assert claim.wait == pytest.approx(300, abs=1)
-    # This instance took the share's two lookups, so it knows: no call at all (another
-    # instance would learn it with one, as the budget's test shows).
-    assert sum(calls.sent.values()) == 0
+    assert calls.sent == Counter({"claiming 'cl-5'": 1})  # a refused miss: its read, and this
     assert full_at(dynamodb, table_name, "lookup-budget") == budget_before
     lease = dynamodb.get_item(TableName=table_name, Key=keys.lease_key("cl-5", "v"))
     assert "Item" not in lease  # no lease to settle, no share to give back
@@ -130,10 +128,32 @@ def test_a_spent_budget_is_withheld_whoever_asks_on_whichever_instance(
     assert claim.wait == pytest.approx(600, abs=1)
     assert sum(calls.sent.values()) == 1
     assert isinstance(spent.withheld(claim.name, claim.wait), BudgetExhausted)
-    # Seen spent there now: the next refusal costs no call at all.
+    # Refused there now: the next claim takes nothing, and reads only what comes first
+    # (a fetch of the code under way, or the code known unknown), with one read.
     calls.sent.clear()
-    assert isinstance(other.claim("cl-8", "v", now, 10, admission=spent), Withheld)
-    assert sum(calls.sent.values()) == 0
+    again = other.claim("cl-8", "v", now, 10, admission=spent)
+    assert isinstance(again, Withheld)
+    assert again.wait == pytest.approx(600, abs=1)
+    assert calls.sent == Counter({"reading the claim on 'cl-8'": 1})
+
+
+def test_a_withheld_caller_still_waits_on_a_fetch_under_way_and_hears_a_known_code(
+    dynamodb: Any, table_name: str, leases: DynamoDBLeases
+) -> None:
+    """What a claim answers before its admission, it answers for a spent caller too."""
+    now = time.time()
+    tiny = Allowance.per(1, 600)
+    spent = Admission(("global",), 40, (("caller#spent", tiny),), "caller#spent")
+    assert isinstance(leases.claim("cl-15", "v", now, 10, admission=spent), Lease)
+    assert isinstance(leases.claim("cl-16", "v", now, 10, admission=spent), Withheld)
+    theirs = DynamoDBLeases(dynamodb, table_name).claim("cl-17", "v", now, 10)
+    assert isinstance(theirs, Lease)
+    assert leases.claim("cl-17", "v", now, 10, admission=spent) == HeldElsewhere(theirs.until, None)
+    cache = DynamoDBInviteCache(dynamodb, table_name)
+    cache.put(unknown_entry("cl-18", "counts=0#event=-", "{}", now, POLICY), fetch_started=now)
+    known = leases.claim("cl-18", "counts=1#event=-", now, 10, admission=spent)
+    assert isinstance(known, AlreadyKnown)
+    assert known.entry.variant == "counts=1#event=-"
 
 
 def test_a_held_lease_is_waited_on_and_spends_nothing(

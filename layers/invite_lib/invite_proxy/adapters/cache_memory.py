@@ -4,8 +4,8 @@ instance per ``seconds``.
 An invite embedded on a busy page is one hot item, and every hit used to be one read
 of it: the table's partition throttles at a few thousand reads a second, and its
 latency is most of a hit's. Here each instance keeps what it read or wrote, for a
-second or so, and answers from memory meanwhile: a fresh copy as a hit, a stale one for
-the lookup to judge (served while another instance refreshes it, lookup.py).
+second or so, and answers from memory meanwhile. A stale copy is read from the table
+each time: the refresh another instance makes shows at once.
 
 What that costs in freshness, and its bound: a DELETE on this instance forgets the
 code at once; another instance may go on answering from its copy until the copy's
@@ -114,8 +114,7 @@ class MemoryTier:
         if not consistent:
             kept = self._recall(code, variant, now)
             if kept is not None:
-                if kept.is_fresh(now):
-                    obs.count("CacheMemoryHit")
+                obs.count("CacheMemoryHit")
                 return kept
         # The limit counts from before the read: a read that took its time, or retried,
         # leaves the copy no longer in memory than ``seconds`` from when it was asked.
@@ -170,9 +169,7 @@ class MemoryTier:
                 kept = variants.get(key)
                 if kept is None:
                     continue
-                # What the table said within ``seconds``, fresh or stale: a stale copy is
-                # the lookup's to judge (served while another instance refreshes it).
-                if self._clock() < kept.until and not kept.entry.is_expired(now):
+                if self._clock() < kept.until and kept.entry.is_fresh(now):
                     self._kept.move_to_end(code)
                     return kept.entry
                 del variants[key]  # done with: never answered again, so not kept

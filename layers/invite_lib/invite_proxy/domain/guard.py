@@ -240,10 +240,11 @@ class UpstreamGuard:
         """The bucket, after a call from the rate's ``second``: taken again if the bucket's
         wait ran into a later second."""
         now = self._clock()  # the table calls before took their time
-        waited = self._take_bucket(bucket, now, deadline, waits_by)
-        if waited and math.floor(self._clock()) != second:
-            # The second taken before the wait is over, and every caller that waited for
-            # this refill calls now: each must count in this second's share of the rate.
+        self._take_bucket(bucket, now, deadline, waits_by)
+        if math.floor(self._clock()) != second:
+            # The second taken before is over (a wait for the bucket, or the calls since
+            # the claim, ran into the next): the call must count in this second's share
+            # of the rate, or a second could carry more than the fleet's rate.
             try:
                 self._take_second_by(deadline, waits_by)
             except InviteProxyError:

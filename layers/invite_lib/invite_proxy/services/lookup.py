@@ -132,7 +132,8 @@ class InviteSource(Protocol):
         budget_spent: bool = False,
     ) -> DiscordResponse: ...
     # What a lookup's claim takes for its call (domain/guard.py); None: the guard's own way.
-    def admission(self, caller: Caller) -> Admission | None: ...
+    # Raises when no call can be made at all (no token): nothing is taken for it.
+    def admission(self, caller: Caller, deadline: Deadline) -> Admission | None: ...
 
 
 class CacheStatus(StrEnum):
@@ -224,7 +225,7 @@ class InviteLookupService:
             obs.count("ForeignEventRemembered")
             return self.lookup(query.without_event(), deadline=deadline, caller=caller)
         try:
-            claim = self._claim(query, now, deadline, caller)
+            claim = self._claim(query, deadline, lookup_deadline, caller)
         except InviteProxyError as exc:  # the caller's share, or the budget, is spent
             return self._stale_or_raise(cached, exc, self._clock())
         wait_until = min(now + self._coalescing.wait_seconds, lookup_deadline.at)
@@ -251,7 +252,7 @@ class InviteLookupService:
                 return self._result(latest, CacheStatus.HIT, now)
             cached = latest or cached
             try:
-                claim = self._claim(query, now, deadline, caller)
+                claim = self._claim(query, deadline, lookup_deadline, caller)
             except InviteProxyError as exc:
                 return self._stale_or_raise(cached, exc, self._clock())
         admitted = claim.admitted if claim is not None else None
@@ -356,13 +357,14 @@ class InviteLookupService:
         raise exc
 
     def _claim(
-        self, query: InviteQuery, now: float, deadline: Deadline, caller: Caller
+        self, query: InviteQuery, deadline: Deadline, call_deadline: Deadline, caller: Caller
     ) -> Lease | HeldElsewhere | AlreadyKnown | None:
         """Take the fetch lease, and with it what the call to Discord takes from the fleet
         (its admission: the caller's share and the budget among it); None when the table
         is failing (then this instance fetches, and the guard takes the rest as it can).
         Raises what the lookup answers when the caller's share or the budget is spent."""
-        admission = self._discord.admission(caller)
+        admission = self._discord.admission(caller, call_deadline)
+        now = self._clock()  # the second the claim counts the call in: now, not earlier
         try:
             claim = self._leases.claim(
                 query.code,
@@ -416,10 +418,12 @@ class InviteLookupService:
                 deadline=fetch.deadline,
                 call_deadline=fetch.lookup_deadline,
                 caller=fetch.caller,
-                # The claim took the first call's admission; a retry is the same lookup
-                # (its share and budget spent once), but a call of its own.
+                # The claim took the first call's admission; a retry is a call of its own,
+                # and spends the budget again (the budget bounds Discord calls, not lookups).
                 admitted=fetch.admitted if attempt == 0 else None,
-                budget_spent=fetch.admitted is not None and fetch.admitted.admission.spends_budget,
+                budget_spent=attempt == 0
+                and fetch.admitted is not None
+                and fetch.admitted.admission.spends_budget,
             )
         except UnknownInvite as exc:
             return unknown_entry(query.code, query.variant, exc.detail or "", now, self._policy)

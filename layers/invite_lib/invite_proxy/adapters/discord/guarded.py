@@ -75,10 +75,19 @@ class GuardedDiscord:
             admitted=admitted,
         )
 
-    def admission(self, caller: Caller) -> Admission | None:
+    def admission(self, caller: Caller, deadline: Deadline) -> Admission | None:
         """What a lookup's claim takes for its call (domain/guard.py): every lookup shares
-        one bucket, whatever its code."""
+        one bucket, whatever its code. No token, no admission: a call that cannot be made
+        takes nothing from the fleet."""
+        self._credentials(deadline)
         return self._guard.admission(Route.get_invite("-").bucket, caller)
+
+    def _credentials(self, deadline: Deadline) -> None:
+        try:
+            self._client.credentials(deadline)
+        except InviteProxyError as exc:
+            _failed(exc)
+            raise
 
     def get_invite(self, code: str, *, deadline: Deadline) -> DiscordResponse:
         """A rule run's lookup of a named code: never held back by public traffic's budget."""
@@ -132,12 +141,8 @@ class GuardedDiscord:
         """The guard's table calls end by ``deadline``; its waits and the request itself by
         ``call_deadline``, when the caller needs the call over sooner."""
         call_deadline = call_deadline or deadline
-        try:
-            # No token, no call: a call that cannot be made spends no budget, rate or bucket.
-            self._client.credentials(call_deadline)
-        except InviteProxyError as exc:
-            _failed(exc)
-            raise
+        # No token, no call: a call that cannot be made spends no budget, rate or bucket.
+        self._credentials(call_deadline)
         self._guard.admit(
             route.bucket,
             deadline,

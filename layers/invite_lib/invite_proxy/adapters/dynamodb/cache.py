@@ -21,7 +21,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.adapters.dynamodb import keys
-from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter
+from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter, pause
 from invite_proxy.adapters.dynamodb.entries import entry_from_item, item_from_entry
 from invite_proxy.adapters.dynamodb.lease_store import settle_update
 from invite_proxy.domain.cache_policy import CacheEntry, EntryKind
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 # Long enough to outlast any lookup in flight (a Lambda timeout), short enough to go away.
 REVOKED_MARKER_SECONDS = 3600
-_WRITE_TRIES = 2
+_WRITE_TRIES = 3
 
 
 class DynamoDBInviteCache(TableAdapter):
@@ -117,7 +117,9 @@ class DynamoDBInviteCache(TableAdapter):
             "ExpressionAttributeValues": {":started": {"N": repr(fetch_started)}},
         }
         settle = [] if lease is None else [settle_update(self._table, lease, entry.fresh_until)]
-        for _ in range(_WRITE_TRIES):
+        for attempt in range(_WRITE_TRIES):
+            if attempt:
+                pause()  # another transaction met on one of its items: let it finish
             items = [{"ConditionCheck": check}, *puts, *({"Update": s} for s in settle)]
             written = self._calls.write_if(
                 what,
@@ -126,9 +128,9 @@ class DynamoDBInviteCache(TableAdapter):
             )
             if not isinstance(written, Refused):
                 return True
-            if written.failed(0) and written.reasons[0].get("Code") != "TransactionConflict":
+            if written.refused(0):
                 return False  # revoked since the fetch began
-            if settle and written.failed(len(items) - 1):
+            if settle and written.refused(len(items) - 1):
                 settle = []  # the lease is not ours any more (it ran out): write alone
         return False  # conflicts all along: not cached, the next lookup fetches again
 

@@ -8,6 +8,7 @@ there, when the call asked for it), never an error.
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
@@ -73,12 +74,18 @@ class Refused:
     # "ConditionalCheckFailed", with "Item" when asked for; or "TransactionConflict").
     reasons: list[dict[str, Any]] = field(default_factory=list)
 
-    def failed(self, index: int) -> bool:
-        """Whether the transaction's item at ``index`` is what cancelled it."""
-        return self.reasons[index].get("Code") not in (None, "None")
+    def refused(self, index: int) -> bool:
+        """Whether the item at ``index`` failed its condition (not met another transaction)."""
+        return self.reasons[index].get("Code") == "ConditionalCheckFailed"
 
     def item_at(self, index: int) -> dict[str, Any]:
         return dict(self.reasons[index].get("Item") or {})
+
+
+def pause() -> None:
+    """A few milliseconds, jittered, before trying again a transaction that met another
+    on one of its items (DynamoDB cancels either for the conflict)."""
+    time.sleep(random.uniform(0.002, 0.02))  # noqa: S311 (spreading, not secrecy)
 
 
 DEFAULT_OPEN_SECONDS = 5.0  # TABLE_CIRCUIT_SECONDS's default

@@ -18,9 +18,10 @@
                                                       (icons.py)
     pk = "guilds#mirror"   sk = "state"               every allowed guild's record: when its
                                                       list was read, its vanity code, counts
-    pk = "fleet#blocked"   sk = "all"                 the fleet's blocks, each target's end
+    pk = "fleet#blocks"    sk = "all"                 the fleet's blocks, each target's end
                                                       and reason attributes of one item,
-                                                      which has no TTL (fleet_state.py)
+                                                      which has no TTL (fleet_state.py; a
+                                                      new key: see deploy.md, "Updating")
     pk = "fleet#invalid"   sk = "window#<n>"
     pk = "fleet#rate"      sk = "second#<t>"
     pk = "fleet#bucket"    sk = "<bucket>"
@@ -42,7 +43,7 @@ UNKNOWN_SORT_KEY = "unknown"
 LISTED_SORT_KEY = "listed"
 FOREIGN_EVENT_PREFIX = "event#"
 
-BLOCKED = "fleet#blocked"
+BLOCKS = "fleet#blocks"
 INVALID = "fleet#invalid"
 RATE = "fleet#rate"
 BUCKET = "fleet#bucket"
@@ -104,7 +105,7 @@ def mirror_state_key() -> Key:
 
 def blocks_key() -> Key:
     """Every block one item: a lookup's claim checks them all in one condition."""
-    return key(BLOCKED, "all")
+    return key(BLOCKS, "all")
 
 
 def allowance_key(name: str) -> Key:

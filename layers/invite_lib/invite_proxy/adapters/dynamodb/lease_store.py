@@ -38,7 +38,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from invite_proxy.adapters.dynamodb import keys
-from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter, TableCalls
+from invite_proxy.adapters.dynamodb.calls import Refused, TableAdapter, TableCalls, pause
 from invite_proxy.adapters.dynamodb.entries import entry_from_item
 from invite_proxy.adapters.fleet_state.dynamodb import (
     allowance_take,
@@ -62,7 +62,6 @@ _CLAIM_TRIES = 4
 # Each allowance's full_at as this instance last saw it, to pick the update it needs
 # (whole or part spent: allowance_take); at most this many, the oldest dropped.
 _SEEN_ALLOWANCES = 1024
-_CONFLICT = "TransactionConflict"
 
 
 class DynamoDBLeases(TableAdapter):
@@ -70,7 +69,8 @@ class DynamoDBLeases(TableAdapter):
         self, client: DynamoDBClient, table_name: str, calls: TableCalls | None = None
     ) -> None:
         super().__init__(client, table_name, calls)
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._seen: OrderedDict[str, float] = OrderedDict()  # guesses, never trusted alone
+        self._withheld: dict[str, float] = {}  # until when the table said each was spent
 
     def claim(
         self,
@@ -84,7 +84,11 @@ class DynamoDBLeases(TableAdapter):
     ) -> Claim:
         """A lookup's lease, with its admission (see the module's doc) when given one."""
         until = now + seconds
-        marker_check = {
+        if admission is not None and (withheld := self._withheld_here(admission, now)):
+            # Spent, as the table said lately: what the lease and the marker say still
+            # comes first (a fetch under way is waited on, a known code answered).
+            return self._peek(code, variant, now, deadline) or withheld
+        marker: dict[str, Any] | None = {
             "TableName": self._table,
             "Key": keys.unknown_key(code),
             "ConditionExpression": "attribute_not_exists(pk) OR fresh_until <= :now",
@@ -92,15 +96,15 @@ class DynamoDBLeases(TableAdapter):
             "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
         }
         lease_put = self._lease_put(code, variant, now, until)
-        spent = self._spent(admission, now) if admission else None
-        if spent is not None:
-            return spent
         for attempt in range(_CLAIM_TRIES):
             if attempt == _CLAIM_TRIES - 1:
                 admission = None  # the last try: the lease alone, the guard takes the rest
+            elif attempt:
+                pause()  # another claim met on a shared item: let it finish
             taking = self._admission_items(admission, now) if admission else []
-            items: list[Any] = [{"ConditionCheck": marker_check}, {"Put": lease_put}]
-            items += [item for item, _ in taking]
+            items: list[Any] = [{"ConditionCheck": marker}] if marker else []
+            lease_at = len(items)
+            items += [{"Put": lease_put}, *(item for item, _ in taking)]
             claimed = self._calls.write_if(
                 f"claiming {code!r}",
                 partial(self._client.transact_write_items, TransactItems=items),
@@ -109,24 +113,29 @@ class DynamoDBLeases(TableAdapter):
             if not isinstance(claimed, Refused):
                 admitted = Admitted(admission, math.floor(now)) if admission else None
                 for _, name in taking:
-                    if name is not None:
-                        self._saw(name, self._seen.get(name, now), admission, now)
+                    if name is not None:  # taken: one call on from what was seen, at least
+                        seen = max(self._seen.get(name, now), now)
+                        self._saw(name, seen + _every(admission, name))
                 return Lease(code, variant, self._id, until, admitted)
-            if claimed.failed(0) and (marker := entry_from_item(code, variant, claimed.item_at(0))):
-                return AlreadyKnown(replace(marker, variant=variant))
-            if _refused(claimed, 1):
-                return _held(claimed.item_at(1), now)
-            for index, (_, name) in enumerate(taking, start=2):
-                if not _refused(claimed, index):
+            if marker and claimed.refused(0):
+                known = entry_from_item(code, variant, claimed.item_at(0))
+                if known is not None:
+                    return AlreadyKnown(replace(known, variant=variant))
+                marker = None  # not a marker of ours: the lease alone decides
+            if claimed.refused(lease_at):
+                return _held(claimed.item_at(lease_at), now)
+            for index, (_, name) in enumerate(taking, start=lease_at + 1):
+                if not claimed.refused(index):
                     continue
                 if name is None:  # a block in force, or the second spent: the guard waits
                     admission = None
                     continue
                 assert admission is not None
-                full_at = full_at_of(claimed.item_at(index), now)
-                self._seen[name] = full_at
+                full_at = full_at_of(claimed.item_at(index), now)  # exact, as it stood
+                self._saw(name, full_at)
                 wait = dict(admission.allowances)[name].take(full_at, now)[1]
                 if wait > 0:
+                    self._withheld[name] = now + wait
                     return Withheld(name, wait)
             # Else an allowance moved on since it was seen (now known), or a conflict.
         return HeldElsewhere(until=now, failed=None)  # conflicts all along: look again soon
@@ -135,11 +144,11 @@ class DynamoDBLeases(TableAdapter):
         """The admission's part of a claim: each item, and the allowance it takes if one."""
         items: list[tuple[Any, str | None]] = []
         for name, allowance in admission.allowances:
-            # Not seen here lately: taken as part spent, as a busy fleet's budget is, and
-            # a visitor's share after its first lookup (on whichever instance it was).
-            seen = self._seen.get(name, now + allowance.every / 2)
-            take = allowance_take(self._table, name, now, allowance, seen)
-            if isinstance(take, float):  # spent as last seen, but _spent says not now
+            # Not seen here lately: a caller's share taken as whole (a visitor's first
+            # lookup), the budget as part spent (a fleet's, busy).
+            unseen = None if name == admission.share else now + allowance.every / 2
+            take = allowance_take(self._table, name, now, allowance, self._seen.get(name, unseen))
+            if isinstance(take, float):  # spent as last seen, yet not withheld: ask as whole
                 take = allowance_take(self._table, name, now, allowance, None)
             items.append(({"Update": take}, name))
         items.append(({"ConditionCheck": block_check(self._table, admission.blocks, now)}, None))
@@ -147,26 +156,48 @@ class DynamoDBLeases(TableAdapter):
         items.append(({"Update": second}, None))
         return items
 
-    def _spent(self, admission: Admission, now: float) -> Withheld | None:
-        """An allowance this instance saw spent, and still is by what it saw: withheld
-        without a call. The table's is never less spent than what was seen of it (only
-        takes move it, but for a give-back now and then, one call's worth), so a flood
-        that spent its share costs its reads and nothing more."""
-        for name, allowance in admission.allowances:
-            seen = self._seen.get(name)
-            wait = allowance.take(seen, now)[1] if seen is not None else 0.0
-            if wait > 0:
-                return Withheld(name, wait)
+    def _withheld_here(self, admission: Admission, now: float) -> Withheld | None:
+        """An allowance the table refused lately, until the time it said: withheld without
+        taking anything. (A give-back since may have brought that time forward by one
+        lookup's worth; the refusal holds to what the table said.)"""
+        for name, _ in admission.allowances:
+            until = self._withheld.get(name, 0.0)
+            if until > now:
+                return Withheld(name, until - now)
+            self._withheld.pop(name, None)
         return None
 
-    def _saw(self, name: str, full_at: float, admission: Admission | None, now: float) -> None:
-        """An allowance taken: its full_at is one call later than it was (or than now)."""
-        assert admission is not None
-        every = dict(admission.allowances)[name].every
-        self._seen[name] = max(full_at, now) + every
+    def _peek(
+        self, code: str, variant: str, now: float, deadline: Deadline
+    ) -> HeldElsewhere | AlreadyKnown | None:
+        """The code's marker and the variant's lease, read (one call): what a claim
+        would answer before its admission."""
+        wanted = [keys.unknown_key(code), keys.lease_key(code, variant)]
+        read = self._calls.call(
+            f"reading the claim on {code!r}",
+            partial(
+                self._client.batch_get_item,
+                RequestItems={self._table: {"Keys": wanted, "ConsistentRead": True}},
+            ),
+            deadline=deadline,
+        )
+        for item in read.get("Responses", {}).get(self._table, []):
+            if item["sk"]["S"] == keys.UNKNOWN_SORT_KEY:
+                known = entry_from_item(code, variant, item)
+                if known is not None and known.is_fresh(now):
+                    return AlreadyKnown(replace(known, variant=variant))
+            elif _number(item, "lease_until") >= now:
+                return _held(item, now)
+        return None
+
+    def _saw(self, name: str, full_at: float) -> None:
+        """What this instance knows of an allowance's full_at, to guess its update by."""
+        self._seen[name] = full_at
         self._seen.move_to_end(name)
         while len(self._seen) > _SEEN_ALLOWANCES:
             self._seen.popitem(last=False)
+        if len(self._withheld) > _SEEN_ALLOWANCES:
+            self._withheld.clear()  # a flood of callers: what it kept is only a saving
 
     def _lease_put(self, code: str, variant: str, now: float, until: float) -> dict[str, Any]:
         return {
@@ -245,9 +276,16 @@ def settle_update(
     }
 
 
-def _refused(claimed: Refused, index: int) -> bool:
-    """Whether the item at ``index`` was refused by its condition (not a conflict)."""
-    return claimed.failed(index) and claimed.reasons[index].get("Code") != _CONFLICT
+def _every(admission: Admission | None, name: str) -> float:
+    assert admission is not None
+    return dict(admission.allowances)[name].every
+
+
+def _number(item: dict[str, Any], name: str) -> float:
+    try:
+        return float(item[name]["N"])
+    except (KeyError, ValueError):
+        return 0.0
 
 
 def _held(item: dict[str, Any], now: float) -> HeldElsewhere:
