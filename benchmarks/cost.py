@@ -96,21 +96,32 @@ class KindCost:
 
 
 def kind_cost(
-    results: Mapping[str, Any], kind: str, discord_calls: int, memory_mb: int, prices: Prices
+    results: Mapping[str, Any],
+    kind: str,
+    discord_calls: int,
+    memory_mb: int,
+    prices: Prices,
+    authorizer_mb: int = 0,
 ) -> KindCost:
     handler_ms = results[f"handler_ms_{kind}"]
     calls = results.get(f"table_calls_per_{kind}", 0.0)
     billed_ms = handler_ms + calls * TABLE_CALL_MS + discord_calls * DISCORD_MS
     reads, writes = results[f"capacity_{kind}_rru"], results[f"capacity_{kind}_wru"]
     per_invocation = kind != "rule_per_invite"  # a rule run is one invocation for many
+    lambda_usd = (memory_mb / 1024) * (billed_ms / 1000) * prices.lambda_gb_second
+    if per_invocation:
+        lambda_usd += prices.lambda_request
+    if kind == "delete" and authorizer_mb:  # API Gateway runs the authorizer first
+        lambda_usd += (authorizer_mb / 1024) * (
+            results["handler_ms_authorizer"] / 1000
+        ) * prices.lambda_gb_second + prices.lambda_request
     return KindCost(
         handler_ms=handler_ms,
         billed_ms=billed_ms,
         table_calls=calls,
         read_units=reads,
         write_units=writes,
-        lambda_usd=(memory_mb / 1024) * (billed_ms / 1000) * prices.lambda_gb_second
-        + (prices.lambda_request if per_invocation else 0.0),
+        lambda_usd=lambda_usd,
         api_usd=prices.http_api_request if per_invocation else 0.0,
         table_usd=reads * prices.dynamodb_read_unit + writes * prices.dynamodb_write_unit,
     )
@@ -136,8 +147,9 @@ def _usd(value: float) -> str:
 
 
 def page(results: Mapping[str, Any], memory: Mapping[str, int], prices: Prices = PRICES) -> str:
+    authorizer = memory["AdminAuthorizerFunction"]
     costs = {
-        kind: kind_cost(results, kind, discord, memory[function], prices)
+        kind: kind_cost(results, kind, discord, memory[function], prices, authorizer)
         for kind, _, discord, function in KINDS
     }
     million = 1e6
@@ -192,8 +204,10 @@ USD per million requests of the kind (a rule run's: per million invites revoked)
   milliseconds of its latency): the claim takes the lease and everything the Discord
   call takes from the fleet at once, and refuses a flood's miss without anything to
   give back ([protections](protections.md)).
-* A DELETE also runs the admin authorizer (`AdminAuthorizerFunction`, not counted
-  here); DELETEs are an admin's, a handful a day.
+* A DELETE's Lambda price includes the admin authorizer API Gateway runs first
+  (`AdminAuthorizerFunction`, {memory["AdminAuthorizerFunction"]} MB,
+  `handler_ms_authorizer` {results["handler_ms_authorizer"]:.2f} ms, no table call);
+  DELETEs are an admin's, a handful a day.
 
 ## A million lookups
 

@@ -19,7 +19,8 @@ A flood's refused misses after the first on an instance cost a read in the claim
 
 A rule run is timed too, per invite it revokes (``handler_ms_rule_per_invite``): the
 RevokerFunction over a guild of RULE_INVITES invites, paced by the fleet's rate as on AWS
-(Lambda bills the pacing).
+(Lambda bills the pacing); and the AdminAuthorizerFunction, which runs before each DELETE
+(``handler_ms_authorizer``).
 
 Then each kind again, metered (benchmarks/capacity.py): the read and write request units
 DynamoDB charges, per request (``capacity_<kind>_rru`` and ``_wru``, a rule run's per
@@ -45,6 +46,7 @@ from benchmarks.results import record
 from discord_emulator import DiscordEmulator
 from discord_emulator.state import EmulatorState
 from invite_proxy.adapters.dynamodb.calls import TableCalls
+from invite_proxy.domain.admin_tokens import entry_for
 from invite_proxy_local.dynamodb import ensure_table, start_moto_process
 from invite_proxy_local.gateway import ExecutionEnvironment, LambdaContext
 from invite_proxy_local.template import Template
@@ -168,6 +170,13 @@ def test_each_request_kinds_handler_time(
         kind("refused_miss", shared, refused)
         (run_ms,) = _times_ms(_revoker(), [_rule(emulator, "Timed-rule")])
         figures["rule_per_invite"] = run_ms / RULE_INVITES
+        # The admin authorizer, which API Gateway runs before each DELETE (no table call).
+        token = "dip_bench-admin-token-000000000000000000000000000000"
+        os.environ["ADMIN_TOKENS"] = json.dumps({"tokens": [entry_for("bench", token)]})
+        authorize = json.loads((EVENTS / "authorize_admin.json").read_text())
+        authorize["headers"]["authorization"] = authorize["identitySource"][0] = f"Bearer {token}"
+        authorizer = ExecutionEnvironment(Template().functions()["AdminAuthorizerFunction"])
+        figures["authorizer"] = _median_ms(authorizer, [authorize] * ROUNDS)
 
     benchmark.pedantic(measure, rounds=1, iterations=1)
     capsys.readouterr()

@@ -29,6 +29,7 @@ KEYS = {
     "handler_ms_refused_miss",
     "handler_ms_delete",
     "handler_ms_rule_per_invite",
+    "handler_ms_authorizer",
     *(
         f"table_calls_per_{kind}"
         for kind in ("memory_hit", "hit", "miss", "refused_miss", "delete")
