@@ -144,11 +144,10 @@ class DynamoDBLeases(TableAdapter):
         """The admission's part of a claim: each item, and the allowance it takes if one."""
         items: list[tuple[Any, str | None]] = []
         for name, allowance in admission.allowances:
-            # Not seen here lately: a caller's share taken as whole (a visitor's first
-            # lookup), the budget as part spent (a fleet's, busy).
-            unseen = None if name == admission.share else now + allowance.every / 2
-            take = allowance_take(self._table, name, now, allowance, self._seen.get(name, unseen))
-            if isinstance(take, float):  # spent as last seen, yet not withheld: ask as whole
+            # Not seen here: the update that serves one never taken or part spent (a new
+            # visitor's share, a busy fleet's budget), the commonest.
+            take = allowance_take(self._table, name, now, allowance, self._seen.get(name))
+            if isinstance(take, float):  # spent as last seen, yet not withheld: the table says
                 take = allowance_take(self._table, name, now, allowance, None)
             items.append(({"Update": take}, name))
         items.append(({"ConditionCheck": block_check(self._table, admission.blocks, now)}, None))

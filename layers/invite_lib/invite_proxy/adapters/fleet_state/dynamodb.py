@@ -70,7 +70,7 @@ _UNTIL, _REASON = "until:", "reason:"
 
 # An allowance: whole (or never used), or part spent with room for one more call.
 ALLOWANCE_WHOLE = "(attribute_not_exists(full_at) OR full_at <= :now)"
-ALLOWANCE_ROOM = "full_at > :now AND full_at <= :last"
+ALLOWANCE_NEW_OR_ROOM = "attribute_not_exists(full_at) OR (full_at > :now AND full_at <= :last)"
 _ALLOWANCE_TRIES = 3
 
 # What each update does to the bucket.
@@ -245,7 +245,8 @@ class DynamoDBFleetState(TableAdapter):
         self, name: str, now: float, allowance: Allowance, *, deadline: Deadline = NO_DEADLINE
     ) -> float:
         """One call from a continuously refilling allowance (domain/fleet_state.py): one
-        conditional write when it is whole or spent, two when it is part spent."""
+        conditional write when it was never taken, is part spent or is spent; two when it
+        is whole again after it was taken."""
         seen: float | None = None  # full_at as the table last had it
         for _ in range(_ALLOWANCE_TRIES):
             take = allowance_take(self._table, name, now, allowance, seen)
@@ -331,22 +332,25 @@ def allowance_take(
     table: str, name: str, now: float, allowance: Allowance, seen: float | None
 ) -> dict[str, Any] | float:
     """One call from an allowance whose ``full_at`` was last seen as ``seen`` (None: not
-    seen, taken as whole): the update, or the seconds to wait when it is spent by then.
+    seen): the update, or the seconds to wait when it is spent by then.
 
-    Whole and part spent need different updates (DynamoDB has no max()): the one for
-    what was seen, whose condition refuses it if the allowance has moved on since, with
-    the item as it is, so the caller can try the other.
+    An allowance never taken, or part spent, takes one update; one whole again after it
+    was taken needs another (DynamoDB has no max()). The update for what was seen (not
+    seen: the first kind, which also serves an allowance never taken) refuses itself if
+    the allowance is not so now, with the item as it is, so the caller can try the other.
     """
     ttl = math.ceil(now + allowance.ahead) + WINDOW_SECONDS  # whole again by then at latest
     values: dict[str, float | str]
-    if seen is None or seen <= now:
+    if seen is not None and seen <= now:
         update, condition = "SET full_at = :after, #ttl = :ttl", ALLOWANCE_WHOLE
         values = {":now": now, ":after": now + allowance.every, ":ttl": ttl}
     else:
-        _, wait = allowance.take(seen, now)
-        if wait > 0:
-            return wait
-        update, condition = "SET full_at = full_at + :every, #ttl = :ttl", ALLOWANCE_ROOM
+        if seen is not None:
+            _, wait = allowance.take(seen, now)
+            if wait > 0:
+                return wait
+        update = "SET full_at = if_not_exists(full_at, :now) + :every, #ttl = :ttl"
+        condition = ALLOWANCE_NEW_OR_ROOM
         last = now + allowance.ahead - allowance.every
         values = {":now": now, ":every": allowance.every, ":last": last, ":ttl": ttl}
     return {
