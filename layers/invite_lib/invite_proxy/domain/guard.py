@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from invite_proxy import observability as obs
 from invite_proxy.domain.callers import caller_key
@@ -61,8 +61,7 @@ CALL_RESERVE_SECONDS = 0.5
 MAX_TURN_WAIT_SECONDS = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """What a public lookup's call takes from the fleet before it is made, but its bucket:
     no block in force on any of ``blocks``, one call from this second's share of the rate,
     and one lookup from each allowance (the caller's share first, then the budget).
@@ -88,8 +87,7 @@ class Admission:
         return _budget_spent(dict(self.allowances)[name], wait)
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
+class Admitted(NamedTuple):
     """An admission taken, in the rate's ``second``."""
 
     admission: Admission

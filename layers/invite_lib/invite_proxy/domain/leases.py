@@ -4,7 +4,7 @@ else a lookup's claim of one can answer."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from invite_proxy.domain.cache_policy import CacheEntry
@@ -31,16 +31,15 @@ class HeldElsewhere:
     failed: str | None  # the error code it gave up with, if it did
 
 
-@dataclass(frozen=True, slots=True)
-class AlreadyKnown:
+# (The claim's other answers are named tuples: made at every cold start, and cheaper so.)
+class AlreadyKnown(NamedTuple):
     """No lease needed: Discord said lately that the code does not exist, whatever the
     variant asked (the code's unknown marker, as fresh as ``entry`` says)."""
 
     entry: CacheEntry
 
 
-@dataclass(frozen=True, slots=True)
-class Withheld:
+class Withheld(NamedTuple):
     """No lease taken: the admission's allowance ``name`` is spent for ``wait`` seconds."""
 
     name: str
