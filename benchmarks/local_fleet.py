@@ -125,4 +125,4 @@ def local_fleet(instances: int, *, rate_limit: int, name: str, **env: str) -> It
         for process in processes:
             process.stop()
         emulator.stop()
-        server.stop()  # type: ignore[attr-defined]
+        server.stop()

@@ -82,7 +82,7 @@ def one_sweep(tmp_path: Path, name: str) -> dict[str, Any]:
         deletes = emulator.state.requests_to(ROUTE)
     finally:
         emulator.stop()
-        server.stop()  # type: ignore[attr-defined]
+        server.stop()
 
     statuses = Counter(r.status for r in deletes)
     span = max(r.at for r in deletes) - min(r.at for r in deletes)

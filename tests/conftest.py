@@ -63,7 +63,7 @@ def template() -> Template:
 def moto_endpoint() -> Iterator[str]:
     server, endpoint = start_moto_server()
     yield endpoint
-    server.stop()  # type: ignore[attr-defined]
+    server.stop()
 
 
 @pytest.fixture

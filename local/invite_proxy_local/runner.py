@@ -258,7 +258,7 @@ def backends(env: MutableMapping[str, str], template: Template) -> Backends:
         env.setdefault("AWS_SECRET_ACCESS_KEY", "local")
         server, endpoint = start_moto_server()
         env["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
-        stops.append(server.stop)  # type: ignore[attr-defined]
+        stops.append(server.stop)
         dynamodb_note = f"embedded moto server at {endpoint}"
     else:
         dynamodb_note = f"{endpoint} (AWS_ENDPOINT_URL_DYNAMODB)"

@@ -461,7 +461,7 @@ def test_dynamodb_down_still_serves_through_discord(
 
     server, endpoint = start_moto_server()
     run = start_api(AWS_ENDPOINT_URL_DYNAMODB=endpoint, DYNAMODB_TIMEOUT="0.3")
-    server.stop()  # type: ignore[attr-defined]
+    server.stop()
     emulator.state.add_invite(guild, code="nodb-1")
     for _ in range(2):
         response = requests.get(f"{run.url}/invites/nodb-1", timeout=10)

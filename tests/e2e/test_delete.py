@@ -352,7 +352,7 @@ def test_eviction_failure_says_retry(
     run = start_api(AWS_ENDPOINT_URL_DYNAMODB=endpoint, DYNAMODB_TIMEOUT="0.3")
     emulator.state.add_invite(guild, code="stuck-1")
     assert requests.get(f"{run.url}/invites/stuck-1", timeout=5).status_code == 200
-    server.stop()  # type: ignore[attr-defined]
+    server.stop()
     response = delete(run, "stuck-1", **bearer(run.admin_token))
     assert response.status_code == 503
     error = response.json()["error"]

@@ -167,7 +167,7 @@ def test_with_the_table_down_an_instance_answers_from_its_own_read_of_the_list(
         CACHE_TABLE_NAME="outage-table",
         TABLE_CIRCUIT_SECONDS="60",  # one failure, then the table is skipped: a quick test
     )
-    server.stop()  # type: ignore[attr-defined]  # from now on, connections are refused
+    server.stop()  # from now on, connections are refused
     codes = [emulator.state.add_invite(guild, code=f"gm-out-{n}").code for n in range(5)]
     answers = [requests.get(f"{run.url}/invites/{code}", timeout=15) for code in codes]
     answers += [requests.get(f"{run.url}/invites/rnd{n}x", timeout=15) for n in range(20)]

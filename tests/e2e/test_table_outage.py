@@ -38,7 +38,7 @@ def test_with_dynamodb_refusing_connections_an_instance_earns_no_429(
 ) -> None:
     server, endpoint = start_moto_server()
     run = start_api(AWS_ENDPOINT_URL_DYNAMODB=endpoint, CACHE_TABLE_NAME="outage-table")
-    server.stop()  # type: ignore[attr-defined]  # from now on, connections are refused
+    server.stop()  # from now on, connections are refused
     emulator.state.rate_limit, emulator.state.rate_window = 5, 1.0
     codes = [f"outage-{n:02}" for n in range(40)]
     for code in codes:
@@ -76,7 +76,7 @@ def test_with_dynamodb_down_three_instances_each_honour_their_own_429s(
         )
         for n in range(3)
     ]
-    server.stop()  # type: ignore[attr-defined]
+    server.stop()
     window = 1.0
     emulator.state.rate_limit, emulator.state.rate_window = 5, window
     per_instance = 24

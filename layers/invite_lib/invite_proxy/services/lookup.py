@@ -102,6 +102,9 @@ class InviteCache(Protocol):
 
 
 class FetchLeases(Protocol):
+    def acquire(
+        self, code: str, variant: str, now: float, seconds: float, *, deadline: Deadline = ...
+    ) -> Lease | HeldElsewhere: ...
     def claim(
         self,
         code: str,
@@ -251,10 +254,10 @@ class InviteLookupService:
                 obs.count("CacheCoalesced")
                 return self._result(latest, CacheStatus.HIT, now)
             cached = latest or cached
-            try:
-                claim = self._claim(query, deadline, lookup_deadline, caller)
-            except InviteProxyError as exc:
-                return self._stale_or_raise(cached, exc, self._clock())
+            # Only the lease, as it stands: the holder's failure, or the lease free (its
+            # holder gone). A waiter's polls touch no item the fleet shares; one that
+            # takes the lease takes the rest of its call's admission the guard's way.
+            claim = self._acquire(query, now, deadline)
         admitted = claim.admitted if claim is not None else None
         fetch = _Fetch(query, deadline, lookup_deadline, caller, admitted)
         return self._fetch_and_store(fetch, cached, claim)
@@ -383,6 +386,17 @@ class InviteLookupService:
         if isinstance(claim, AlreadyKnown):
             self._cache.remember(claim.entry, now)
         return claim
+
+    def _acquire(
+        self, query: InviteQuery, now: float, deadline: Deadline
+    ) -> Lease | HeldElsewhere | None:
+        try:
+            return self._leases.acquire(
+                query.code, query.variant, now, self._coalescing.lease_seconds, deadline=deadline
+            )
+        except TableUnavailable as exc:
+            self._cache_failed(exc)
+            return None
 
     def _finish(
         self, lease: Lease, until: float, deadline: Deadline, *, failed: str | None = None
