@@ -19,7 +19,7 @@ developer guide says an on-demand table charges:
   cost.
 
 The deployed stack reads DynamoDB's own answers instead: each invocation's
-``TableCapacityUnits`` metric (docs/cost.md).
+``TableReadUnits`` and ``TableWriteUnits`` metrics (docs/cost.md).
 """
 
 from __future__ import annotations

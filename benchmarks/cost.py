@@ -197,7 +197,8 @@ USD per million requests of the kind (a rule run's: per million invites revoked)
   `capacity_*_rru`, `capacity_*_wru`): each call the handlers made, charged by
   DynamoDB's published rules from the items it touched (benchmarks/capacity.py; moto's
   own consumed-capacity answers are constants). A deployed stack reports DynamoDB's
-  own answers instead: each invocation's `TableCapacityUnits` metric.
+  own answers instead: each invocation's `TableReadUnits` and `TableWriteUnits`
+  metrics ([operations](operations.md)).
 * A miss's write units are mostly its two transactions: DynamoDB charges a
   transaction twice a plain write, for every item in it, condition checks included.
   They buy a miss's {costs["miss"].table_calls:.1f} calls where thirteen were (each a few

@@ -168,8 +168,10 @@ def test_each_request_kinds_handler_time(
         _median_ms(shared, [_event("get_invite.json", codes[ROUNDS], "198.51.100.7")])  # spent
         refused = [_event("get_invite.json", c, "198.51.100.7") for c in codes[ROUNDS + 1 :]]
         kind("refused_miss", shared, refused)
+        before = table_calls.made
         (run_ms,) = _times_ms(_revoker(), [_rule(emulator, "Timed-rule")])
         figures["rule_per_invite"] = run_ms / RULE_INVITES
+        calls["rule_per_invite"] = (table_calls.made - before) / RULE_INVITES
         # The admin authorizer, which API Gateway runs before each DELETE (no table call).
         token = "dip_bench-admin-token-000000000000000000000000000000"
         os.environ["ADMIN_TOKENS"] = json.dumps({"tokens": [entry_for("bench", token)]})

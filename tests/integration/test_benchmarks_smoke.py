@@ -32,7 +32,7 @@ KEYS = {
     "handler_ms_authorizer",
     *(
         f"table_calls_per_{kind}"
-        for kind in ("memory_hit", "hit", "miss", "refused_miss", "delete")
+        for kind in ("memory_hit", "hit", "miss", "refused_miss", "delete", "rule_per_invite")
     ),
     *(
         f"capacity_{kind}_{unit}"
