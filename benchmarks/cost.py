@@ -146,12 +146,26 @@ def _usd(value: float) -> str:
     return f"{value:,.2f}"
 
 
-def page(results: Mapping[str, Any], memory: Mapping[str, int], prices: Prices = PRICES) -> str:
+def _costs(
+    results: Mapping[str, Any], memory: Mapping[str, int], prices: Prices
+) -> dict[str, KindCost]:
     authorizer = memory["AdminAuthorizerFunction"]
-    costs = {
+    return {
         kind: kind_cost(results, kind, discord, memory[function], prices, authorizer)
         for kind, _, discord, function in KINDS
     }
+
+
+def million_lookups(
+    results: Mapping[str, Any], memory: Mapping[str, int], prices: Prices = PRICES
+) -> tuple[float, float]:
+    """USD for a million lookups at the stated mix: straight to the API, through the CDN."""
+    costs = _costs(results, memory, prices)
+    return _lookups(costs, prices) * 1e6, _through_cdn(costs, prices) * 1e6
+
+
+def page(results: Mapping[str, Any], memory: Mapping[str, int], prices: Prices = PRICES) -> str:
+    costs = _costs(results, memory, prices)
     million = 1e6
     rows = [
         "| request | handler (ms) | billed (ms) | table calls | read units | write units "
@@ -166,8 +180,7 @@ def page(results: Mapping[str, Any], memory: Mapping[str, int], prices: Prices =
             f"| {_usd(cost.lambda_usd * million)} | {_usd(cost.api_usd * million)} "
             f"| {_usd(cost.table_usd * million)} | {_usd(cost.usd * million)} |"
         )
-    direct = _lookups(costs, prices) * million
-    cdn = _through_cdn(costs, prices) * million
+    direct, cdn = million_lookups(results, memory, prices)
     hits = HIT_RATIO * 100
     machine = results.get("_machine", "the bench machine")
     return f"""# What it costs

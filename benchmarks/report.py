@@ -74,7 +74,23 @@ def table(results: Mapping[str, float]) -> str:
     rows = ["| figure | measured | target |", "| --- | --- | --- |"]
     for key, what, target, shown in HEADLINES:
         rows.append(f"| {what} (`{key}`) | {shown(results[key])} | {target} |")
+    rows += _cost_rows(results)
     return "\n".join(rows)
+
+
+def _cost_rows(results: Mapping[str, float]) -> list[str]:
+    """What docs/cost.md says a million lookups cost, from the same results."""
+    from benchmarks.cost import EDGE_HIT_RATIO, HIT_RATIO, million_lookups
+    from invite_proxy_local.template import Template
+
+    memory = {name: function.memory for name, function in Template().functions().items()}
+    direct, cdn = million_lookups(results, memory)
+    hits, edge = f"{HIT_RATIO:.0%}", f"{EDGE_HIT_RATIO:.0%}"
+    return [
+        f"| a million lookups, {hits} hits, on AWS ([cost.md](docs/cost.md)) | "
+        f"{direct:.2f} USD | reported |",
+        f"| the same through the CDN, {edge} answered at the edge | {cdn:.2f} USD | reported |",
+    ]
 
 
 def block(results: Mapping[str, float]) -> str:
