@@ -19,7 +19,7 @@ from invite_proxy.adapters.dynamodb.calls import TableCalls
 from invite_proxy.adapters.dynamodb.lease_store import DynamoDBLeases
 from invite_proxy.adapters.fleet_state.dynamodb import DynamoDBFleetState
 from invite_proxy.domain.cache_policy import CachePolicy, EntryKind, invite_entry, unknown_entry
-from invite_proxy.domain.errors import BudgetExhausted, CallerShareExhausted
+from invite_proxy.domain.errors import BudgetExhausted, CallerShareExhausted, TableUnavailable
 from invite_proxy.domain.fleet_state import Allowance
 from invite_proxy.domain.guard import Admission
 from invite_proxy.domain.leases import AlreadyKnown, HeldElsewhere, Lease, Withheld
@@ -324,3 +324,40 @@ def test_an_allowance_whole_again_after_it_was_taken_costs_one_more_try_once(
     assert claim.admitted is not None
     assert calls.sent == Counter({"claiming 'cl-19'": 2})
     assert full_at(dynamodb, table_name, name) == pytest.approx(now + 300)
+
+
+def conflicting_once(send: Callable[..., Any], times: int = 1) -> Callable[..., Any]:
+    """A client method that first meets another transaction on its item, ``times`` times."""
+    left = [times]
+
+    def call(**kwargs: Any) -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            error: Any = {"Code": "TransactionConflictException", "Message": "in a transaction"}
+            raise ClientError({"Error": error}, "PutItem")
+        return send(**kwargs)
+
+    return call
+
+
+def test_a_single_write_that_meets_a_claims_transaction_tries_again(
+    dynamodb: Any, table_name: str, calls: Counted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DynamoDB refuses a PutItem or UpdateItem on an item a transaction is writing, and
+    botocore does not try it again: a waiter's poll of a hot code's lease, or the guard's
+    take of the second, is tried again, and the table is not taken for failing."""
+    leases = DynamoDBLeases(dynamodb, table_name, calls)
+    monkeypatch.setattr(dynamodb, "put_item", conflicting_once(dynamodb.put_item))
+    assert isinstance(leases.acquire("cl-20", "v", time.time(), 10), Lease)
+    assert calls.sent == Counter({"taking the lease on 'cl-20'": 2})
+
+
+def test_an_item_busy_all_along_fails_the_call_not_the_table(
+    dynamodb: Any, table_name: str, calls: Counted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leases = DynamoDBLeases(dynamodb, table_name, calls)
+    monkeypatch.setattr(dynamodb, "put_item", conflicting_once(dynamodb.put_item, times=3))
+    with pytest.raises(TableUnavailable):
+        leases.acquire("cl-21", "v", time.time(), 10)
+    # The breaker stays closed: the next call goes to the table at once.
+    assert isinstance(leases.acquire("cl-21", "v", time.time(), 10), Lease)

@@ -170,7 +170,7 @@ class TableCalls:
     ) -> R:
         """One DynamoDB call; any failure is TableUnavailable."""
         try:
-            result = self._send(what, send, deadline, essential)
+            result = self._sent(what, send, deadline, essential)
         except (BotoCoreError, ClientError) as exc:
             raise self._failed(what, exc) from None
         self._breaker.succeeded()
@@ -182,7 +182,7 @@ class TableCalls:
         """A conditional write (or transaction): its response, or Refused when a condition
         said no, which is an answer from a healthy table, not a failure."""
         try:
-            result: R | Refused = self._send(what, send, deadline, essential=False)
+            result: R | Refused = self._sent(what, send, deadline, essential=False)
         except ClientError as exc:
             if not _refused(exc):
                 raise self._failed(what, exc) from None
@@ -194,8 +194,23 @@ class TableCalls:
         self._breaker.succeeded()
         return result
 
+    def _sent[R](self, what: str, send: Callable[[], R], deadline: Deadline, essential: bool) -> R:
+        """The call, tried again a few jittered milliseconds later when it met a transaction
+        on its item (DynamoDB refuses a single-item write that does so, and botocore does
+        not try it again): every lookup's claim writes the items the fleet shares."""
+        for attempt in range(_CONFLICT_TRIES):
+            try:
+                return self._send(what, send, deadline, essential)
+            except ClientError as exc:
+                if _code(exc) != _CONFLICT or attempt == _CONFLICT_TRIES - 1:
+                    raise
+            pause()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _failed(self, what: str, exc: Exception) -> TableUnavailable:
         failure = TableUnavailable(detail=f"{what} failed: {exc}")
+        if isinstance(exc, ClientError) and _code(exc) == _CONFLICT:
+            return failure  # a busy item, not a failing table: the breaker stays closed
         self._breaker.failed(failure)
         return failure
 
@@ -237,6 +252,14 @@ class TableAdapter:
         # The environment's part is read at each call: SnapStart restores many instances
         # from one snapshot, and gives each its own after the restore.
         return f"{instance.instance_id()}-{self._own_id}"
+
+
+_CONFLICT = "TransactionConflictException"
+_CONFLICT_TRIES = 3
+
+
+def _code(exc: ClientError) -> str | None:
+    return exc.response.get("Error", {}).get("Code")
 
 
 def _refused(exc: ClientError) -> bool:

@@ -351,7 +351,9 @@ def allowance_take(
                 return wait
         update = "SET full_at = if_not_exists(full_at, :now) + :every, #ttl = :ttl"
         condition = ALLOWANCE_NEW_OR_ROOM
-        last = now + allowance.ahead - allowance.every
+        # (A microsecond's leeway, as Allowance.take has: the burst's last call is not lost
+        # to a float's last digit, the table comparing decimals.)
+        last = now + allowance.ahead - allowance.every + 1e-6
         values = {":now": now, ":every": allowance.every, ":last": last, ":ttl": ttl}
     return {
         "TableName": table,
