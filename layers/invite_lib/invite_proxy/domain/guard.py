@@ -80,11 +80,14 @@ class Admission(NamedTuple):
     def spends_budget(self) -> bool:
         return any(name == _BUDGET for name, _ in self.allowances)
 
+    def allowance(self, name: str) -> Allowance:
+        return next(allowance for taken, allowance in self.allowances if taken == name)
+
     def withheld(self, name: str, wait: float) -> InviteProxyError:
         """What a lookup answers when ``name``'s allowance is spent for ``wait`` seconds."""
         if name == self.share:
             return _share_spent(name, wait)
-        return _budget_spent(dict(self.allowances)[name], wait)
+        return _budget_spent(self.allowance(name), wait)
 
 
 class Admitted(NamedTuple):
@@ -207,7 +210,7 @@ class UpstreamGuard:
             except InviteProxyError:
                 name = admitted.admission.share
                 if name is not None:
-                    allowance = dict(admitted.admission.allowances)[name]
+                    allowance = admitted.admission.allowance(name)
                     self._give_back(name, allowance, self._state, deadline)
                 raise
             return

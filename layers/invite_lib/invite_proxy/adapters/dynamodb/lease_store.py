@@ -111,11 +111,13 @@ class DynamoDBLeases(TableAdapter):
                 deadline=deadline,
             )
             if not isinstance(claimed, Refused):
-                admitted = Admitted(admission, math.floor(now)) if admission else None
+                if admission is None:
+                    return Lease(code, variant, self._id, until)
                 for _, name in taking:
                     if name is not None:  # taken: one call on from what was seen, at least
                         seen = max(self._seen.get(name, now), now)
-                        self._saw(name, seen + _every(admission, name))
+                        self._saw(name, seen + admission.allowance(name).every)
+                admitted = Admitted(admission, math.floor(now))
                 return Lease(code, variant, self._id, until, admitted)
             if marker and claimed.refused(0):
                 known = entry_from_item(code, variant, claimed.item_at(0))
@@ -133,8 +135,10 @@ class DynamoDBLeases(TableAdapter):
                 assert admission is not None
                 full_at = full_at_of(claimed.item_at(index), now)  # exact, as it stood
                 self._saw(name, full_at)
-                wait = dict(admission.allowances)[name].take(full_at, now)[1]
+                wait = admission.allowance(name).take(full_at, now)[1]
                 if wait > 0:
+                    if len(self._withheld) >= _SEEN_ALLOWANCES:
+                        self._withheld.clear()  # a flood of callers: it is only a saving
                     self._withheld[name] = now + wait
                     return Withheld(name, wait)
             # Else an allowance moved on since it was seen (now known), or a conflict.
@@ -185,8 +189,8 @@ class DynamoDBLeases(TableAdapter):
                 known = entry_from_item(code, variant, item)
                 if known is not None and known.is_fresh(now):
                     return AlreadyKnown(replace(known, variant=variant))
-            elif _number(item, "lease_until") >= now:
-                return _held(item, now)
+            elif (held := _held(item, now)).until >= now:
+                return held
         return None
 
     def _saw(self, name: str, full_at: float) -> None:
@@ -195,8 +199,6 @@ class DynamoDBLeases(TableAdapter):
         self._seen.move_to_end(name)
         while len(self._seen) > _SEEN_ALLOWANCES:
             self._seen.popitem(last=False)
-        if len(self._withheld) > _SEEN_ALLOWANCES:
-            self._withheld.clear()  # a flood of callers: what it kept is only a saving
 
     def _lease_put(self, code: str, variant: str, now: float, until: float) -> dict[str, Any]:
         return {
@@ -273,18 +275,6 @@ def settle_update(
         "ExpressionAttributeNames": {"#owner": "owner", "#ttl": keys.TTL_ATTRIBUTE},
         "ExpressionAttributeValues": values,
     }
-
-
-def _every(admission: Admission | None, name: str) -> float:
-    assert admission is not None
-    return dict(admission.allowances)[name].every
-
-
-def _number(item: dict[str, Any], name: str) -> float:
-    try:
-        return float(item[name]["N"])
-    except (KeyError, ValueError):
-        return 0.0
 
 
 def _held(item: dict[str, Any], now: float) -> HeldElsewhere:
